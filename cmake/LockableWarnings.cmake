@@ -1,0 +1,13 @@
+# Warnings and sanitizers for lockable's own targets only; never forced on consumers.
+function(lockable_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+                                           -Wno-sign-conversion)
+  if(LOCKABLE_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(LOCKABLE_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${LOCKABLE_SANITIZE} -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${LOCKABLE_SANITIZE})
+  endif()
+endfunction()

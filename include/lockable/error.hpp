@@ -1,0 +1,80 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lockable {
+
+/// Base of every exception the library throws. `what()` is a complete, human-readable message
+/// that names the input at fault (file, field, resource or flag) and how to fix it.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One problem found in a resources source. `where` is the source plus the location, e.g.
+/// `lab.json:3:14` for a syntax error or `lab.json: entry 3 (id "dut-7")` for an entry.
+struct Problem {
+  std::string where;
+  std::string message;
+  /// `where: message`, the form printed to users.
+  std::string to_string() const { return where + ": " + message; }
+};
+
+/// A resources source (file, list, URL) is invalid. Holds every problem found, not just the
+/// first; `what()` lists them one per line.
+class ResourcesError : public Error {
+ public:
+  ResourcesError(std::string source, std::vector<Problem> problems);
+  const std::string& source() const noexcept { return source_; }
+  const std::vector<Problem>& problems() const noexcept { return problems_; }
+
+ private:
+  std::string source_;
+  std::vector<Problem> problems_;
+};
+
+/// A requirement text or JSON object is malformed: bad JSON, bad `key=value` pair, unknown
+/// operator, invalid regex. Raised when the requirement is parsed, never while matching.
+class RequirementsError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// No resource can ever satisfy the requirements (as opposed to: all matching ones are busy).
+/// `reasons()` holds one line per resource saying why it did not match.
+class NoMatchError : public Error {
+ public:
+  NoMatchError(const std::string& message, std::vector<std::string> reasons);
+  const std::vector<std::string>& reasons() const noexcept { return reasons_; }
+
+ private:
+  std::vector<std::string> reasons_;
+};
+
+/// Matching resources exist but all stayed busy until the timeout. `busy()` holds one line per
+/// busy device naming its holder (pid, host, allocation id, since when) where known.
+class TimeoutError : public Error {
+ public:
+  TimeoutError(const std::string& message, std::vector<std::string> busy);
+  const std::vector<std::string>& busy() const noexcept { return busy_; }
+
+ private:
+  std::vector<std::string> busy_;
+};
+
+/// The lock store cannot be used: lock folder not writable, a symlink where a lock file should be,
+/// a server that refuses us. The message names the folder/URL and the fix.
+class BackendError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Invalid configuration of a front end or of `Options` (bad flag value, negative timeout).
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace lockable
