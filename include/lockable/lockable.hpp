@@ -90,4 +90,9 @@ class Lockable {
 /// `gethostname()`, or "localhost" if it fails.
 std::string this_hostname();
 
+/// Parses a timeout typed by a user: seconds, fractions allowed ("0.5", "30", "1e3"). Throws
+/// ConfigError naming `name` (a flag or variable, e.g. "--timeout") for a negative, non-finite or
+/// non-numeric value.
+Seconds parse_timeout(std::string_view text, const std::string& name);
+
 }  // namespace lockable
