@@ -1,0 +1,718 @@
+#include "core/query.hpp"
+
+#include <lockable/error.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <stdexcept>
+#include <utility>
+
+namespace lockable::detail {
+namespace {
+
+// Reasons quote the user's requirement; this keeps one line readable for huge ones.
+constexpr std::size_t kReasonLimit = 200;
+
+constexpr const char* kValueOperators =
+    "$eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex (with $options), $not, $all, "
+    "$size, $elemMatch";
+
+[[noreturn]] void fail(const std::string& message) {
+  throw RequirementsError("requirements: " + message);
+}
+
+std::string in_quotes(std::string_view text) { return dump(Json(std::string(text))); }
+
+bool is_operator(const std::string& key) { return !key.empty() && key[0] == '$'; }
+
+bool is_logical(const std::string& key) { return key == "$and" || key == "$or" || key == "$nor"; }
+
+std::vector<std::string> split_path(std::string_view key) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    parts.emplace_back(key.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return parts;
+}
+
+std::string join_path(const std::vector<std::string>& parts) {
+  std::string text;
+  for (const auto& part : parts) {
+    if (!text.empty()) text += '.';
+    text += part;
+  }
+  return text;
+}
+
+// Bounded recursion: stops descending once the limit is passed, so it is safe on any input.
+bool deeper_than(const Json& value, int levels) {
+  if (!value.is_structured()) return false;
+  if (levels == 0) return true;
+  for (const auto& child : value) {
+    if (deeper_than(child, levels - 1)) return true;
+  }
+  return false;
+}
+
+std::string under(const std::string& label) {
+  return label.empty() ? std::string() : " under " + in_quotes(label);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiling
+
+void sort_cheap_first(std::vector<Node>& nodes) {
+  std::stable_partition(nodes.begin(), nodes.end(), [](const Node& n) { return !n.expensive; });
+}
+
+Node make_group(Node::Kind kind, std::vector<Node> children) {
+  Node node;
+  node.kind = kind;
+  sort_cheap_first(children);
+  node.expensive = std::any_of(children.begin(), children.end(),
+                               [](const Node& child) { return child.expensive; });
+  node.children = std::move(children);
+  return node;
+}
+
+Node make_field(std::vector<std::string> path, Node condition) {
+  Node node;
+  node.kind = Node::Kind::kField;
+  node.path = std::move(path);
+  node.expensive = condition.expensive;
+  node.children.push_back(std::move(condition));
+  return node;
+}
+
+Node make_values(Node::Kind kind, std::vector<Json> values) {
+  Node node;
+  node.kind = kind;
+  node.values = std::move(values);
+  return node;
+}
+
+class Compiler {
+ public:
+  // Appends one clause per leaf condition of `doc` (nested plain objects are flattened into
+  // dotted paths below `prefix`).
+  void append_clauses(const Json& doc, const std::vector<std::string>& prefix,
+                      const std::string& top_key, std::vector<Clause>& out) {
+    for (const auto& [key, value] : doc.items()) {
+      const std::string& this_top = prefix.empty() ? key : top_key;
+      if (is_operator(key)) {
+        if (!is_logical(key)) reject_document_operator(key, join_path(prefix));
+        Clause clause;
+        clause.kind = Clause::Kind::kLogical;
+        clause.top_key = this_top;
+        clause.required = value;
+        clause.node = compile_logical(key, value);
+        out.push_back(std::move(clause));
+        continue;
+      }
+      const auto reason = invalid_key_reason(key);
+      if (!reason.empty()) {
+        fail("key " + in_quotes(key) + under(join_path(prefix)) + " " + reason +
+             "; write attribute paths like \"board.rev\"");
+      }
+      auto path = prefix;
+      for (auto& part : split_path(key)) path.push_back(std::move(part));
+      const auto label = join_path(path);
+      if (value.is_object() && !value.empty() && !has_operator_keys(value, label)) {
+        append_clauses(value, path, this_top, out);
+        continue;
+      }
+      Clause clause;
+      clause.kind = Clause::Kind::kField;
+      clause.top_key = this_top;
+      clause.label = label;
+      clause.required = value;
+      clause.node = make_field(std::move(path), compile_condition(value, label));
+      out.push_back(std::move(clause));
+    }
+  }
+
+  // A query document (the elements of $and/$or/$nor, an $elemMatch on objects).
+  Node compile_document(const Json& doc) {
+    std::vector<Clause> clauses;
+    append_clauses(doc, {}, "", clauses);
+    std::vector<Node> nodes;
+    nodes.reserve(clauses.size());
+    for (auto& clause : clauses) nodes.push_back(std::move(clause.node));
+    return make_group(Node::Kind::kAnd, std::move(nodes));
+  }
+
+  // The condition on a field: an operator object, `{}` (an object), or a value to equal.
+  Node compile_condition(const Json& value, const std::string& label) {
+    if (value.is_object() && value.empty()) {
+      Node node;
+      node.kind = Node::Kind::kIsObject;
+      return node;
+    }
+    if (value.is_object()) return compile_operators(value, label);
+    return make_values(Node::Kind::kEq, {value});
+  }
+
+ private:
+  // True when `object`'s keys are operators; throws when operators and fields are mixed.
+  static bool has_operator_keys(const Json& object, const std::string& label) {
+    std::string an_operator;
+    std::string a_field;
+    for (const auto& [key, value] : object.items()) {
+      (is_operator(key) ? an_operator : a_field) = key;
+    }
+    if (!an_operator.empty() && !a_field.empty()) {
+      fail(in_quotes(label) + " mixes an operator (" + an_operator + ") with a field (" + a_field +
+           "); put the field in its own key, e.g. {" + in_quotes(label + "." + a_field) + ": ...}");
+    }
+    return !an_operator.empty();
+  }
+
+  [[noreturn]] static void reject_document_operator(const std::string& key,
+                                                    const std::string& label) {
+    if (key == "$options") fail("$options" + under(label) + " needs a $regex next to it");
+    static const std::array<const char*, 14> value_ops = {
+        "$eq",  "$ne",     "$gt",    "$gte", "$lt",  "$lte",  "$in",
+        "$nin", "$exists", "$regex", "$not", "$all", "$size", "$elemMatch"};
+    for (const char* op : value_ops) {
+      if (key == op) {
+        fail("operator " + key + under(label) + " must be applied to a field, e.g. " +
+             "{\"version\": {\"" + key + "\": ...}}");
+      }
+    }
+    fail("unknown operator " + in_quotes(key) + under(label) +
+         "; at this level use $and, $or, $nor or a field name");
+  }
+
+  Node compile_logical(const std::string& op, const Json& operand) {
+    if (!operand.is_array() || operand.empty()) {
+      fail(op + " needs a non-empty array of query objects, found " + shown(operand) +
+           "; write e.g. {\"" + op + "\": [{\"os\": \"Android\"}, {\"os\": \"iOS\"}]}");
+    }
+    std::vector<Node> children;
+    for (std::size_t i = 0; i < operand.size(); ++i) {
+      const auto& element = operand[i];
+      if (!element.is_object()) {
+        fail(op + " element " + std::to_string(i) + " must be a query object, found " +
+             shown(element));
+      }
+      children.push_back(compile_document(element));
+    }
+    const auto kind = op == "$and"  ? Node::Kind::kAnd
+                      : op == "$or" ? Node::Kind::kOr
+                                    : Node::Kind::kNor;
+    return make_group(kind, std::move(children));
+  }
+
+  Node compile_operators(const Json& object, const std::string& label) {
+    std::vector<Node> children;
+    const auto options = object.find("$options");
+    if (options != object.end() && !object.contains("$regex")) {
+      fail("$options" + under(label) + " needs a $regex next to it");
+    }
+    for (const auto& [key, operand] : object.items()) {
+      if (key == "$options") continue;
+      children.push_back(compile_operator(key, operand, label, object));
+    }
+    if (children.size() == 1) return std::move(children.front());
+    return make_group(Node::Kind::kAllOf, std::move(children));
+  }
+
+  Node compile_operator(const std::string& op, const Json& operand, const std::string& label,
+                        const Json& siblings) {
+    const auto need = [&](const std::string& what) {
+      fail(op + under(label) + " needs " + what + ", found " + shown(operand));
+    };
+    if (op == "$eq") return make_values(Node::Kind::kEq, {operand});
+    if (op == "$ne") return make_values(Node::Kind::kNotEq, {operand});
+    if (op == "$gt" || op == "$gte" || op == "$lt" || op == "$lte") {
+      if (!operand.is_number() && !operand.is_string()) need("a number or a string");
+      const auto kind = op == "$gt"    ? Node::Kind::kGt
+                        : op == "$gte" ? Node::Kind::kGte
+                        : op == "$lt"  ? Node::Kind::kLt
+                                       : Node::Kind::kLte;
+      return make_values(kind, {operand});
+    }
+    if (op == "$in" || op == "$nin" || op == "$all") {
+      if (!operand.is_array()) need("an array, e.g. [\"a\", \"b\"]");
+      std::vector<Json> values(operand.begin(), operand.end());
+      const auto kind = op == "$in"    ? Node::Kind::kEq
+                        : op == "$nin" ? Node::Kind::kNotEq
+                                       : Node::Kind::kAll;
+      return make_values(kind, std::move(values));
+    }
+    if (op == "$exists") {
+      if (!operand.is_boolean()) need("true or false");
+      Node node;
+      node.kind = Node::Kind::kExists;
+      node.flag = operand.get<bool>();
+      return node;
+    }
+    if (op == "$size") {
+      const bool ok = operand.is_number_unsigned() ||
+                      (operand.is_number_integer() && operand.get<std::int64_t>() >= 0);
+      if (!ok) need("a non-negative integer");
+      Node node;
+      node.kind = Node::Kind::kSize;
+      node.size = operand.get<std::size_t>();
+      return node;
+    }
+    if (op == "$regex") return compile_regex(operand, label, siblings);
+    if (op == "$not") {
+      if (!operand.is_object() || operand.empty() || !has_operator_keys(operand, label)) {
+        need("an object of operators, e.g. {\"$regex\": \"^Pixel\"}");
+      }
+      Node node;
+      node.kind = Node::Kind::kNot;
+      node.children.push_back(compile_operators(operand, label));
+      node.expensive = node.children.front().expensive;
+      return node;
+    }
+    if (op == "$elemMatch") {
+      if (!operand.is_object()) need("an object, e.g. {\"$gte\": 2} or {\"name\": \"x\"}");
+      Node node;
+      // Value operators ($gte...) test the elements themselves; fields and $and/$or/$nor test
+      // the fields of object elements.
+      bool on_values = false;
+      for (const auto& [key, value] : operand.items()) {
+        if (is_operator(key) && !is_logical(key)) on_values = true;
+      }
+      if (on_values && has_operator_keys(operand, label)) {
+        node.kind = Node::Kind::kElemMatchValue;
+        node.children.push_back(compile_operators(operand, label));
+      } else {
+        node.kind = Node::Kind::kElemMatchDoc;
+        node.children.push_back(compile_document(operand));
+      }
+      node.expensive = node.children.front().expensive;
+      return node;
+    }
+    if (is_logical(op)) {
+      fail(op + under(label) + " must be at the top level of a query, e.g. {\"" + op +
+           "\": [{\"os\": \"Android\"}, ...]}");
+    }
+    fail("unknown operator " + in_quotes(op) + under(label) + "; use one of " + kValueOperators);
+  }
+
+  static Node compile_regex(const Json& operand, const std::string& label, const Json& siblings) {
+    if (!operand.is_string()) {
+      fail("$regex" + under(label) + " needs a string, found " + shown(operand));
+    }
+    const auto& pattern = operand.get_ref<const std::string&>();
+    if (pattern.size() > kMaxRegexLength) {
+      fail("$regex" + under(label) + " is " + std::to_string(pattern.size()) +
+           " bytes long, more than the limit of " + std::to_string(kMaxRegexLength) +
+           "; use a shorter pattern");
+    }
+    boost::regex::flag_type flags = boost::regex::ECMAScript;
+    const auto options = siblings.find("$options");
+    if (options != siblings.end()) {
+      if (!options->is_string() || (*options != "i" && *options != "")) {
+        fail("$options" + under(label) + " must be \"i\" (case-insensitive) or \"\", found " +
+             shown(*options));
+      }
+      if (*options == "i") flags |= boost::regex::icase;
+    }
+    Node node;
+    node.kind = Node::Kind::kRegex;
+    node.expensive = true;
+    try {
+      node.regex = std::make_shared<const boost::regex>(pattern, flags);
+    } catch (const std::exception& e) {
+      std::string why = e.what();
+      while (!why.empty() && (why.back() == '.' || why.back() == ' ')) why.pop_back();
+      fail("invalid $regex " + in_quotes(pattern) + under(label) + ": " + why +
+           "; write an ECMAScript regular expression, e.g. \"^Pixel [0-9]+$\"");
+    }
+    return node;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Matching
+
+// The values found at a path: usually zero or one, more when the path crosses arrays.
+class Candidates {
+ public:
+  void push(const Json* value) {
+    if (count_ < inline_.size()) {
+      inline_[count_] = value;
+    } else {
+      overflow_.push_back(value);
+    }
+    ++count_;
+  }
+  std::size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  const Json& operator[](std::size_t i) const {
+    return i < inline_.size() ? *inline_[i] : *overflow_[i - inline_.size()];
+  }
+
+ private:
+  std::array<const Json*, 4> inline_{};
+  std::vector<const Json*> overflow_;
+  std::size_t count_ = 0;
+};
+
+bool is_index(const std::string& part) {
+  return !part.empty() && part.size() < 10 &&
+         std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// MongoDB path semantics: a path step into an array looks into each object element (and, for
+// a numeric step, also at that index).
+void collect(const Json& value, const std::vector<std::string>& path, std::size_t step,
+             Candidates& out) {
+  if (step == path.size()) {
+    out.push(&value);
+    return;
+  }
+  if (value.is_object()) {
+    const auto it = value.find(path[step]);
+    if (it != value.end()) collect(*it, path, step + 1, out);
+    return;
+  }
+  if (!value.is_array()) return;
+  if (is_index(path[step])) {
+    const auto index = std::strtoul(path[step].c_str(), nullptr, 10);
+    if (index < value.size()) collect(value[index], path, step + 1, out);
+  }
+  for (const auto& element : value) {
+    if (element.is_object()) collect(element, path, step, out);
+  }
+}
+
+template <typename Predicate>
+bool any_value_or_element(const Candidates& values, Predicate&& predicate) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const auto& value = values[i];
+    if (predicate(value)) return true;
+    if (value.is_array()) {
+      for (const auto& element : value) {
+        if (predicate(element)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+bool equals_any(const Candidates& values, const std::vector<Json>& wanted) {
+  if (values.empty()) {
+    return std::any_of(wanted.begin(), wanted.end(), [](const Json& w) { return w.is_null(); });
+  }
+  return any_value_or_element(values, [&](const Json& value) {
+    return std::any_of(wanted.begin(), wanted.end(), [&](const Json& w) { return value == w; });
+  });
+}
+
+bool comparable(const Json& a, const Json& b) {
+  return (a.is_number() && b.is_number()) || (a.is_string() && b.is_string());
+}
+
+bool regex_matches(const boost::regex& regex, const Json& value) {
+  if (!value.is_string()) return false;
+  try {
+    return boost::regex_search(value.get_ref<const std::string&>(), regex);
+  } catch (const std::runtime_error&) {
+    // Boost gives up on catastrophic backtracking; such a pattern simply does not match.
+    return false;
+  }
+}
+
+bool match_document(const Node& node, const Json& doc);
+
+bool match_values(const Node& node, const Candidates& values) {
+  using Kind = Node::Kind;
+  switch (node.kind) {
+    case Kind::kAllOf:
+      return std::all_of(node.children.begin(), node.children.end(),
+                         [&](const Node& child) { return match_values(child, values); });
+    case Kind::kEq:
+      return equals_any(values, node.values);
+    case Kind::kNotEq:
+      return !equals_any(values, node.values);
+    case Kind::kGt:
+    case Kind::kGte:
+    case Kind::kLt:
+    case Kind::kLte: {
+      const auto& bound = node.values.front();
+      return any_value_or_element(values, [&](const Json& value) {
+        if (!comparable(value, bound)) return false;
+        switch (node.kind) {
+          case Kind::kGt:
+            return value > bound;
+          case Kind::kGte:
+            return value >= bound;
+          case Kind::kLt:
+            return value < bound;
+          default:
+            return value <= bound;
+        }
+      });
+    }
+    case Kind::kExists:
+      return values.empty() != node.flag;
+    case Kind::kRegex:
+      return any_value_or_element(
+          values, [&](const Json& value) { return regex_matches(*node.regex, value); });
+    case Kind::kNot:
+      return !match_values(node.children.front(), values);
+    case Kind::kAll:
+      if (node.values.empty() || values.empty()) return false;
+      return std::all_of(node.values.begin(), node.values.end(), [&](const Json& wanted) {
+        return any_value_or_element(values, [&](const Json& value) { return value == wanted; });
+      });
+    case Kind::kSize:
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (values[i].is_array() && values[i].size() == node.size) return true;
+      }
+      return false;
+    case Kind::kElemMatchValue:
+    case Kind::kElemMatchDoc:
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (!values[i].is_array()) continue;
+        for (const auto& element : values[i]) {
+          if (node.kind == Kind::kElemMatchDoc) {
+            if (element.is_object() && match_document(node.children.front(), element)) return true;
+          } else {
+            Candidates one;
+            one.push(&element);
+            if (match_values(node.children.front(), one)) return true;
+          }
+        }
+      }
+      return false;
+    case Kind::kIsObject:
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (values[i].is_object()) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
+bool match_document(const Node& node, const Json& doc) {
+  using Kind = Node::Kind;
+  const auto child_matches = [&](const Node& child) { return match_document(child, doc); };
+  switch (node.kind) {
+    case Kind::kAnd:
+      return std::all_of(node.children.begin(), node.children.end(), child_matches);
+    case Kind::kOr:
+      return std::any_of(node.children.begin(), node.children.end(), child_matches);
+    case Kind::kNor:
+      return std::none_of(node.children.begin(), node.children.end(), child_matches);
+    case Kind::kField: {
+      Candidates values;
+      collect(doc, node.path, 0, values);
+      return match_values(node.children.front(), values);
+    }
+    case Kind::kTrue:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string describe_values(const Json& attributes, const std::vector<std::string>& path) {
+  Candidates values;
+  collect(attributes, path, 0, values);
+  if (values.empty()) return "missing";
+  if (values.size() == 1) return shown(values[0]);
+  Json all = Json::array();
+  for (std::size_t i = 0; i < values.size(); ++i) all.push_back(values[i]);
+  return shown(all);
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+
+std::string dump(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string shown(const Json& value, std::size_t limit) {
+  auto text = dump(value);
+  if (text.size() > limit) text = text.substr(0, limit) + "...";
+  return text;
+}
+
+std::string type_phrase(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float:
+      return "a number";
+    default:
+      return "a binary value";
+  }
+}
+
+std::string invalid_key_reason(std::string_view key) {
+  if (key.empty()) return "is empty";
+  if (key.front() == '.') return "starts with \".\"";
+  if (key.back() == '.') return "ends with \".\"";
+  if (key.find("..") != std::string_view::npos) return "contains \"..\"";
+  return {};
+}
+
+namespace {
+
+// 1-based line and column of byte `offset` of `text`.
+void locate(std::string_view text, std::size_t offset, SyntaxError& error) {
+  offset = std::min(offset, text.size());
+  error.line = 1;
+  std::size_t line_start = 0;
+  for (std::size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++error.line;
+      line_start = i + 1;
+    }
+  }
+  error.column = offset - line_start + 1;
+}
+
+}  // namespace
+
+std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError& error) {
+  struct TooDeep {};
+  const auto guard = [max_depth](int depth, Json::parse_event_t event, Json&) {
+    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
+        depth >= max_depth) {
+      throw TooDeep{};
+    }
+    return true;
+  };
+  try {
+    return Json::parse(text.begin(), text.end(), guard);
+  } catch (const TooDeep&) {
+    error = SyntaxError{0, 0, "nested deeper than " + std::to_string(max_depth) + " levels"};
+  } catch (const Json::parse_error& e) {
+    // nlohmann's message reads "... parse error at line L, column C: detail". The location is
+    // computed here from the byte offset: nlohmann's own column is 0 when the offending token
+    // ends a line.
+    const std::string what = e.what();
+    const auto at = what.find(" at line ");
+    const auto colon = what.find(": ", at == std::string::npos ? 0 : at);
+    error.detail = colon == std::string::npos ? what : what.substr(colon + 2);
+    locate(text, e.byte == 0 ? 0 : e.byte - 1, error);
+  } catch (const Json::out_of_range& e) {
+    // A number too large for a double ("1e999"): no offset is given, but the token is quoted.
+    const std::string what = e.what();
+    const auto bracket = what.find("] ");
+    error.detail = bracket == std::string::npos ? what : what.substr(bracket + 2);
+    const auto open = what.find('\'');
+    const auto close = what.rfind('\'');
+    std::size_t offset = 0;
+    if (open != std::string::npos && close > open) {
+      offset = text.find(what.substr(open + 1, close - open - 1));
+      if (offset == std::string_view::npos) offset = 0;
+    }
+    locate(text, offset, error);
+  }
+  return std::nullopt;
+}
+
+Query compile_query(const Json& query) {
+  if (!query.is_object()) {
+    fail("must be a JSON object like {\"os\": \"Android\"}, found " + type_phrase(query));
+  }
+  if (deeper_than(query, kMaxQueryDepth)) {
+    fail("nested deeper than " + std::to_string(kMaxQueryDepth) + " levels; simplify it");
+  }
+  Query compiled;
+  Compiler().append_clauses(query, {}, "", compiled.clauses);
+  compiled.order_clauses();
+  return compiled;
+}
+
+Json pair_value_json(const std::string& text) {
+  if (text == "true") return true;
+  if (text == "false") return false;
+  if (text == "null") return nullptr;
+  return text;
+}
+
+Query compile_pairs(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  Query compiled;
+  for (const auto& [key, text] : pairs) {
+    const auto reason = invalid_key_reason(key);
+    if (!reason.empty()) {
+      fail("key " + in_quotes(key) + " in " + in_quotes(key + "=" + text) + " " + reason +
+           "; write pairs like board.rev=2");
+    }
+    if (is_operator(key)) {
+      fail("key " + in_quotes(key) +
+           " looks like an operator; operators need the JSON form, e.g. " +
+           "{\"version\": {\"$gte\": \"13\"}}");
+    }
+    const Json value = pair_value_json(text);
+    std::vector<Json> alternatives{value};
+    if (value.is_string()) {
+      // Only plain JSON numbers count ("11", "-2.5", "1e3"), not " 11" or "0x10".
+      const bool plausible = !text.empty() && text.find_first_of(" \t\r\n") == std::string::npos;
+      if (plausible) {
+        auto number = Json::parse(text, nullptr, false);
+        if (number.is_number()) alternatives.push_back(std::move(number));
+      }
+    }
+    Clause clause;
+    clause.kind = Clause::Kind::kField;
+    clause.top_key = key;
+    clause.label = key;
+    clause.required = value;
+    clause.node =
+        make_field(split_path(key), make_values(Node::Kind::kEq, std::move(alternatives)));
+    compiled.clauses.push_back(std::move(clause));
+  }
+  compiled.order_clauses();
+  return compiled;
+}
+
+void Query::order_clauses() {
+  eval_order.clear();
+  for (std::size_t i = 0; i < clauses.size(); ++i) eval_order.push_back(i);
+  std::stable_partition(eval_order.begin(), eval_order.end(),
+                        [this](std::size_t i) { return !clauses[i].node.expensive; });
+}
+
+bool Query::matches(const Json& attributes) const {
+  for (const auto index : eval_order) {
+    if (!match_document(clauses[index].node, attributes)) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> Query::mismatch_reason(const Json& attributes) const {
+  for (const auto& clause : clauses) {
+    if (match_document(clause.node, attributes)) continue;
+    switch (clause.kind) {
+      case Clause::Kind::kImplicitOnline:
+        return std::string("offline");
+      case Clause::Kind::kLogical:
+        return "does not satisfy " + shown(Json{{clause.top_key, clause.required}}, kReasonLimit);
+      case Clause::Kind::kField:
+      case Clause::Kind::kImplicitHostname:
+        return clause.label + " is " + describe_values(attributes, clause.node.path) +
+               ", required " + shown(clause.required, kReasonLimit);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace lockable::detail

@@ -1,0 +1,127 @@
+#pragma once
+
+// Private to the library: the compiled form of a Requirements query. Built once by
+// `compile_query` (which does every check, so matching never throws) and then shared, immutable,
+// between copies of a Requirements.
+
+#include <lockable/resource.hpp>
+
+#include <boost/regex.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lockable::detail {
+
+/// Deepest JSON nesting a requirement may have; deeper ones are rejected when parsed so that
+/// neither compiling nor matching can exhaust the stack.
+inline constexpr int kMaxQueryDepth = 64;
+/// Longest `$regex` pattern accepted, in bytes.
+inline constexpr std::size_t kMaxRegexLength = 1000;
+
+/// One node of a compiled query. Document-level kinds (kAnd..kTrue) test a JSON object; the
+/// value-level kinds test the values found at a field path.
+struct Node {
+  enum class Kind {
+    // document level
+    kAnd,
+    kOr,
+    kNor,
+    kField,  // children[0] (value level) applied to the values at `path`
+    kTrue,
+    // value level
+    kAllOf,  // every child holds (the operators of one `{"$gt": 1, "$lt": 5}` object)
+    kEq,     // some value equals one of `values` ($eq, $in, implicit equality)
+    kNotEq,  // no value equals any of `values` ($ne, $nin)
+    kGt,
+    kGte,
+    kLt,
+    kLte,
+    kExists,
+    kRegex,
+    kNot,
+    kAll,
+    kSize,
+    kElemMatchValue,  // children[0] is value level, applied to each element
+    kElemMatchDoc,    // children[0] is document level, applied to each element
+    kIsObject,        // `{"board": {}}`: the field holds an object
+  };
+
+  Kind kind = Kind::kTrue;
+  std::vector<std::string> path;  // kField
+  std::vector<Json> values;       // kEq, kNotEq, kAll; comparisons use values[0]
+  bool flag = false;              // kExists
+  std::size_t size = 0;           // kSize
+  std::shared_ptr<const boost::regex> regex;
+  std::vector<Node> children;
+  /// True when this node or a child runs a regex: such nodes are evaluated last in a conjunction.
+  bool expensive = false;
+};
+
+/// One top-level condition, kept in the order reasons are reported.
+struct Clause {
+  enum class Kind { kField, kLogical, kImplicitOnline, kImplicitHostname };
+  Kind kind = Kind::kField;
+  /// The top-level key of the user's JSON this clause came from ("online", "board", "$or").
+  std::string top_key;
+  /// For field clauses: the dotted path, shown in reasons.
+  std::string label;
+  /// What reasons show as "required ...": the user's operand.
+  Json required;
+  Node node;  // document level
+};
+
+/// A compiled requirement: the conjunction of `clauses`.
+struct Query {
+  std::vector<Clause> clauses;
+  /// Indexes into `clauses`, cheap ones first; the order `matches` evaluates them in.
+  std::vector<std::size_t> eval_order;
+
+  bool matches(const Json& attributes) const;
+  /// The first failing clause (in `clauses` order) described in one short phrase.
+  std::optional<std::string> mismatch_reason(const Json& attributes) const;
+  /// Recomputes `eval_order` after `clauses` changed.
+  void order_clauses();
+};
+
+/// Compiles a JSON object query. Throws RequirementsError naming the key and the fix.
+Query compile_query(const Json& query);
+
+/// Compiles the `key=value` form: `pairs` are (key, raw value text) in the order given;
+/// `true`/`false`/`null` are JSON values, any other text matches itself as a string and the
+/// number it reads as. Throws RequirementsError.
+Query compile_pairs(const std::vector<std::pair<std::string, std::string>>& pairs);
+
+/// The JSON value a key=value value stands for in `Requirements::json()`: true/false/null, or
+/// the text as a string.
+Json pair_value_json(const std::string& text);
+
+/// Why `key` (a top-level or nested JSON key, or a key=value key) is not a usable attribute
+/// path, or "" when it is fine.
+std::string invalid_key_reason(std::string_view key);
+
+/// Compact JSON text that never throws (invalid UTF-8 is replaced).
+std::string dump(const Json& value);
+
+/// `dump`, shortened to about `limit` bytes so that one huge value cannot flood a message.
+std::string shown(const Json& value, std::size_t limit = 60);
+
+/// "an object", "a string", ... for messages.
+std::string type_phrase(const Json& value);
+
+/// A JSON syntax error located in the text.
+struct SyntaxError {
+  std::size_t line = 0;
+  std::size_t column = 0;
+  std::string detail;
+};
+
+/// Parses JSON text, rejecting nesting deeper than `max_depth`. On failure returns nullopt and
+/// fills `error` (line 0 means the depth limit was hit).
+std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError& error);
+
+}  // namespace lockable::detail

@@ -1,0 +1,188 @@
+#include <lockable/error.hpp>
+#include <lockable/requirements.hpp>
+
+#include "core/query.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace lockable {
+namespace {
+
+constexpr const char* kFormHint =
+    "write a JSON object like {\"os\": \"Android\"} or pairs like os=Android&board.rev=2";
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return text.substr(first, last - first + 1);
+}
+
+const std::shared_ptr<const detail::Query>& empty_query() {
+  static const auto query = std::make_shared<const detail::Query>();
+  return query;
+}
+
+Json parse_json_form(std::string_view text) {
+  detail::SyntaxError error;
+  auto parsed = detail::parse_json(text, detail::kMaxQueryDepth, error);
+  if (!parsed) {
+    if (error.line == 0) throw RequirementsError("requirements: " + error.detail + "; simplify it");
+    throw RequirementsError("requirements: invalid JSON at line " + std::to_string(error.line) +
+                            ", column " + std::to_string(error.column) + ": " + error.detail +
+                            "; " + kFormHint);
+  }
+  return std::move(*parsed);
+}
+
+std::vector<std::pair<std::string, std::string>> split_pairs(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find('&', start);
+    if (end == std::string_view::npos) end = text.size();
+    const auto pair = trim(text.substr(start, end - start));
+    if (pair.empty()) {
+      throw RequirementsError("requirements: empty pair in \"" + std::string(text) +
+                              "\"; separate key=value pairs with a single &");
+    }
+    const auto equals = pair.find('=');
+    if (equals == std::string_view::npos) {
+      throw RequirementsError("requirements: \"" + std::string(pair) + "\" has no \"=\"; " +
+                              kFormHint);
+    }
+    std::string key(trim(pair.substr(0, equals)));
+    std::string value(trim(pair.substr(equals + 1)));
+    const bool repeated = std::any_of(pairs.begin(), pairs.end(),
+                                      [&](const auto& other) { return other.first == key; });
+    if (repeated) {
+      throw RequirementsError("requirements: key \"" + key +
+                              "\" is given twice; give each key once");
+    }
+    pairs.emplace_back(std::move(key), std::move(value));
+    start = end + 1;
+  }
+  return pairs;
+}
+
+detail::Clause implicit_clause(detail::Clause::Kind kind, const std::string& key, Json value) {
+  detail::Clause clause;
+  clause.kind = kind;
+  clause.top_key = key;
+  clause.label = key;
+  clause.required = value;
+  detail::Node equal;
+  equal.kind = detail::Node::Kind::kEq;
+  equal.values.push_back(std::move(value));
+  clause.node.kind = detail::Node::Kind::kField;
+  clause.node.path = {key};
+  clause.node.children.push_back(std::move(equal));
+  return clause;
+}
+
+}  // namespace
+
+Requirements::Requirements() : json_(Json::object()), query_(empty_query()) {}
+
+Requirements Requirements::parse(std::string_view text) {
+  const auto trimmed = trim(text);
+  if (trimmed.empty()) return Requirements();
+  if (trimmed.front() == '{' || trimmed.front() == '[') {
+    return from_json(parse_json_form(trimmed));
+  }
+  if (trimmed.find('=') == std::string_view::npos) {
+    // A lone JSON scalar ("42", "\"os\"", "true") is a JSON form that is not an object.
+    const auto scalar = Json::parse(trimmed.begin(), trimmed.end(), nullptr, false);
+    if (!scalar.is_discarded()) from_json(scalar);
+  }
+  const auto pairs = split_pairs(trimmed);
+  Requirements result;
+  result.json_ = Json::object();
+  for (const auto& [key, value] : pairs) result.json_[key] = detail::pair_value_json(value);
+  result.query_ = std::make_shared<const detail::Query>(detail::compile_pairs(pairs));
+  return result;
+}
+
+Requirements Requirements::from_json(const Json& query) {
+  Requirements result;
+  // compile_query rejects non-objects and absurd nesting before anything else looks at them.
+  result.query_ = std::make_shared<const detail::Query>(detail::compile_query(query));
+  result.json_ = query;
+  return result;
+}
+
+std::string Requirements::to_string() const { return detail::dump(json_); }
+
+bool Requirements::matches(const Json& attributes) const { return query_->matches(attributes); }
+
+std::optional<std::string> Requirements::mismatch_reason(const Json& attributes) const {
+  return query_->mismatch_reason(attributes);
+}
+
+Requirements Requirements::with_implicit_filters(const std::string& hostname) const {
+  Requirements result;
+  result.json_ = json_;
+  auto query = *query_;
+  std::vector<detail::Clause> implicit;
+  const auto filter = [&](const std::string& key, detail::Clause::Kind kind, Json value) {
+    const auto named = json_.find(key);
+    if (named == json_.end()) {
+      result.json_[key] = value;
+      implicit.push_back(implicit_clause(kind, key, std::move(value)));
+    } else if (named->is_null()) {
+      // null lifts the filter: the key goes away instead of meaning "null or missing".
+      result.json_.erase(key);
+      auto& clauses = query.clauses;
+      clauses.erase(std::remove_if(clauses.begin(), clauses.end(),
+                                   [&](const detail::Clause& c) { return c.top_key == key; }),
+                    clauses.end());
+    }
+  };
+  filter("online", detail::Clause::Kind::kImplicitOnline, true);
+  filter("hostname", detail::Clause::Kind::kImplicitHostname, hostname);
+  // The implicit filters come first so that an offline device is reported as just "offline".
+  query.clauses.insert(query.clauses.begin(), std::make_move_iterator(implicit.begin()),
+                       std::make_move_iterator(implicit.end()));
+  query.order_clauses();
+  result.query_ = std::make_shared<const detail::Query>(std::move(query));
+  return result;
+}
+
+std::vector<std::size_t> find_matches(const Resources& resources,
+                                      const Requirements& requirements) {
+  // Matching is bound by memory latency (each attribute lookup walks a std::map), so fetching
+  // the attribute map of a resource a few iterations ahead overlaps one miss with work.
+  constexpr std::size_t kPrefetchDistance = 8;
+  std::vector<std::size_t> indexes;
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    if (i + kPrefetchDistance < resources.size()) {
+      __builtin_prefetch(
+          resources[i + kPrefetchDistance].attributes.get_ptr<const Json::object_t*>());
+    }
+    if (i + kPrefetchDistance / 2 < resources.size()) {
+      // The map header, fetched above, points at its first and last nodes: fetch those too.
+      if (const auto* object =
+              resources[i + kPrefetchDistance / 2].attributes.get_ptr<const Json::object_t*>();
+          object != nullptr && !object->empty()) {
+        __builtin_prefetch(&*object->begin());
+        __builtin_prefetch(&*object->rbegin());
+      }
+    }
+    if (requirements.matches(resources[i])) indexes.push_back(i);
+  }
+  return indexes;
+}
+
+std::vector<std::string> explain_mismatches(const Resources& resources,
+                                            const Requirements& requirements) {
+  std::vector<std::string> lines;
+  for (const auto& resource : resources) {
+    if (auto reason = requirements.mismatch_reason(resource.attributes)) {
+      lines.push_back(resource.id + ": " + *reason);
+    }
+  }
+  return lines;
+}
+
+}  // namespace lockable

@@ -1,0 +1,186 @@
+#include <lockable/error.hpp>
+#include <lockable/resource.hpp>
+
+#include "core/query.hpp"
+
+#include <cstdio>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+namespace lockable {
+namespace {
+
+constexpr std::size_t kMaxIdBytes = 200;
+// Resources nest far less than this; the cap keeps recursive JSON code (copy, compare, dump)
+// safe on hostile input.
+constexpr int kMaxResourceDepth = 64;
+
+using detail::shown;
+
+// Offset of the first byte that is not part of well-formed UTF-8, if any.
+std::optional<std::size_t> invalid_utf8_offset(const std::string& text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t size = text.size();
+  std::size_t i = 0;
+  while (i < size) {
+    const unsigned char lead = bytes[i];
+    std::size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;   // overlong
+      if (lead == 0xED) high = 0x9F;  // surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;   // overlong
+      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + length > size) return i;
+    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
+    for (std::size_t k = 2; k < length; ++k) {
+      if (bytes[i + k] < 0x80 || bytes[i + k] > 0xBF) return i;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+std::string line_column(const std::string& text, std::size_t offset) {
+  std::size_t line = 1;
+  std::size_t column = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+[[noreturn]] void fail(const std::string& source, std::string where, std::string message) {
+  throw ResourcesError(source, {Problem{std::move(where), std::move(message)}});
+}
+
+}  // namespace
+
+bool Resource::online() const {
+  const auto it = attributes.find("online");
+  return it != attributes.end() && it->is_boolean() && it->get<bool>();
+}
+
+std::string Resource::hostname() const {
+  const auto it = attributes.find("hostname");
+  return it != attributes.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string invalid_id_reason(const std::string& id) {
+  if (id.empty()) return "is empty";
+  if (id.size() > kMaxIdBytes) {
+    return "is " + std::to_string(id.size()) + " bytes long, more than " +
+           std::to_string(kMaxIdBytes);
+  }
+  if (id.find('/') != std::string::npos) return "contains \"/\"";
+  if (id.find('\\') != std::string::npos) return "contains \"\\\"";
+  if (id.find('\0') != std::string::npos) return "contains a NUL byte";
+  if (id.front() == '.') return "starts with \".\"";
+  return {};
+}
+
+Resources parse_resources(const Json& document, const std::string& source) {
+  if (!document.is_array()) {
+    fail(source, source,
+         "must be a JSON array of resource objects, found " + detail::type_phrase(document) +
+             "; wrap the objects in [ ]");
+  }
+  Resources resources;
+  resources.reserve(document.size());
+  std::vector<Problem> problems;
+  std::unordered_map<std::string, std::size_t> first_use;
+  for (std::size_t index = 0; index < document.size(); ++index) {
+    const auto& entry = document[index];
+    std::string where = source + ": entry " + std::to_string(index);
+    const auto problems_before = problems.size();
+    const auto report = [&](std::string message) {
+      problems.push_back(Problem{where, std::move(message)});
+    };
+    if (!entry.is_object()) {
+      report("must be a resource object like {\"id\": \"dut-1\", \"online\": true}, found " +
+             detail::type_phrase(entry) + " " + shown(entry));
+      continue;
+    }
+    const auto id = entry.find("id");
+    if (id == entry.end()) {
+      report("missing \"id\"; give every resource a unique string \"id\"");
+    } else if (!id->is_string()) {
+      report("\"id\" must be a string, found " + shown(*id) +
+             "; give every resource a unique string \"id\"");
+    } else {
+      const auto& text = id->get_ref<const std::string&>();
+      where += " (id " + shown(*id) + ")";
+      const auto reason = invalid_id_reason(text);
+      if (!reason.empty()) {
+        report("\"id\" " + reason +
+               "; the id becomes a lock file name, so use letters, digits, \"-\", \"_\" and \".\" "
+               "(not first), at most 200 bytes");
+      } else {
+        const auto [first, inserted] = first_use.emplace(text, index);
+        if (!inserted) {
+          report("duplicate id, also used by entry " + std::to_string(first->second) +
+                 "; give every resource a unique \"id\"");
+        }
+      }
+    }
+    const auto online = entry.find("online");
+    if (online != entry.end() && !online->is_boolean()) {
+      report("\"online\" must be true or false, found " + shown(*online));
+    }
+    const auto hostname = entry.find("hostname");
+    if (hostname != entry.end() && !hostname->is_string()) {
+      report("\"hostname\" must be a string (the host the device is attached to), found " +
+             shown(*hostname));
+    }
+    if (problems.size() == problems_before) {
+      resources.push_back(Resource{id->get<std::string>(), entry});
+    }
+  }
+  if (!problems.empty()) throw ResourcesError(source, std::move(problems));
+  return resources;
+}
+
+Resources parse_resources_text(const std::string& text, const std::string& source) {
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    fail(source, source,
+         "is empty; write a JSON array of resource objects, e.g. "
+         "[{\"id\": \"dut-1\", \"online\": true, \"hostname\": \"rig-01\"}]");
+  }
+  if (const auto offset = invalid_utf8_offset(text)) {
+    char byte[8];
+    std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*offset]));
+    fail(source, source + ":" + line_column(text, *offset),
+         std::string("invalid UTF-8 (byte ") + byte + "); save the file as UTF-8");
+  }
+  detail::SyntaxError error;
+  auto document = detail::parse_json(text, kMaxResourceDepth, error);
+  if (!document) {
+    if (error.line == 0) {
+      fail(source, source,
+           error.detail + "; resources are a flat array of objects, keep attributes shallower");
+    }
+    fail(source, source + ":" + std::to_string(error.line) + ":" + std::to_string(error.column),
+         "invalid JSON: " + error.detail);
+  }
+  return parse_resources(*document, source);
+}
+
+}  // namespace lockable

@@ -1,0 +1,169 @@
+#include <lockable/allocation.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <regex>
+#include <thread>
+
+namespace lockable {
+namespace {
+
+// Counts releases so tests can see exactly when the device was given back.
+class CountingLock final : public HeldLock {
+ public:
+  explicit CountingLock(std::atomic<int>& releases) : releases_(releases) {}
+  void release() noexcept override {
+    if (!released_) ++releases_;
+    released_ = true;
+  }
+
+ private:
+  std::atomic<int>& releases_;
+  bool released_ = false;
+};
+
+Allocation make_allocation(std::atomic<int>& releases, const std::string& id = "dut-1") {
+  return Allocation(Json{{"os", "linux"}}, Resource{id, Json{{"id", id}, {"serial", "S1"}}},
+                    "alloc-" + id, std::chrono::milliseconds(1500),
+                    std::make_unique<CountingLock>(releases));
+}
+
+TEST(Allocation, DefaultConstructedHoldsNothing) {
+  Allocation allocation;
+  EXPECT_FALSE(allocation.held());
+  EXPECT_FALSE(allocation.lost());
+  allocation.unlock();
+  EXPECT_FALSE(allocation.release_time().has_value());
+}
+
+TEST(Allocation, ExposesResourceAndRequirements) {
+  std::atomic<int> releases{0};
+  const auto allocation = make_allocation(releases);
+  EXPECT_EQ(allocation.resource_id(), "dut-1");
+  EXPECT_EQ(allocation.attributes()["serial"], "S1");
+  EXPECT_EQ(allocation.requirements(), (Json{{"os", "linux"}}));
+  EXPECT_EQ(allocation.alloc_id(), "alloc-dut-1");
+  EXPECT_EQ(allocation.queue_time(), std::chrono::milliseconds(1500));
+  EXPECT_FALSE(allocation.fencing_token().has_value());
+}
+
+TEST(Allocation, UnlockTwiceReleasesOnce) {
+  std::atomic<int> releases{0};
+  auto allocation = make_allocation(releases);
+  EXPECT_TRUE(allocation.held());
+  allocation.unlock();
+  allocation.unlock();
+  EXPECT_FALSE(allocation.held());
+  EXPECT_EQ(releases, 1);
+}
+
+TEST(Allocation, DestructionReleases) {
+  std::atomic<int> releases{0};
+  { auto allocation = make_allocation(releases); }
+  EXPECT_EQ(releases, 1);
+}
+
+TEST(Allocation, DurationStopsAtRelease) {
+  std::atomic<int> releases{0};
+  auto allocation = make_allocation(releases);
+  const auto before_release = std::chrono::system_clock::now();
+  allocation.unlock();
+  ASSERT_TRUE(allocation.release_time().has_value());
+  EXPECT_GE(*allocation.release_time(), allocation.start_time());
+  EXPECT_GE(*allocation.release_time(), before_release);
+  const auto frozen = allocation.duration();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(allocation.duration(), frozen);
+}
+
+TEST(Allocation, DurationGrowsWhileHeld) {
+  std::atomic<int> releases{0};
+  const auto allocation = make_allocation(releases);
+  const auto first = allocation.duration();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_GT(allocation.duration(), first);
+}
+
+TEST(Allocation, MoveTransfersOwnershipWithoutReleasing) {
+  std::atomic<int> releases{0};
+  auto first = make_allocation(releases);
+  Allocation second(std::move(first));
+  EXPECT_FALSE(first.held());  // NOLINT(bugprone-use-after-move): moved-from state is specified
+  EXPECT_TRUE(second.held());
+  EXPECT_EQ(second.resource_id(), "dut-1");
+  EXPECT_EQ(releases, 0);
+  first.unlock();
+  EXPECT_EQ(releases, 0);
+}
+
+TEST(Allocation, MoveAssignmentReleasesTheOverwrittenDevice) {
+  std::atomic<int> releases_a{0};
+  std::atomic<int> releases_b{0};
+  auto a = make_allocation(releases_a, "dut-a");
+  auto b = make_allocation(releases_b, "dut-b");
+  a = std::move(b);
+  EXPECT_EQ(releases_a, 1);
+  EXPECT_EQ(releases_b, 0);
+  EXPECT_EQ(a.resource_id(), "dut-b");
+  a.unlock();
+  EXPECT_EQ(releases_b, 1);
+}
+
+TEST(Allocation, ToJsonHasTimesAndIds) {
+  std::atomic<int> releases{0};
+  auto allocation = make_allocation(releases);
+  auto json = allocation.to_json();
+  EXPECT_EQ(json["resource_id"], "dut-1");
+  EXPECT_EQ(json["alloc_id"], "alloc-dut-1");
+  EXPECT_DOUBLE_EQ(json["queue_time"].get<double>(), 1.5);
+  EXPECT_TRUE(json["held"].get<bool>());
+  EXPECT_TRUE(json["release_time"].is_null());
+  EXPECT_TRUE(std::regex_match(json["start_time"].get<std::string>(),
+                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+      << json.dump();
+  allocation.unlock();
+  json = allocation.to_json();
+  EXPECT_FALSE(json["held"].get<bool>());
+  EXPECT_TRUE(json["release_time"].is_string());
+  EXPECT_GE(json["duration"].get<double>(), 0.0);
+}
+
+TEST(FormatIso8601, FormatsUtcWithMilliseconds) {
+  const auto time = std::chrono::system_clock::from_time_t(1795082400) +  // 2026-11-19T10:00:00Z
+                    std::chrono::milliseconds(123);
+  EXPECT_EQ(format_iso8601(time), "2026-11-19T10:00:00.123Z");
+}
+
+TEST(NewUuid, IsCanonicalVersion4AndUnique) {
+  const auto a = new_uuid();
+  const auto b = new_uuid();
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(std::regex_match(
+      a, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
+      << a;
+}
+
+TEST(HolderInfo, JsonRoundTrip) {
+  HolderInfo info{4242, "rig-01", "abc",
+                  std::chrono::system_clock::from_time_t(1795082400) + std::chrono::milliseconds(5),
+                  Json{{"os", "x"}}};
+  const auto back = HolderInfo::from_json(info.to_json());
+  EXPECT_EQ(back.pid, 4242);
+  EXPECT_EQ(back.hostname, "rig-01");
+  EXPECT_EQ(back.alloc_id, "abc");
+  EXPECT_EQ(back.since, info.since);
+  EXPECT_EQ(back.requirements, (Json{{"os", "x"}}));
+  EXPECT_EQ(back.describe(), "pid 4242 on rig-01, allocation abc, since 2026-11-19T10:00:00.005Z");
+}
+
+TEST(HolderInfo, FromJsonToleratesMissingAndWrongFields) {
+  const auto info = HolderInfo::from_json(Json{{"pid", "x"}, {"since", "yesterday"}});
+  EXPECT_EQ(info.pid, 0);
+  EXPECT_EQ(info.since, std::chrono::system_clock::time_point{});
+  EXPECT_EQ(HolderInfo::from_json(Json::array()).pid, 0);
+  EXPECT_EQ(HolderInfo::from_json(Json{{"pid", 7}}).describe(), "pid 7");
+}
+
+}  // namespace
+}  // namespace lockable

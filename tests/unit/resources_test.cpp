@@ -1,0 +1,330 @@
+// Validation of resources.json: every problem of a source reported together, each naming the
+// source, the entry and the fix.
+#include <lockable/error.hpp>
+#include <lockable/resource.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace lockable {
+namespace {
+
+struct CaseName {
+  template <typename T>
+  std::string operator()(const ::testing::TestParamInfo<T>& row) const {
+    return row.param.name;
+  }
+};
+
+std::string read_sample(const std::string& relative) {
+  std::ifstream in(std::string(LOCKABLE_SOURCE_DIR) + "/" + relative, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The problems of `text` as printed to users, or a note that it parsed.
+std::vector<std::string> problems_of(const std::string& text,
+                                     const std::string& source = "r.json") {
+  try {
+    parse_resources_text(text, source);
+  } catch (const ResourcesError& e) {
+    EXPECT_EQ(e.source(), source);
+    std::vector<std::string> lines;
+    for (const auto& problem : e.problems()) lines.push_back(problem.to_string());
+    return lines;
+  }
+  return {"(valid)"};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broken samples shipped in sample_resources/broken
+
+TEST(SampleResources, BadFieldsReportsEveryProblemTogether) {
+  const std::string source = "sample_resources/broken/bad_fields.json";
+  const std::string where = source + ": entry ";
+  EXPECT_EQ(
+      problems_of(read_sample(source), source),
+      (std::vector<std::string>{
+          where + R"(1 (id "dut-2"): "online" must be true or false, found "yes")",
+          where + R"(2 (id "dut-1"): duplicate id, also used by entry 0; give every resource a )"
+                  R"(unique "id")",
+          where + R"(3: missing "id"; give every resource a unique string "id")",
+          where + R"(4 (id "../etc/passwd"): "id" contains "/"; the id becomes a lock file name, )"
+                  R"(so use letters, digits, "-", "_" and "." (not first), at most 200 bytes)",
+          where + R"(5 (id "dut-6"): "hostname" must be a string (the host the device is )"
+                  R"(attached to), found 42)",
+          where + R"(6: must be a resource object like {"id": "dut-1", "online": true}, found a )"
+                  R"(string "dut-7")",
+      }));
+}
+
+TEST(SampleResources, BadFieldsWhatListsTheProblemsOnePerLine) {
+  try {
+    parse_resources_text(read_sample("sample_resources/broken/bad_fields.json"), "bad.json");
+    FAIL() << "no error";
+  } catch (const ResourcesError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.substr(0, what.find('\n')), "bad.json: 6 problems in the resources:");
+    EXPECT_EQ(e.problems()[0].where, "bad.json: entry 1 (id \"dut-2\")");
+    EXPECT_EQ(e.problems()[0].message, "\"online\" must be true or false, found \"yes\"");
+  }
+}
+
+TEST(SampleResources, NotAnArray) {
+  const std::string source = "sample_resources/broken/not_an_array.json";
+  EXPECT_EQ(
+      problems_of(read_sample(source), source),
+      (std::vector<std::string>{source + ": must be a JSON array of resource objects, found an "
+                                         "object; wrap the objects in [ ]"}));
+}
+
+TEST(SampleResources, SyntaxErrorHasLineAndColumn) {
+  const std::string source = "sample_resources/broken/syntax_error.json";
+  EXPECT_EQ(
+      problems_of(read_sample(source), source),
+      (std::vector<std::string>{source + ":3:34: invalid JSON: syntax error while parsing object "
+                                         "key - unexpected '}'; expected string literal"}));
+}
+
+TEST(SampleResources, TheMainSampleIsValid) {
+  const auto resources =
+      parse_resources_text(read_sample("sample_resources/resources.json"), "resources.json");
+  ASSERT_FALSE(resources.empty());
+  EXPECT_EQ(resources.front().id, "pixel-7-01");
+  EXPECT_EQ(resources.front().attributes["usb"], (Json{{"hub", 1}, {"port", 2}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every kind of bad input
+
+struct BadCase {
+  const char* name;
+  std::string text;
+  std::vector<std::string> problems;
+};
+
+std::ostream& operator<<(std::ostream& out, const BadCase& c) { return out << c.text; }
+
+class BadResources : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadResources, AreReportedWithWhereWhatAndFix) {
+  EXPECT_EQ(problems_of(GetParam().text), GetParam().problems);
+}
+
+const std::string kIdFix =
+    "; the id becomes a lock file name, so use letters, digits, \"-\", \"_\" and \".\" (not "
+    "first), at most 200 bytes";
+
+const BadCase kBad[] = {
+    {"EmptyFile",
+     "",
+     {"r.json: is empty; write a JSON array of resource objects, e.g. [{\"id\": \"dut-1\", "
+      "\"online\": true, \"hostname\": \"rig-01\"}]"}},
+    {"BlankFile",
+     " \n\t\n",
+     {"r.json: is empty; write a JSON array of resource objects, e.g. [{\"id\": \"dut-1\", "
+      "\"online\": true, \"hostname\": \"rig-01\"}]"}},
+    {"InvalidUtf8Byte",
+     "[\n  {\"id\": \"a\xff\"}]",
+     {"r.json:2:12: invalid UTF-8 (byte 0xFF); save the file as UTF-8"}},
+    {"Latin1Text",
+     "[{\"id\": \"caf\xe9\"}]",
+     {"r.json:1:13: invalid UTF-8 (byte 0xE9); save the file as UTF-8"}},
+    {"OverlongUtf8",
+     "[{\"id\": \"\xc0\x80\"}]",
+     {"r.json:1:10: invalid UTF-8 (byte 0xC0); save the file as UTF-8"}},
+    {"Utf8Surrogate",
+     "[{\"id\": \"\xed\xa0\x80\"}]",
+     {"r.json:1:10: invalid UTF-8 (byte 0xED); save the file as UTF-8"}},
+    {"TruncatedUtf8",
+     "[{\"id\": \"x\"}] \xe2\x82",
+     {"r.json:1:15: invalid UTF-8 (byte 0xE2); save the file as UTF-8"}},
+    {"SyntaxErrorOnSecondLine",
+     "[\n  {\"id\": \"a\" \"online\": true}\n]",
+     {"r.json:2:21: invalid JSON: syntax error while parsing object - unexpected string literal; "
+      "expected '}'"}},
+    {"Truncated",
+     "[{\"id\": \"a\"}",
+     {"r.json:1:13: invalid JSON: syntax error while parsing array - unexpected end of input; "
+      "expected ']'"}},
+    {"NumberOverflow",
+     "[{\"id\": \"a\",\n  \"rev\": -1e400}]",
+     {"r.json:2:10: invalid JSON: number overflow parsing '-1e400'"}},
+    {"NotAnArrayString",
+     "\"dut-1\"",
+     {"r.json: must be a JSON array of resource objects, found a string; wrap the objects in [ ]"}},
+    {"NotAnArrayNumber",
+     "7",
+     {"r.json: must be a JSON array of resource objects, found a number; wrap the objects in [ ]"}},
+    {"TooDeep",
+     "[{\"id\": \"a\", \"x\": " + std::string(100, '[') + std::string(100, ']') + "}]",
+     {"r.json: nested deeper than 64 levels; resources are a flat array of objects, keep "
+      "attributes shallower"}},
+    {"EntryNotObject",
+     "[{\"id\": \"a\"}, 42]",
+     {"r.json: entry 1: must be a resource object like {\"id\": \"dut-1\", \"online\": true}, "
+      "found a number 42"}},
+    {"EntryArray",
+     "[[\"a\"]]",
+     {"r.json: entry 0: must be a resource object like {\"id\": \"dut-1\", \"online\": true}, "
+      "found an array [\"a\"]"}},
+    {"MissingId",
+     "[{\"online\": true}]",
+     {"r.json: entry 0: missing \"id\"; give every resource a unique string \"id\""}},
+    {"IdNotString",
+     "[{\"id\": 7}]",
+     {"r.json: entry 0: \"id\" must be a string, found 7; give every resource a unique string "
+      "\"id\""}},
+    {"IdNull",
+     "[{\"id\": null}]",
+     {"r.json: entry 0: \"id\" must be a string, found null; give every resource a unique string "
+      "\"id\""}},
+    {"IdEmpty", "[{\"id\": \"\"}]", {"r.json: entry 0 (id \"\"): \"id\" is empty" + kIdFix}},
+    {"IdSlash",
+     "[{\"id\": \"a/b\"}]",
+     {"r.json: entry 0 (id \"a/b\"): \"id\" contains \"/\"" + kIdFix}},
+    {"IdBackslash",
+     "[{\"id\": \"a\\\\b\"}]",
+     {"r.json: entry 0 (id \"a\\\\b\"): \"id\" contains \"\\\"" + kIdFix}},
+    {"IdNul",
+     "[{\"id\": \"a\\u0000b\"}]",
+     {"r.json: entry 0 (id \"a\\u0000b\"): \"id\" contains a NUL byte" + kIdFix}},
+    {"IdLeadingDot",
+     "[{\"id\": \".hidden\"}]",
+     {"r.json: entry 0 (id \".hidden\"): \"id\" starts with \".\"" + kIdFix}},
+    {"IdDotDot",
+     "[{\"id\": \"..\"}]",
+     {"r.json: entry 0 (id \"..\"): \"id\" starts with \".\"" + kIdFix}},
+    {"IdTooLong",
+     "[{\"id\": \"" + std::string(201, 'x') + "\"}]",
+     {"r.json: entry 0 (id \"" + std::string(59, 'x') +
+      "...): \"id\" is 201 bytes long, more "
+      "than 200" +
+      kIdFix}},
+    {"DuplicateId",
+     "[{\"id\": \"a\"}, {\"id\": \"b\"}, {\"id\": \"a\"}, {\"id\": \"a\"}]",
+     {"r.json: entry 2 (id \"a\"): duplicate id, also used by entry 0; give every resource a "
+      "unique \"id\"",
+      "r.json: entry 3 (id \"a\"): duplicate id, also used by entry 0; give every resource a "
+      "unique \"id\""}},
+    {"OnlineString",
+     "[{\"id\": \"a\", \"online\": \"yes\"}]",
+     {"r.json: entry 0 (id \"a\"): \"online\" must be true or false, found \"yes\""}},
+    {"OnlineNumber",
+     "[{\"id\": \"a\", \"online\": 1}]",
+     {"r.json: entry 0 (id \"a\"): \"online\" must be true or false, found 1"}},
+    {"OnlineNull",
+     "[{\"id\": \"a\", \"online\": null}]",
+     {"r.json: entry 0 (id \"a\"): \"online\" must be true or false, found null"}},
+    {"HostnameNumber",
+     "[{\"id\": \"a\", \"hostname\": 42}]",
+     {"r.json: entry 0 (id \"a\"): \"hostname\" must be a string (the host the device is "
+      "attached to), found 42"}},
+    {"HostnameObject",
+     "[{\"id\": \"a\", \"hostname\": {\"name\": \"rig\"}}]",
+     {"r.json: entry 0 (id \"a\"): \"hostname\" must be a string (the host the device is "
+      "attached to), found {\"name\":\"rig\"}"}},
+    {"SeveralProblemsInOneEntry",
+     "[{\"online\": \"no\", \"hostname\": 1}]",
+     {"r.json: entry 0: missing \"id\"; give every resource a unique string \"id\"",
+      "r.json: entry 0: \"online\" must be true or false, found \"no\"",
+      "r.json: entry 0: \"hostname\" must be a string (the host the device is attached to), "
+      "found 1"}},
+    {"LongValuesAreShortened",
+     "[{\"id\": \"a\", \"online\": \"" + std::string(100, 'y') + "\"}]",
+     {"r.json: entry 0 (id \"a\"): \"online\" must be true or false, found \"" +
+      std::string(59, 'y') + "..."}},
+};
+
+INSTANTIATE_TEST_SUITE_P(Inputs, BadResources, ::testing::ValuesIn(kBad), CaseName());
+
+// ---------------------------------------------------------------------------------------------
+// Valid input
+
+TEST(Resources, KeepsEveryAttributeAsItIs) {
+  const auto resources = parse_resources_text(
+      R"([{"id": "a", "online": true, "hostname": "rig", "rev": 2, "f": 1.5, "tags": ["x"],
+           "board": {"name": "n", "pins": [1, 2]}, "sim": false, "note": null},
+          {"id": "b"}])",
+      "r.json");
+  ASSERT_EQ(resources.size(), 2u);
+  EXPECT_EQ(resources[0].id, "a");
+  EXPECT_EQ(resources[0].attributes,
+            Json::parse(R"({"id": "a", "online": true, "hostname": "rig", "rev": 2, "f": 1.5,
+                            "tags": ["x"], "board": {"name": "n", "pins": [1, 2]}, "sim": false,
+                            "note": null})"));
+  EXPECT_EQ(resources[1].attributes, (Json{{"id", "b"}}));
+}
+
+TEST(Resources, EmptyArrayHasNoResources) {
+  EXPECT_TRUE(parse_resources_text("[]", "r.json").empty());
+}
+
+TEST(Resources, Utf8BomAndUnicodeAreAccepted) {
+  const auto resources =
+      parse_resources_text("\xef\xbb\xbf[{\"id\": \"caf\xc3\xa9-\xf0\x9f\x93\xb1\"}]", "r.json");
+  ASSERT_EQ(resources.size(), 1u);
+  EXPECT_EQ(resources[0].id, "caf\xc3\xa9-\xf0\x9f\x93\xb1");
+}
+
+TEST(Resources, DocumentFormNamesTheSource) {
+  try {
+    parse_resources(Json::array({Json{{"id", "a"}}, Json{{"id", "a"}}}), "<list>");
+    FAIL() << "no error";
+  } catch (const ResourcesError& e) {
+    ASSERT_EQ(e.problems().size(), 1u);
+    EXPECT_EQ(e.problems()[0].to_string(),
+              "<list>: entry 1 (id \"a\"): duplicate id, also used by entry 0; give every "
+              "resource a unique \"id\"");
+  }
+}
+
+TEST(Resource, OnlineIsTrueOnlyForTrue) {
+  EXPECT_TRUE((Resource{"a", Json{{"id", "a"}, {"online", true}}}.online()));
+  EXPECT_FALSE((Resource{"a", Json{{"id", "a"}, {"online", false}}}.online()));
+  EXPECT_FALSE((Resource{"a", Json{{"id", "a"}}}.online()));
+}
+
+TEST(Resource, HostnameIsEmptyWhenAbsent) {
+  EXPECT_EQ((Resource{"a", Json{{"id", "a"}, {"hostname", "rig"}}}.hostname()), "rig");
+  EXPECT_EQ((Resource{"a", Json{{"id", "a"}}}.hostname()), "");
+}
+
+struct IdCase {
+  const char* name;
+  std::string id;
+  std::string reason;
+};
+
+std::ostream& operator<<(std::ostream& out, const IdCase& c) { return out << c.id; }
+
+class InvalidIdReason : public ::testing::TestWithParam<IdCase> {};
+
+TEST_P(InvalidIdReason, SaysWhyAnIdCannotBeAFileName) {
+  EXPECT_EQ(invalid_id_reason(GetParam().id), GetParam().reason);
+}
+
+const IdCase kIds[] = {
+    {"Plain", "dut-1", ""},
+    {"InnerDots", "a.b.c", ""},
+    {"Unicode", "caf\xc3\xa9", ""},
+    {"TwoHundredBytes", std::string(200, 'x'), ""},
+    {"Empty", "", "is empty"},
+    {"TooLong", std::string(201, 'x'), "is 201 bytes long, more than 200"},
+    {"Slash", "a/b", "contains \"/\""},
+    {"Backslash", "a\\b", "contains \"\\\""},
+    {"Nul", std::string("a\0b", 3), "contains a NUL byte"},
+    {"LeadingDot", ".a", "starts with \".\""},
+    {"Dot", ".", "starts with \".\""},
+};
+
+INSTANTIATE_TEST_SUITE_P(Ids, InvalidIdReason, ::testing::ValuesIn(kIds), CaseName());
+
+}  // namespace
+}  // namespace lockable
