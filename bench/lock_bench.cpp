@@ -1,0 +1,116 @@
+// Local lock folder latencies, printed as medians (plain main: the handoff needs two processes).
+//   1. uncontended lock + unlock through Lockable (one process, one device)
+//   2. handoff: release in one process to grant in another, both waiting through the library
+// Usage: lock_bench [uncontended-iterations=2000] [handoffs=300]
+#include <lockable/lockable.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+long long monotonic_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+lockable::Options options_for(const std::filesystem::path& folder) {
+  lockable::Options options;
+  options.resources =
+      lockable::Json::array({{{"id", "bench-dut"}, {"online", true}, {"hostname", "bench-host"}}});
+  options.hostname = "bench-host";
+  options.lock_folder = folder;
+  options.log = [](const std::string&) {};
+  return options;
+}
+
+struct Event {
+  int process;
+  int kind;  // 0 = granted, 1 = about to release
+  long long ns;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int iterations = argc > 1 ? std::atoi(argv[1]) : 2000;
+  const int handoffs = argc > 2 ? std::atoi(argv[2]) : 300;
+  std::string pattern = (std::filesystem::temp_directory_path() / "lockable-bench-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) return 1;
+  const std::filesystem::path folder = pattern;
+
+  {
+    lockable::Lockable lockable(options_for(folder));
+    for (int i = 0; i < 50; ++i) lockable.lock("").unlock();  // warm up the caches
+    std::vector<double> micros;
+    for (int i = 0; i < iterations; ++i) {
+      const auto start = monotonic_ns();
+      auto allocation = lockable.lock("");
+      allocation.unlock();
+      micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
+    }
+    std::printf("uncontended lock+unlock: median %.1f us, p90 %.1f us (%d iterations)\n",
+                percentile(micros, 0.5), percentile(micros, 0.9), iterations);
+  }
+
+  // Two processes pass the device back and forth. Each writes (process, kind, stamp) records to
+  // a shared pipe; a handoff is a release by one process followed by a grant in the other.
+  int events[2];
+  if (::pipe(events) != 0) return 1;
+  std::vector<pid_t> children;
+  for (int process = 0; process < 2; ++process) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(events[0]);
+      lockable::Lockable lockable(options_for(folder));
+      for (int round = 0; round < handoffs / 2 + 1; ++round) {
+        auto allocation = lockable.lock("", lockable::Seconds(60));
+        Event granted{process, 0, monotonic_ns()};
+        if (::write(events[1], &granted, sizeof granted) < 0) ::_exit(1);
+        // Hold long enough for the other process to queue up behind us.
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        Event released{process, 1, monotonic_ns()};
+        if (::write(events[1], &released, sizeof released) < 0) ::_exit(1);
+        allocation.unlock();
+      }
+      ::_exit(0);
+    }
+    children.push_back(pid);
+  }
+  ::close(events[1]);
+  std::vector<Event> log;
+  Event event{};
+  while (::read(events[0], &event, sizeof event) == static_cast<ssize_t>(sizeof event)) {
+    log.push_back(event);
+  }
+  for (const auto pid : children) ::waitpid(pid, nullptr, 0);
+  std::sort(log.begin(), log.end(), [](const Event& a, const Event& b) { return a.ns < b.ns; });
+  std::vector<double> micros;
+  for (std::size_t i = 1; i < log.size(); ++i) {
+    if (log[i].kind == 0 && log[i - 1].kind == 1 && log[i].process != log[i - 1].process) {
+      micros.push_back(static_cast<double>(log[i].ns - log[i - 1].ns) / 1e3);
+    }
+  }
+  std::printf(
+      "handoff between processes: median %.1f us, p90 %.1f us, max %.1f us (%zu handoffs)\n",
+      percentile(micros, 0.5), percentile(micros, 0.9), percentile(micros, 1.0), micros.size());
+  std::error_code ignored;
+  std::filesystem::remove_all(folder, ignored);
+  return 0;
+}

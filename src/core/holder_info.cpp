@@ -1,0 +1,83 @@
+#include <lockable/allocation.hpp>
+#include <lockable/backend.hpp>
+
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+namespace lockable {
+namespace {
+
+// Reads `2026-11-22T10:00:00.123Z` (fraction optional); nullopt for anything else, so a
+// hand-edited or foreign file never breaks `status`.
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(const std::string& text) {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
+                  &second, &consumed) != 6) {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const std::time_t seconds = timegm(&tm);
+  if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
+  auto time = std::chrono::system_clock::from_time_t(seconds);
+  std::size_t pos = static_cast<std::size_t>(consumed);
+  if (pos < text.size() && text[pos] == '.') {
+    long long nanos = 0;
+    int digits = 0;
+    for (++pos; pos < text.size() && text[pos] >= '0' && text[pos] <= '9'; ++pos) {
+      if (digits < 9) {
+        nanos = nanos * 10 + (text[pos] - '0');
+        ++digits;
+      }
+    }
+    for (; digits < 9; ++digits) nanos *= 10;
+    time += std::chrono::duration_cast<std::chrono::system_clock::duration>(
+        std::chrono::nanoseconds(nanos));
+  }
+  return time;
+}
+
+}  // namespace
+
+Json HolderInfo::to_json() const {
+  return Json{{"pid", pid},
+              {"hostname", hostname},
+              {"alloc_id", alloc_id},
+              {"since", format_iso8601(since)},
+              {"requirements", requirements}};
+}
+
+HolderInfo HolderInfo::from_json(const Json& json) {
+  HolderInfo info;
+  if (!json.is_object()) return info;
+  if (const auto it = json.find("pid"); it != json.end() && it->is_number_integer()) {
+    info.pid = it->get<long>();
+  }
+  if (const auto it = json.find("hostname"); it != json.end() && it->is_string()) {
+    info.hostname = it->get<std::string>();
+  }
+  if (const auto it = json.find("alloc_id"); it != json.end() && it->is_string()) {
+    info.alloc_id = it->get<std::string>();
+  }
+  if (const auto it = json.find("since"); it != json.end() && it->is_string()) {
+    if (const auto since = parse_iso8601(it->get<std::string>())) info.since = *since;
+  }
+  if (const auto it = json.find("requirements"); it != json.end()) info.requirements = *it;
+  return info;
+}
+
+std::string HolderInfo::describe() const {
+  std::string text = pid > 0 ? "pid " + std::to_string(pid) : std::string("unknown process");
+  if (!hostname.empty()) text += " on " + hostname;
+  if (!alloc_id.empty()) text += ", allocation " + alloc_id;
+  if (since != std::chrono::system_clock::time_point{}) text += ", since " + format_iso8601(since);
+  return text;
+}
+
+}  // namespace lockable

@@ -1,0 +1,225 @@
+// The lock folder backend against the real file system, other processes and the Python package's
+// way of locking.
+
+#include <lockable/error.hpp>
+#include <lockable/lock_folder.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "process_support.hpp"
+
+namespace lockable {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Child;
+using testing::is_flocked;
+using testing::TempDir;
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+Resource resource(const std::string& id) { return Resource{id, Json{{"id", id}}}; }
+
+HolderInfo me() {
+  return HolderInfo{static_cast<long>(::getpid()), "test-host", "alloc-1",
+                    std::chrono::system_clock::now(), Json{{"id", "dut"}}};
+}
+
+std::unique_ptr<Child> python_lock(const std::string& mode, const std::filesystem::path& path) {
+  return std::make_unique<Child>(
+      std::vector<std::string>{LOCKABLE_PYTHON, LOCKABLE_PYTHON_PID_LOCK, mode, path.string()});
+}
+
+class LockFolder : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  std::unique_ptr<LockBackend> backend_ = make_lock_folder_backend(dir_.path());
+  std::filesystem::path pid_file(const std::string& id) const {
+    return dir_.path() / (id + ".pid");
+  }
+};
+
+TEST_F(LockFolder, HeldLockWritesPidAndDetailsAndReleaseEmptiesThePidFile) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_EQ(read_text(pid_file("dut")), std::to_string(::getpid()) + "\n");
+  const auto details = Json::parse(read_text(dir_.path() / "dut.pid.json"));
+  EXPECT_EQ(details["alloc_id"], "alloc-1");
+  EXPECT_EQ(details["hostname"], "test-host");
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+  lock->release();
+  lock->release();  // harmless
+  EXPECT_EQ(read_text(pid_file("dut")), "");
+  EXPECT_FALSE(is_flocked(pid_file("dut")));
+  EXPECT_FALSE(backend_->holder_of("dut").has_value());
+}
+
+TEST_F(LockFolder, SecondTryLockInTheSameProcessFails) {
+  auto other_backend = make_lock_folder_backend(dir_.path());
+  auto first = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  EXPECT_EQ(other_backend->try_lock(resource("dut"), me()), nullptr);
+  first.reset();
+  EXPECT_NE(other_backend->try_lock(resource("dut"), me()), nullptr);
+}
+
+TEST_F(LockFolder, HolderOfNamesUsAndForgetsUsAfterRelease) {
+  EXPECT_FALSE(backend_->holder_of("dut").has_value());
+  auto lock = backend_->try_lock(resource("dut"), me());
+  const auto holder = backend_->holder_of("dut");
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->pid, ::getpid());
+  EXPECT_EQ(holder->alloc_id, "alloc-1");
+  lock.reset();
+  EXPECT_FALSE(backend_->holder_of("dut").has_value());
+}
+
+TEST_F(LockFolder, CreatesAMissingFolder) {
+  const auto nested = dir_.path() / "a" / "b";
+  auto backend = make_lock_folder_backend(nested);
+  EXPECT_NE(backend->try_lock(resource("dut"), me()), nullptr);
+  EXPECT_TRUE(std::filesystem::exists(nested / "dut.pid"));
+  EXPECT_EQ(backend->describe(), "lock folder " + nested.string());
+}
+
+TEST_F(LockFolder, FolderThatCannotBeCreatedNamesItAndTheFix) {
+  testing::write_file(dir_.path() / "file", "x");
+  try {
+    make_lock_folder_backend(dir_.path() / "file" / "locks");
+    FAIL() << "expected BackendError";
+  } catch (const BackendError& error) {
+    EXPECT_NE(std::string(error.what()).find((dir_.path() / "file" / "locks").string()),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("--lock-folder"), std::string::npos) << error.what();
+  }
+}
+
+TEST_F(LockFolder, ReadOnlyFolderNamesItAndTheFix) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root may write anywhere";
+  const auto locked = dir_.path() / "ro";
+  std::filesystem::create_directory(locked);
+  ::chmod(locked.c_str(), 0555);
+  try {
+    make_lock_folder_backend(locked);
+    FAIL() << "expected BackendError";
+  } catch (const BackendError& error) {
+    EXPECT_NE(std::string(error.what()).find("lock folder " + locked.string() + " is not writable"),
+              std::string::npos)
+        << error.what();
+  }
+  ::chmod(locked.c_str(), 0755);
+}
+
+TEST_F(LockFolder, SymlinkAtTheLockFileIsRefused) {
+  testing::write_file(dir_.path() / "target", "");
+  std::filesystem::create_symlink(dir_.path() / "target", pid_file("dut"));
+  try {
+    backend_->try_lock(resource("dut"), me());
+    FAIL() << "expected BackendError";
+  } catch (const BackendError& error) {
+    EXPECT_NE(std::string(error.what()).find(pid_file("dut").string() + " is a symbolic link"),
+              std::string::npos)
+        << error.what();
+  }
+  // The claim is dropped after the error: a fixed folder works again.
+  std::filesystem::remove(pid_file("dut"));
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
+TEST_F(LockFolder, PythonHolderBlocksUsAndIsNamedByItsPid) {
+  // Details left by our earlier holder must not be shown for the Python holder.
+  backend_->try_lock(resource("dut"), me());
+  auto python = python_lock("hold", pid_file("dut"));
+  ASSERT_EQ(python->read_line(10s), "locked");
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  const auto holder = backend_->holder_of("dut");
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->pid, python->pid());
+  EXPECT_EQ(holder->hostname, "");
+  python->write_line("");
+  ASSERT_EQ(python->read_line(10s), "released");
+  EXPECT_EQ(python->wait(), 0);
+  // Python unlinked the file it locked; our cached descriptor must not lock the ghost.
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+}
+
+TEST_F(LockFolder, WeBlockThePythonPackage) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  auto python = python_lock("try", pid_file("dut"));
+  EXPECT_EQ(python->read_line(10s), "busy");
+  EXPECT_EQ(python->wait(), 3);
+  lock->release();
+  auto again = python_lock("try", pid_file("dut"));
+  EXPECT_EQ(again->read_line(10s), "locked");
+  EXPECT_EQ(again->wait(), 0);
+}
+
+TEST_F(LockFolder, WaitForChangeReturnsWhenAnotherProcessReleases) {
+  auto python = python_lock("hold", pid_file("dut"));
+  ASSERT_EQ(python->read_line(10s), "locked");
+  ASSERT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  std::unique_ptr<HeldLock> lock;
+  std::thread releaser([&] { python->write_line(""); });
+  const auto guard = std::chrono::steady_clock::now() + 30s;
+  while (!lock && std::chrono::steady_clock::now() < guard) {
+    backend_->wait_for_change(guard);
+    lock = backend_->try_lock(resource("dut"), me());
+  }
+  releaser.join();
+  EXPECT_NE(lock, nullptr);
+}
+
+TEST_F(LockFolder, QueueListsEarlierLiveWaitersOnly) {
+  auto first = backend_->enqueue({"a", "b"}, me());
+  auto second = backend_->enqueue({"b"}, me());
+  auto third = backend_->enqueue({"c"}, me());
+  // Tickets become visible when their waiters first wait.
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  using Wanted = std::vector<std::vector<std::string>>;
+  EXPECT_EQ(first->wanted_by_earlier_waiters(), Wanted{});
+  EXPECT_EQ(third->wanted_by_earlier_waiters(), (Wanted{{"a", "b"}, {"b"}}));
+  second->update_wanted({"x"});
+  EXPECT_EQ(third->wanted_by_earlier_waiters(), (Wanted{{"a", "b"}, {"x"}}));
+  first.reset();
+  EXPECT_EQ(third->wanted_by_earlier_waiters(), (Wanted{{"x"}}));
+}
+
+TEST_F(LockFolder, TicketIsWrittenOnlyOnceItsWaiterWaits) {
+  const auto queue = dir_.path() / ".lockable-queue";
+  auto ticket = backend_->enqueue({"a"}, me());
+  EXPECT_TRUE(std::filesystem::is_empty(queue));
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  EXPECT_FALSE(std::filesystem::is_empty(queue));
+  ticket.reset();
+  EXPECT_TRUE(std::filesystem::is_empty(queue));
+}
+
+TEST_F(LockFolder, TicketOfADeadWaiterIsRemoved) {
+  const auto queue = dir_.path() / ".lockable-queue";
+  // A ticket nobody holds a lock on: its waiter died.
+  testing::write_file(queue / "00000000000000000001-1-0.ticket", R"(["a"])");
+  auto mine = backend_->enqueue({"a"}, me());
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  using Wanted = std::vector<std::vector<std::string>>;
+  EXPECT_EQ(mine->wanted_by_earlier_waiters(), Wanted{});
+  EXPECT_FALSE(std::filesystem::exists(queue / "00000000000000000001-1-0.ticket"));
+}
+
+}  // namespace
+}  // namespace lockable

@@ -1,0 +1,133 @@
+// Many processes, few devices, random SIGKILLs: no two holds of one device may overlap, and no
+// lock may stay held once everyone is gone. Holders write "enter"/"leave" records with
+// CLOCK_MONOTONIC stamps (comparable across processes) to a ledger per device.
+
+#include <lockable/resource.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "process_support.hpp"
+
+namespace lockable {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Child;
+using testing::TempDir;
+
+constexpr int kWorkers = 12;
+constexpr int kKilled = 4;
+constexpr int kRounds = 150;
+const std::vector<std::string> kDevices{"dut-a", "dut-b", "dut-c"};
+
+long long monotonic_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
+}
+
+struct Hold {
+  long long start;
+  long long end;
+  std::string pid;
+};
+
+TEST(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
+  TempDir dir;
+  const auto resources = dir.path() / "resources.json";
+  const auto locks = dir.path() / "locks";
+  const auto ledgers = dir.path() / "ledgers";
+  std::filesystem::create_directories(ledgers);
+  Json list = Json::array();
+  for (const auto& id : kDevices)
+    list.push_back({{"id", id}, {"online", true}, {"hostname", "test-host"}});
+  testing::write_file(resources, list.dump());
+
+  std::mt19937 random(std::random_device{}());
+  std::vector<std::unique_ptr<Child>> workers;
+  for (int i = 0; i < kWorkers; ++i) {
+    workers.push_back(std::make_unique<Child>(std::vector<std::string>{
+        LOCKABLE_TEST_HELPER, "stress", resources.string(), locks.string(), ledgers.string(),
+        std::to_string(kRounds), std::to_string(random())}));
+  }
+  // Kill workers at random moments, preferring one that the ledgers show holding a device.
+  std::map<std::string, long long> killed_at;
+  std::vector<bool> killed(kWorkers, false);
+  std::uniform_int_distribution<int> delay_ms(20, 200);
+  for (int kill = 0; kill < kKilled; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+    int victim = -1;
+    for (int attempt = 0; attempt < 200 && victim < 0; ++attempt) {
+      std::map<std::string, int> balance;  // pid -> enters minus leaves
+      for (const auto& id : kDevices) {
+        std::ifstream in(ledgers / (id + ".ledger"));
+        std::string kind, pid;
+        long long stamp = 0;
+        while (in >> kind >> pid >> stamp) balance[pid] += kind == "enter" ? 1 : -1;
+      }
+      for (int i = 0; i < kWorkers && victim < 0; ++i) {
+        if (!killed[i] && balance[std::to_string(workers[i]->pid())] > 0) victim = i;
+      }
+    }
+    if (victim < 0) {
+      victim = static_cast<int>(std::find(killed.begin(), killed.end(), false) - killed.begin());
+    }
+    killed_at[std::to_string(workers[victim]->pid())] = monotonic_ns();
+    workers[victim]->kill_now();
+    killed[victim] = true;
+  }
+  for (int i = 0; i < kWorkers; ++i) {
+    if (killed[i]) continue;
+    EXPECT_EQ(workers[i]->read_line(120s), "done") << "worker " << i;
+    EXPECT_EQ(workers[i]->wait(), 0) << "worker " << i;
+  }
+
+  int total_holds = 0;
+  int killed_while_holding = 0;
+  for (const auto& id : kDevices) {
+    std::ifstream in(ledgers / (id + ".ledger"));
+    std::map<std::string, long long> open;  // pid -> enter stamp
+    std::vector<Hold> holds;
+    std::string kind, pid;
+    long long stamp = 0;
+    while (in >> kind >> pid >> stamp) {
+      if (kind == "enter") {
+        ASSERT_EQ(open.count(pid), 0u) << id << ": pid " << pid << " entered twice";
+        open[pid] = stamp;
+      } else {
+        ASSERT_EQ(open.count(pid), 1u) << id << ": pid " << pid << " left without entering";
+        holds.push_back({open[pid], stamp, pid});
+        open.erase(pid);
+      }
+    }
+    // A hold without "leave" belongs to a killed worker: the lock was held until the kill.
+    for (const auto& [holder, start] : open) {
+      ASSERT_EQ(killed_at.count(holder), 1u) << id << ": live pid " << holder << " never left";
+      holds.push_back({start, killed_at[holder], holder});
+      ++killed_while_holding;
+    }
+    std::sort(holds.begin(), holds.end(),
+              [](const Hold& a, const Hold& b) { return a.start < b.start; });
+    for (std::size_t i = 1; i < holds.size(); ++i) {
+      EXPECT_GE(holds[i].start, holds[i - 1].end)
+          << id << ": pid " << holds[i].pid << " entered while pid " << holds[i - 1].pid
+          << " held it";
+    }
+    total_holds += static_cast<int>(holds.size());
+    EXPECT_FALSE(testing::is_flocked(locks / (id + ".pid"))) << id << " is still locked";
+  }
+  EXPECT_GE(total_holds, (kWorkers - kKilled) * kRounds);
+  std::cout << total_holds << " holds checked, " << killed_while_holding
+            << " of them ended by SIGKILL\n";
+}
+
+}  // namespace
+}  // namespace lockable

@@ -1,0 +1,119 @@
+// Child process for the integration tests and benchmarks: locks through the library the way a
+// test suite would.
+//
+//   test_helper hold <resources.json> <lock-folder> <requirement> [<requirement>...]
+//       Locks (lock_many when several), prints "locked <id> [<id>...]", waits for a line on
+//       stdin (or EOF), releases, prints "released".
+//   test_helper many <resources.json> <lock-folder> <rounds> <requirement>...
+//       Runs lock_many `rounds` times, holding each set briefly; prints "done".
+//   test_helper stress <resources.json> <lock-folder> <ledger-dir> <rounds> <seed>
+//       Runs `rounds` allocations of any device; while holding, appends "enter"/"leave" records
+//       (CLOCK_MONOTONIC ns) to <ledger-dir>/<id>.ledger; prints "done".
+#include <lockable/lockable.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+
+namespace {
+
+long long monotonic_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
+}
+
+lockable::Options options_for(const std::string& resources, const std::string& folder) {
+  lockable::Options options;
+  options.resources = std::filesystem::path(resources);
+  options.lock_folder = folder;
+  options.hostname = "test-host";
+  options.default_timeout = lockable::Seconds(120);
+  options.log = [](const std::string&) {};
+  return options;
+}
+
+void append(const std::string& path, const std::string& line) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    std::perror(path.c_str());
+    std::exit(2);
+  }
+  // One write() with O_APPEND: records of concurrent writers never interleave.
+  if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::exit(2);
+  ::close(fd);
+}
+
+int hold(int argc, char** argv) {
+  lockable::Lockable lockable(options_for(argv[2], argv[3]));
+  std::vector<lockable::Requirements> requirements;
+  for (int i = 4; i < argc; ++i) requirements.push_back(lockable::Requirements::parse(argv[i]));
+  auto allocations = lockable.lock_many(requirements);
+  std::string line = "locked";
+  for (const auto& allocation : allocations) line += " " + allocation.resource_id();
+  std::cout << line << std::endl;
+  std::string ignored;
+  std::getline(std::cin, ignored);
+  allocations.clear();
+  std::cout << "released" << std::endl;
+  return 0;
+}
+
+int many(int argc, char** argv) {
+  lockable::Lockable lockable(options_for(argv[2], argv[3]));
+  const int rounds = std::stoi(argv[4]);
+  std::vector<lockable::Requirements> requirements;
+  for (int i = 5; i < argc; ++i) requirements.push_back(lockable::Requirements::parse(argv[i]));
+  for (int round = 0; round < rounds; ++round) {
+    auto allocations = lockable.lock_many(requirements);
+    for (std::size_t i = 0; i < allocations.size(); ++i) {
+      if (!requirements[i].matches(allocations[i].resource())) {
+        std::cerr << "allocation " << i << " does not match its requirement\n";
+        return 1;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  std::cout << "done" << std::endl;
+  return 0;
+}
+
+int stress(char** argv) {
+  lockable::Lockable lockable(options_for(argv[2], argv[3]));
+  const std::string ledger_dir = argv[4];
+  const int rounds = std::stoi(argv[5]);
+  std::mt19937 random(static_cast<unsigned>(std::stoul(argv[6])));
+  std::uniform_int_distribution<int> hold_us(0, 1500);
+  const std::string pid = std::to_string(::getpid());
+  for (int round = 0; round < rounds; ++round) {
+    auto allocation = lockable.lock("");
+    const std::string ledger = ledger_dir + "/" + allocation.resource_id() + ".ledger";
+    append(ledger, "enter " + pid + " " + std::to_string(monotonic_ns()) + "\n");
+    std::this_thread::sleep_for(std::chrono::microseconds(hold_us(random)));
+    append(ledger, "leave " + pid + " " + std::to_string(monotonic_ns()) + "\n");
+    allocation.unlock();
+  }
+  std::cout << "done" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  try {
+    if (mode == "hold" && argc >= 5) return hold(argc, argv);
+    if (mode == "many" && argc >= 6) return many(argc, argv);
+    if (mode == "stress" && argc == 7) return stress(argv);
+  } catch (const std::exception& error) {
+    std::cout << "error: " << error.what() << std::endl;
+    return 1;
+  }
+  std::cerr << "usage: see the comment at the top of tests/integration/test_helper.cpp\n";
+  return 2;
+}
