@@ -2,6 +2,7 @@
 
 #include <lockable/allocation.hpp>
 #include <lockable/backend.hpp>
+#include <lockable/environment.hpp>
 #include <lockable/error.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lockable::cli {
+
+/// What the user asked for, as typed; values are validated later by the library (timeouts,
+/// requirements) so that its messages stay the single source of truth.
+struct CommandLine {
+  bool validate_only = false;
+  /// `lockable status` or `lockable --status`.
+  bool status = false;
+  /// Machine-readable status output.
+  bool json = false;
+  /// No "locked"/"released" lines and no progress lines.
+  bool quiet = false;
+  /// Empty: the system temp dir.
+  std::string lock_folder;
+  std::string resources = "resources.json";
+  /// Unset: `lockable::Options::default_timeout`.
+  std::optional<std::string> timeout;
+  /// Empty: this host.
+  std::string hostname;
+  std::string requirements;
+  /// The command and its arguments, passed to exec untouched.
+  std::vector<std::string> command;
+};
+
+/// Either a command line to act on, or an early exit (help, version, usage error) with the text
+/// to print.
+struct ParseResult {
+  std::optional<CommandLine> line;
+  int exit_code = 0;
+  /// Goes to stdout (help, version).
+  std::string out;
+  /// Goes to stderr (usage errors, already prefixed `lockable: `).
+  std::string err;
+};
+
+/// Parses `argv`. Options come first; the command starts at the first word that is neither an
+/// option nor an option's value (or after `--`), and everything from there on belongs to the
+/// command, options included (`lockable make -j4`). `status` as the first such word is the
+/// subcommand; `lockable -- status` runs a command named status. Never throws.
+ParseResult parse_command_line(int argc, const char* const* argv);
+
+}  // namespace lockable::cli

@@ -1,0 +1,58 @@
+#include "status_report.hpp"
+
+#include <algorithm>
+
+namespace lockable::cli {
+namespace {
+
+std::string padded(const std::string& text, std::size_t width) {
+  return text + std::string(width > text.size() ? width - text.size() : 0, ' ');
+}
+
+}  // namespace
+
+std::string state_name(ResourceStatus::State state) {
+  switch (state) {
+    case ResourceStatus::State::kFree:
+      return "free";
+    case ResourceStatus::State::kBusy:
+      return "busy";
+    case ResourceStatus::State::kOffline:
+      return "offline";
+  }
+  return "unknown";
+}
+
+std::string status_table(const std::vector<ResourceStatus>& statuses) {
+  std::size_t id_width = 2;
+  std::size_t host_width = 8;
+  for (const auto& status : statuses) {
+    id_width = std::max(id_width, status.resource.id.size());
+    host_width = std::max(host_width, status.resource.hostname().size());
+  }
+  id_width += 2;
+  host_width += 2;
+  std::string text = padded("ID", id_width) + padded("HOSTNAME", host_width) + "STATE    HOLDER\n";
+  for (const auto& status : statuses) {
+    std::string line = padded(status.resource.id, id_width) +
+                       padded(status.resource.hostname(), host_width) +
+                       padded(state_name(status.state), 9);
+    if (status.holder) line += status.holder->describe();
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    text += line + "\n";
+  }
+  return text;
+}
+
+Json status_json(const std::vector<ResourceStatus>& statuses) {
+  Json list = Json::array();
+  for (const auto& status : statuses) {
+    list.push_back({{"id", status.resource.id},
+                    {"hostname", status.resource.hostname()},
+                    {"state", state_name(status.state)},
+                    {"holder", status.holder ? status.holder->to_json() : Json(nullptr)}});
+  }
+  return list;
+}
+
+}  // namespace lockable::cli

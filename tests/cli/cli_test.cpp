@@ -1,0 +1,720 @@
+// Runs the built `lockable` binary as a real process against temporary resources files and lock
+// folders. Every child is killed and reaped by RAII, also when a test fails.
+
+#include <lockable/version.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Failure guard only: nothing here should come near it.
+constexpr auto kGuard = std::chrono::seconds(60);
+
+const std::string kSecretEnvValue = "s3cr3t-env-value-7f3a";
+const std::string kSecretAttribute = "hunter2-attribute-91c";
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "lockable-cli-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write_file(const fs::path& path, const std::string& text) {
+  std::ofstream file(path, std::ios::binary);
+  file << text;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// This process's environment with `extra` (NAME=value) replacing variables of the same name.
+std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string text = *entry;
+    const std::string prefix = text.substr(0, text.find('=') + 1);
+    bool replaced = false;
+    for (const auto& variable : extra) replaced = replaced || variable.rfind(prefix, 0) == 0;
+    if (!replaced) env.push_back(text);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (auto& text : strings) pointers.push_back(text.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+struct SpawnSpec {
+  std::vector<std::string> args;  // without the program
+  std::vector<std::string> env;   // added to this process's environment
+  fs::path cwd;                   // empty: this process's
+  int stdout_fd = -1;             // -1: /dev/null
+  int stderr_fd = -1;
+};
+
+pid_t spawn_lockable(const SpawnSpec& spec) {
+  std::vector<std::string> argv_strings{LOCKABLE_CLI_PATH};
+  argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
+  auto env_strings = environment_with(spec.env);
+  auto argv = c_strings(argv_strings);
+  auto envp = c_strings(env_strings);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (spec.stdout_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, spec.stdout_fd, 1);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  }
+  if (spec.stderr_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, spec.stderr_fd, 2);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  }
+  if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
+  pid_t pid = 0;
+  const int error =
+      posix_spawn(&pid, argv_strings[0].c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) throw std::runtime_error("cannot start " + argv_strings[0]);
+  return pid;
+}
+
+int decode_status(int status) {
+  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);  // lockable itself died: never ok
+  return WEXITSTATUS(status);
+}
+
+// Waits for `pid` up to the guard; kills it past the guard so that a hang fails, not blocks.
+int wait_for_exit(pid_t pid) {
+  const auto deadline = Clock::now() + kGuard;
+  int status = 0;
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) return decode_status(status);
+    if (done < 0) return -1;
+    if (Clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "lockable (pid " << pid << ") did not exit within the guard time";
+      return -2;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  std::string all() const { return out + err; }
+};
+
+std::ostream& operator<<(std::ostream& stream, const Result& result) {
+  return stream << "exit " << result.exit_code << "\nstdout:\n"
+                << result.out << "\nstderr:\n"
+                << result.err;
+}
+
+// Runs lockable to completion, capturing stdout and stderr.
+Result run(std::vector<std::string> args, std::vector<std::string> env = {}, fs::path cwd = {}) {
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  SpawnSpec spec{std::move(args), std::move(env), std::move(cwd), out_pipe[1], err_pipe[1]};
+  const pid_t pid = spawn_lockable(spec);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  Result result;
+  std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
+  std::string* targets[] = {&result.out, &result.err};
+  int open_count = 2;
+  const auto deadline = Clock::now() + kGuard;
+  while (open_count > 0 && Clock::now() < deadline) {
+    if (poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buffer[4096];
+      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        targets[i]->append(buffer, static_cast<std::size_t>(n));
+      } else {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  for (auto& fd : fds) {
+    if (fd.fd >= 0) close(fd.fd);
+  }
+  result.exit_code = wait_for_exit(pid);
+  return result;
+}
+
+bool wait_for_file(const fs::path& path) {
+  const auto deadline = Clock::now() + kGuard;
+  while (!fs::exists(path)) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// True when nobody holds an flock on `path` (the Python package's and our lock protocol).
+bool flock_is_free(const fs::path& path) {
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return true;
+  const bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  close(fd);
+  return free;
+}
+
+// A lockable process that holds a device while its command waits; killed and reaped on
+// destruction if the test did not finish it.
+class Holder {
+ public:
+  Holder(const fs::path& dir, std::vector<std::string> args, const std::string& script,
+         const std::string& name = "holder")
+      : ready_(dir / (name + ".ready")), log_path_(dir / (name + ".log")) {
+    log_fd_ = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    args.insert(args.end(), {"--", "sh", "-c", script});
+    pid_ = spawn_lockable(
+        SpawnSpec{std::move(args), {"READY=" + ready_.string()}, {}, log_fd_, log_fd_});
+  }
+  ~Holder() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(log_fd_);
+  }
+  Holder(const Holder&) = delete;
+  Holder& operator=(const Holder&) = delete;
+
+  /// The command runs (so the device is locked) once it has touched $READY.
+  bool wait_until_locked() const { return wait_for_file(ready_); }
+  pid_t pid() const { return pid_; }
+  int signal_and_wait(int signal) {
+    kill(pid_, signal);
+    const int code = wait_for_exit(pid_);
+    pid_ = 0;
+    return code;
+  }
+  std::string log() const { return read_file(log_path_); }
+
+ private:
+  fs::path ready_;
+  fs::path log_path_;
+  int log_fd_ = -1;
+  pid_t pid_ = 0;
+};
+
+// A command that holds until it is sent SIGTERM/SIGINT (signals reach `sh` between sleeps).
+const std::string kWaitForever = "touch \"$READY\"; exec sleep 600";
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    resources_ = dir_.path() / "resources.json";
+    locks_ = dir_.path() / "locks";
+    const Json resources = Json::array({
+        {{"id", "dut-a"},
+         {"online", true},
+         {"hostname", "localhost"},
+         {"os", "Android"},
+         {"serial", "SER-A"},
+         {"usb", {{"hub", 1}, {"port", 2}}},
+         {"api-key", kSecretAttribute}},
+        {{"id", "dut-b"}, {"online", true}, {"hostname", "localhost"}, {"os", "iOS"}},
+        {{"id", "dut-off"}, {"online", false}, {"hostname", "localhost"}, {"os", "Android"}},
+    });
+    write_file(resources_, resources.dump(2));
+  }
+
+  // Options every run shares; the test's own follow.
+  std::vector<std::string> base(std::vector<std::string> more = {}) const {
+    std::vector<std::string> args{"--resources",   resources_.string(), "--lock-folder",
+                                  locks_.string(), "--hostname",        "localhost"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+
+  fs::path lock_file(const std::string& id) const { return locks_ / (id + ".pid"); }
+
+  TempDir dir_;
+  fs::path resources_;
+  fs::path locks_;
+};
+
+// ---- running a command ---------------------------------------------------------------------
+
+TEST_F(CliTest, CommandSeesDeviceAttributesAndItsExitStatusIsLockables) {
+  const auto result =
+      run(base({"--requirements", "os=Android", "--", "sh", "-c",
+                R"(test "$OS" = Android && test "$ID" = dut-a && test "$SERIAL" = SER-A &&)"
+                R"( test "$LOCKABLE_RESOURCE_ID" = dut-a && test "$USB" = '{"hub":1,"port":2}')"
+                R"( && exit 7; exit 1)"}));
+  EXPECT_EQ(result.exit_code, 7) << result;
+  EXPECT_NE(result.err.find("lockable: locked dut-a (alloc "), std::string::npos) << result;
+  EXPECT_NE(result.err.find("lockable: released dut-a after "), std::string::npos) << result;
+}
+
+TEST_F(CliTest, CommandEnvironmentHoldsAllocIdResourceJsonAndInheritedVariables) {
+  const auto env_file = dir_.path() / "env.txt";
+  const auto result = run(base({"--requirements", "id=dut-a", "--", "sh", "-c", "env > \"$OUT\""}),
+                          {"OUT=" + env_file.string(), "INHERITED_VAR=kept"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  std::map<std::string, std::string> env;
+  std::istringstream lines(read_file(env_file));
+  for (std::string line; std::getline(lines, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  EXPECT_EQ(env["INHERITED_VAR"], "kept");
+  EXPECT_EQ(env["API_KEY"], kSecretAttribute);
+  EXPECT_EQ(env["ONLINE"], "true");
+  const auto alloc_id = env["LOCKABLE_ALLOC_ID"];
+  ASSERT_FALSE(alloc_id.empty());
+  EXPECT_NE(result.err.find("(alloc " + alloc_id + ")"), std::string::npos) << result;
+  const Json resource = Json::parse(env["LOCKABLE_RESOURCE"]);
+  EXPECT_EQ(resource.at("id"), "dut-a");
+  EXPECT_EQ(resource.at("usb").at("port"), 2);
+}
+
+TEST_F(CliTest, CommandKilledBySignalGives128PlusSignal) {
+  const auto result = run(base({"--", "sh", "-c", "kill -KILL $$"}));
+  EXPECT_EQ(result.exit_code, 128 + SIGKILL) << result;
+  EXPECT_NE(result.err.find("lockable: released"), std::string::npos) << result;
+}
+
+TEST_F(CliTest, CommandOptionsAfterTheCommandNameBelongToTheCommand) {
+  const auto result = run(base({"sh", "-c", "exit 3", "--timeout", "-1"}));
+  EXPECT_EQ(result.exit_code, 3) << result;
+}
+
+TEST_F(CliTest, OneQuotedWordWithShellSyntaxRunsInAShellLikeThePythonCli) {
+  const auto result = run(base({"--requirements", "os=iOS", R"(test "$OS" = iOS && exit 9)"}));
+  EXPECT_EQ(result.exit_code, 9) << result;
+}
+
+TEST_F(CliTest, ResourcesJsonInTheCurrentDirectoryIsTheDefault) {
+  const auto result = run({"--lock-folder", locks_.string(), "--hostname", "localhost",
+                           "--requirements", "os=iOS", "sh", "-c", R"(test "$ID" = dut-b)"},
+                          {}, dir_.path());
+  EXPECT_EQ(result.exit_code, 0) << result;
+}
+
+TEST_F(CliTest, EmptyRequirementsInEitherSpellingMatchAnyDevice) {
+  for (const auto& spelling : std::vector<std::vector<std::string>>{
+           {"--requirements", ""}, {"--requirements="}, {"--requirements", "{}"}}) {
+    auto args = base(spelling);
+    args.insert(args.end(), {"-q", "sh", "-c", "test -n \"$LOCKABLE_RESOURCE_ID\""});
+    const auto result = run(args);
+    EXPECT_EQ(result.exit_code, 0) << spelling.front() << "\n" << result;
+  }
+}
+
+TEST_F(CliTest, QuietPrintsNothingOfItsOwn) {
+  const auto result = run(base({"--quiet", "true"}));
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.all(), "");
+}
+
+TEST_F(CliTest, DoubleDashRunsACommandNamedStatus) {
+  const auto bin = dir_.path() / "bin";
+  fs::create_directories(bin);
+  write_file(bin / "status", "#!/bin/sh\necho i-am-the-status-command\n");
+  fs::permissions(bin / "status", fs::perms::owner_all);
+  const std::string path = "PATH=" + bin.string() + ":" + std::getenv("PATH");
+  const auto command = run(base({"--", "status"}), {path});
+  EXPECT_EQ(command.exit_code, 0) << command;
+  EXPECT_NE(command.out.find("i-am-the-status-command"), std::string::npos) << command;
+  const auto subcommand = run(base({"status"}), {path});
+  EXPECT_EQ(subcommand.exit_code, 0) << subcommand;
+  EXPECT_EQ(subcommand.out.find("i-am-the-status-command"), std::string::npos) << subcommand;
+  EXPECT_NE(subcommand.out.find("dut-b"), std::string::npos) << subcommand;
+}
+
+// ---- --validate-only ------------------------------------------------------------------------
+
+TEST(CliValidateTest, SampleResourcesAreValid) {
+  const std::string file = std::string(LOCKABLE_SOURCE_DIR) + "/sample_resources/resources.json";
+  const auto result = run({"--validate-only", "--resources", file});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, file + ": 9 resources, valid\n") << result;
+}
+
+class CliBrokenResourcesTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CliBrokenResourcesTest, ValidateOnlyExits1AndNamesTheFileInEveryProblem) {
+  const std::string file =
+      std::string(LOCKABLE_SOURCE_DIR) + "/sample_resources/broken/" + GetParam();
+  const auto result = run({"--validate-only", "--resources", file});
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_EQ(result.err.rfind("lockable: " + file, 0), 0u) << result;
+  EXPECT_EQ(result.out, "") << result;
+  EXPECT_EQ(result.err.find("what()"), std::string::npos) << result;
+}
+
+INSTANTIATE_TEST_SUITE_P(BrokenFiles, CliBrokenResourcesTest,
+                         ::testing::Values("bad_fields.json", "not_an_array.json",
+                                           "syntax_error.json"),
+                         [](const auto& test_info) {
+                           return test_info.param.substr(0, test_info.param.find('.'));
+                         });
+
+TEST(CliValidateTest, BadFieldsListsEveryProblem) {
+  const std::string file =
+      std::string(LOCKABLE_SOURCE_DIR) + "/sample_resources/broken/bad_fields.json";
+  const auto result = run({"--validate-only", "--resources", file});
+  EXPECT_EQ(result.exit_code, 1) << result;
+  // dut-2 online "yes", duplicate dut-1, missing id, bad id, hostname 42, not an object.
+  std::size_t lines = 0;
+  std::istringstream text(result.err);
+  for (std::string line; std::getline(text, line);) {
+    if (line.find(file + ":") != std::string::npos) ++lines;
+  }
+  EXPECT_GE(lines, 6u) << result;
+}
+
+TEST(CliValidateTest, UnreadableFileExits3) {
+  const auto result = run({"--validate-only", "--resources", "/nonexistent/resources.json"});
+  EXPECT_EQ(result.exit_code, 3) << result;
+  EXPECT_NE(result.err.find("lockable: /nonexistent/resources.json"), std::string::npos) << result;
+  EXPECT_NE(result.err.find("--resources"), std::string::npos) << result;
+}
+
+// ---- lockable's own errors ------------------------------------------------------------------
+
+struct ErrorCase {
+  std::string name;
+  std::vector<std::string> args;  // after the shared options
+  int exit_code;
+  std::vector<std::string> messages;  // each must appear on stderr
+};
+
+void PrintTo(const ErrorCase& error_case, std::ostream* stream) { *stream << error_case.name; }
+
+class CliErrorTest : public CliTest, public ::testing::WithParamInterface<ErrorCase> {};
+
+TEST_P(CliErrorTest, PrintsOnePrefixedMessageAndItsDocumentedExitCode) {
+  const auto& param = GetParam();
+  auto args = base(param.args);
+  const auto result = run(args);
+  EXPECT_EQ(result.exit_code, param.exit_code) << result;
+  EXPECT_EQ(result.err.rfind("lockable: ", 0), 0u) << result;
+  for (const auto& message : param.messages) {
+    EXPECT_NE(result.err.find(message), std::string::npos) << "missing: " << message << "\n"
+                                                           << result;
+  }
+  EXPECT_EQ(result.err.find("terminate called"), std::string::npos) << result;
+  EXPECT_EQ(result.err.find("lockable: locked"), std::string::npos) << result;
+  EXPECT_EQ(result.out, "") << result;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, CliErrorTest,
+    ::testing::Values(
+        ErrorCase{"UnknownOption", {"--bogus", "true"}, 2, {"--bogus", "lockable --help"}},
+        ErrorCase{"OptionWithoutValue", {"--timeout"}, 2, {"--timeout"}},
+        ErrorCase{"NoCommand", {}, 2, {"no command given"}},
+        ErrorCase{"NegativeTimeout",
+                  {"--timeout", "-1", "true"},
+                  2,
+                  {"--timeout", "must not be negative", "\"-1\""}},
+        ErrorCase{"NonNumericTimeout",
+                  {"--timeout", "soon", "true"},
+                  2,
+                  {"--timeout", "number of seconds", "\"soon\""}},
+        ErrorCase{"JsonOutsideStatus", {"--json", "true"}, 2, {"--json"}},
+        ErrorCase{"StatusWithCommand", {"status", "ls"}, 2, {"lockable [OPTIONS] -- status"}},
+        ErrorCase{"MissingResourcesFile",
+                  {"--resources", "/nonexistent/r.json", "true"},
+                  3,
+                  {"/nonexistent/r.json", "--resources"}},
+        ErrorCase{"MalformedJsonRequirement", {"--requirements", R"({"os": )", "true"}, 4, {}},
+        ErrorCase{"UnknownOperator",
+                  {"--requirements", R"({"os": {"$bogus": 1}})", "true"},
+                  4,
+                  {"$bogus"}},
+        ErrorCase{"NothingMatches",
+                  {"--requirements", "os=Windows", "true"},
+                  5,
+                  {"dut-a", "dut-b", "dut-off"}},
+        ErrorCase{"UnknownCommand",
+                  {"no-such-command-4f1e"},
+                  127,
+                  {"lockable: no-such-command-4f1e: command not found"}},
+        ErrorCase{"MissingCommandPath",
+                  {"./no/such/file"},
+                  127,
+                  {"lockable: ./no/such/file: No such file or directory"}},
+        ErrorCase{"DirectoryAsCommand", {"/"}, 126, {"lockable: /: Is a directory"}}),
+    [](const auto& test_info) { return test_info.param.name; });
+
+TEST_F(CliTest, NonExecutableCommandExits126) {
+  const auto script = dir_.path() / "script.sh";
+  write_file(script, "#!/bin/sh\nexit 0\n");
+  fs::permissions(script, fs::perms::owner_read | fs::perms::owner_write);
+  const auto result = run(base({script.string()}));
+  EXPECT_EQ(result.exit_code, 126) << result;
+  EXPECT_NE(result.err.find("lockable: " + script.string() + ": Permission denied"),
+            std::string::npos)
+      << result;
+}
+
+TEST_F(CliTest, InvalidResourcesFileExits3WithItsProblems) {
+  write_file(resources_, R"([{"id": "dut-1", "online": "yes"}])");
+  const auto result = run(base({"true"}));
+  EXPECT_EQ(result.exit_code, 3) << result;
+  EXPECT_NE(result.err.find(resources_.string()), std::string::npos) << result;
+  EXPECT_NE(result.err.find("online"), std::string::npos) << result;
+}
+
+TEST_F(CliTest, UnusableLockFolderExits7) {
+  const auto not_a_folder = dir_.path() / "plain-file";
+  write_file(not_a_folder, "x");
+  const auto result = run({"--resources", resources_.string(), "--lock-folder",
+                           not_a_folder.string(), "--hostname", "localhost", "true"});
+  EXPECT_EQ(result.exit_code, 7) << result;
+  EXPECT_EQ(result.err.rfind("lockable: ", 0), 0u) << result;
+  EXPECT_NE(result.err.find(not_a_folder.string()), std::string::npos) << result;
+}
+
+TEST_F(CliTest, TimeoutWhileAnotherProcessHoldsTheOnlyMatchExits6NamingTheHolder) {
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const auto result = run(base({"--requirements", "os=iOS", "--timeout", "0.2", "true"}));
+  EXPECT_EQ(result.exit_code, 6) << result;
+  EXPECT_EQ(result.err.rfind("lockable: ", 0), 0u) << result;
+  EXPECT_NE(result.err.find("dut-b"), std::string::npos) << result;
+  EXPECT_NE(result.err.find("pid " + std::to_string(holder.pid())), std::string::npos) << result;
+}
+
+// ---- signals and lock release -----------------------------------------------------------------
+
+struct SignalCase {
+  std::string name;
+  int signal;
+  std::string script;
+  int exit_code;
+};
+
+void PrintTo(const SignalCase& signal_case, std::ostream* stream) { *stream << signal_case.name; }
+
+class CliSignalTest : public CliTest, public ::testing::WithParamInterface<SignalCase> {};
+
+TEST_P(CliSignalTest, SignalReachesTheCommandAndTheDeviceIsReleased) {
+  const auto& param = GetParam();
+  const auto mark = dir_.path() / "mark";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}),
+                "MARK='" + mark.string() + "'; " + param.script);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  EXPECT_FALSE(flock_is_free(lock_file("dut-b")));
+  EXPECT_EQ(holder.signal_and_wait(param.signal), param.exit_code) << holder.log();
+  if (param.script.find("trap") != std::string::npos) {
+    EXPECT_TRUE(fs::exists(mark));
+  }
+  EXPECT_TRUE(flock_is_free(lock_file("dut-b")));
+  EXPECT_NE(holder.log().find("lockable: released dut-b"), std::string::npos) << holder.log();
+  const auto again = run(base({"--requirements", "id=dut-b", "--timeout", "0", "true"}));
+  EXPECT_EQ(again.exit_code, 0) << again;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Signals, CliSignalTest,
+    ::testing::Values(SignalCase{"TermKillsCommand", SIGTERM, kWaitForever, 128 + SIGTERM},
+                      SignalCase{"IntKillsCommand", SIGINT, kWaitForever, 128 + SIGINT},
+                      SignalCase{"TermTrappedByCommand", SIGTERM,
+                                 "trap 'touch \"$MARK\"; exit 42' TERM; touch \"$READY\"; "
+                                 "while :; do sleep 0.05; done",
+                                 42}),
+    [](const auto& test_info) { return test_info.param.name; });
+
+TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand) {
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const auto mark = dir_.path() / "ran";
+  Holder waiter(dir_.path(), base({"--requirements", "id=dut-b", "--timeout", "60"}),
+                "touch \"$READY\" '" + mark.string() + "'", "waiter");
+  // The waiter is in the fair queue once its ticket exists (lock_folder.hpp).
+  const auto queue = locks_ / ".lockable-queue";
+  const auto deadline = Clock::now() + kGuard;
+  bool queued = false;
+  while (!queued && Clock::now() < deadline) {
+    std::error_code ignored;
+    for (const auto& entry : fs::directory_iterator(queue, ignored)) {
+      queued = queued || entry.path().extension() == ".ticket";
+    }
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(waiter.signal_and_wait(SIGTERM), 128 + SIGTERM) << waiter.log();
+  EXPECT_NE(waiter.log().find("lockable: interrupted by SIGTERM"), std::string::npos)
+      << waiter.log();
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_FALSE(flock_is_free(lock_file("dut-b"))) << "the holder keeps its device";
+}
+
+TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
+  const auto pid_file = dir_.path() / "grandchild.pid";
+  const auto result = run(base({"--requirements", "id=dut-b", "--", "sh", "-c",
+                                "sleep 600 </dev/null >/dev/null 2>&1 & echo $! > \"$PIDFILE\""}),
+                          {"PIDFILE=" + pid_file.string()});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const pid_t grandchild = std::stoi(read_file(pid_file));
+  EXPECT_EQ(kill(grandchild, 0), 0) << "the grandchild should still run";
+  EXPECT_TRUE(flock_is_free(lock_file("dut-b")));
+  const auto again = run(base({"--requirements", "id=dut-b", "--timeout", "0", "true"}));
+  EXPECT_EQ(again.exit_code, 0) << again;
+  kill(grandchild, SIGKILL);
+}
+
+TEST_F(CliTest, CommandInheritsNoDescriptorIntoTheLockFolder) {
+  const auto fds_file = dir_.path() / "fds.txt";
+  const auto result =
+      run(base({"--", "sh", "-c",
+                "for f in /proc/$$/fd/*; do readlink \"$f\" || true; done > \"$FDS\""}),
+          {"FDS=" + fds_file.string()});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const auto fds = read_file(fds_file);
+  EXPECT_FALSE(fds.empty());
+  EXPECT_EQ(fds.find(locks_.string()), std::string::npos) << fds;
+  EXPECT_EQ(fds.find("inotify"), std::string::npos) << fds;
+}
+
+// ---- status -----------------------------------------------------------------------------------
+
+std::string line_of(const std::string& text, const std::string& id) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(id + " ", 0) == 0) return line;
+  }
+  return "";
+}
+
+TEST_F(CliTest, StatusListsFreeBusyWithHolderAndOffline) {
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-a"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  for (const std::string form : {"status", "--status"}) {
+    const auto result = run(base({form}));
+    ASSERT_EQ(result.exit_code, 0) << result;
+    const auto busy = line_of(result.out, "dut-a");
+    EXPECT_NE(busy.find("busy"), std::string::npos) << result;
+    EXPECT_NE(busy.find("pid " + std::to_string(holder.pid())), std::string::npos) << result;
+    EXPECT_NE(line_of(result.out, "dut-b").find("free"), std::string::npos) << result;
+    EXPECT_NE(line_of(result.out, "dut-off").find("offline"), std::string::npos) << result;
+  }
+}
+
+TEST_F(CliTest, StatusJsonGivesStatesAndHolder) {
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-a"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const auto result = run(base({"status", "--json"}));
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const Json list = Json::parse(result.out);
+  std::map<std::string, Json> by_id;
+  for (const auto& entry : list) by_id[entry.at("id").get<std::string>()] = entry;
+  ASSERT_EQ(by_id.size(), 3u) << result;
+  EXPECT_EQ(by_id["dut-a"].at("state"), "busy");
+  EXPECT_EQ(by_id["dut-a"].at("holder").at("pid"), holder.pid());
+  EXPECT_EQ(by_id["dut-b"].at("state"), "free");
+  EXPECT_TRUE(by_id["dut-b"].at("holder").is_null());
+  EXPECT_EQ(by_id["dut-off"].at("state"), "offline");
+}
+
+// ---- never the environment ----------------------------------------------------------------------
+
+TEST_F(CliTest, OutputNeverContainsTheEnvironmentOrAttributeValues) {
+  const std::string secret = "LOCKABLE_TEST_SECRET=" + kSecretEnvValue;
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const std::vector<std::vector<std::string>> runs = {
+      base({"--requirements", "id=dut-a", "true"}),
+      base({"--requirements", "id=dut-a", "--", "sh", "-c", "exit 5"}),
+      base({"--requirements", "os=Windows", "true"}),
+      base({"--requirements", "id=dut-b", "--timeout", "0.1", "true"}),
+      base({"status"}),
+      base({"status", "--json"}),
+      {"--validate-only", "--resources", resources_.string()},
+  };
+  for (const auto& args : runs) {
+    const auto result = run(args, {secret});
+    EXPECT_EQ(result.all().find(kSecretEnvValue), std::string::npos) << result;
+    EXPECT_EQ(result.all().find(kSecretAttribute), std::string::npos) << result;
+  }
+}
+
+// ---- help and version --------------------------------------------------------------------------
+
+TEST(CliHelpTest, HelpDocumentsUsageAndEveryExitCode) {
+  const auto result = run({"--help"});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  for (const std::string text : {"--validate-only", "--lock-folder", "--resources", "--timeout",
+                                 "--hostname", "--requirements", "status", "Exit status", "126",
+                                 "127", "128+N", "timeout", "never prints the environment"}) {
+    EXPECT_NE(result.out.find(text), std::string::npos) << text << "\n" << result;
+  }
+  for (int code = 1; code <= 8; ++code) {
+    EXPECT_NE(result.out.find("\n  " + std::to_string(code) + " "), std::string::npos)
+        << code << "\n"
+        << result;
+  }
+}
+
+TEST(CliHelpTest, VersionPrintsTheLibraryVersion) {
+  const auto result = run({"--version"});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, std::string("lockable ") + lockable::kVersion + "\n");
+}
+
+}  // namespace
