@@ -1,0 +1,76 @@
+#include "lock_attempt.hpp"
+#include "report.hpp"
+#include "runtime.hpp"
+
+#include <lockable/error.hpp>
+#include <lockable/gtest/environment.hpp>
+
+#include <utility>
+
+namespace lockable::gtest {
+
+GlobalDeviceEnvironment::GlobalDeviceEnvironment(std::string requirements)
+    : requirements_(std::move(requirements)) {
+  // The listener turns a missing device into per-test failures; registering it here covers
+  // programs that add this environment themselves without init().
+  detail::Runtime::instance().ensure_listener();
+}
+
+void GlobalDeviceEnvironment::SetUp() {
+  auto& global = detail::Runtime::instance().global();
+  for (auto& allocation : global.allocations) allocation.unlock();
+  global.allocations.clear();
+  global.error.clear();
+  global.unavailable = false;
+
+  auto attempt = detail::attempt_lock("global environment", [this] {
+    return std::vector<Requirements>{Requirements::parse(requirements_)};
+  });
+  if (!attempt.requirements.empty()) {
+    ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
+  }
+  if (attempt.error.empty()) {
+    global.allocations = std::move(attempt.allocations);
+    detail::record_lock_properties(global.allocations);
+    return;
+  }
+  ::testing::Test::RecordProperty("lockable_error", attempt.error);
+  global.error = std::move(attempt.error);
+  global.unavailable = true;
+  global.on_unavailable = OnUnavailable::kFail;
+  if (attempt.unavailable) {
+    try {
+      global.on_unavailable = detail::Runtime::instance().config().on_unavailable;
+    } catch (const Error&) {
+      // Unreachable in practice: the lock attempt read the same configuration.
+    }
+  }
+}
+
+void GlobalDeviceEnvironment::TearDown() {
+  auto& global = detail::Runtime::instance().global();
+  if (global.allocations.empty()) return;
+  for (auto& allocation : global.allocations) allocation.unlock();
+  detail::record_release_properties(global.allocations);
+  detail::console("global environment: released " + detail::resource_ids(global.allocations) +
+                  ", held " + detail::format_seconds(global.allocations.front().duration()) + " s");
+}
+
+bool has_global_device() noexcept {
+  const auto& global = detail::Runtime::instance().global();
+  return !global.allocations.empty() && global.allocations.front().held();
+}
+
+Device global_device() {
+  const auto& global = detail::Runtime::instance().global();
+  if (!global.allocations.empty() && global.allocations.front().held()) {
+    return Device(global.allocations.front());
+  }
+  if (!global.error.empty()) throw Error("no global device: " + global.error);
+  throw Error(
+      "no global device: give --lockable_requirements=... (or LOCKABLE_REQUIREMENTS) to a program "
+      "linked with lockable::gtest_main or calling lockable::gtest::init(); the device is held "
+      "from the first test to the last");
+}
+
+}  // namespace lockable::gtest

@@ -1,0 +1,196 @@
+#include <lockable/error.hpp>
+#include <lockable/gtest/flags.hpp>
+#include <lockable/requirements.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string_view>
+#include <vector>
+
+namespace lockable::gtest {
+namespace {
+
+constexpr std::string_view kFlagPrefix = "--lockable_";
+constexpr std::string_view kDashedPrefix = "--lockable-";
+
+struct FlagSpec {
+  const char* name;  // without the prefix
+  const char* env;
+  const char* help;
+};
+
+constexpr FlagSpec kFlags[] = {
+    {"resources", "LOCKABLE_RESOURCES",
+     "resources.json describing the devices (default: resources.json in the working directory)"},
+    {"requirements", "LOCKABLE_REQUIREMENTS",
+     "lock one device matching this for the whole program, e.g. '{\"os\":\"Android\"}' or "
+     "'os=Android' (default: none; suites deriving from LockableTest lock their own)"},
+    {"timeout", "LOCKABLE_TIMEOUT",
+     "seconds to wait for a busy device, fractions allowed (default: 1000)"},
+    {"lock_folder", "LOCKABLE_LOCK_FOLDER",
+     "folder holding the <id>.pid lock files (default: the system temp dir, as Python lockable)"},
+    {"hostname", "LOCKABLE_HOSTNAME",
+     "this host's name for the implicit hostname filter (default: gethostname())"},
+    {"on_unavailable", "LOCKABLE_ON_UNAVAILABLE",
+     "fail|skip: what a suite does when no device matches or all stay busy (default: fail)"},
+};
+
+std::string known_flags() {
+  std::string text;
+  for (const auto& flag : kFlags) {
+    if (!text.empty()) text += ", ";
+    text += std::string(kFlagPrefix) + flag.name;
+  }
+  return text;
+}
+
+const FlagSpec* find_flag(std::string_view name) {
+  for (const auto& flag : kFlags) {
+    if (name == flag.name) return &flag;
+  }
+  return nullptr;
+}
+
+// A raw value plus where it came from ("--lockable_timeout" or "LOCKABLE_TIMEOUT"), so that an
+// error names what the user has to change.
+struct Setting {
+  std::string value;
+  std::string source;
+};
+
+Config build_config(const std::map<std::string, Setting>& flags, const EnvLookup& env) {
+  const auto lookup = [&](const FlagSpec& spec) -> std::optional<Setting> {
+    if (const auto it = flags.find(spec.name); it != flags.end()) return it->second;
+    if (env) {
+      // An empty variable counts as unset, as shells make it easy to export one by accident.
+      if (auto value = env(spec.env); value && !value->empty()) {
+        return Setting{std::move(*value), spec.env};
+      }
+    }
+    return std::nullopt;
+  };
+  const auto spec = [](const char* name) -> const FlagSpec& { return *find_flag(name); };
+
+  Config config;
+  if (auto s = lookup(spec("resources"))) {
+    if (s->value.empty()) {
+      throw ConfigError(s->source + ": must name a resources file, e.g. " + s->source +
+                        "=lab/resources.json");
+    }
+    config.resources = s->value;
+  }
+  if (auto s = lookup(spec("requirements"))) {
+    try {
+      (void)Requirements::parse(s->value);
+    } catch (const Error& e) {
+      throw ConfigError(s->source + ": invalid requirements: " + e.what());
+    }
+    config.requirements = s->value;
+  }
+  if (auto s = lookup(spec("timeout"))) config.timeout = parse_timeout(s->value, s->source);
+  if (auto s = lookup(spec("lock_folder"))) config.lock_folder = s->value;
+  if (auto s = lookup(spec("hostname"))) config.hostname = s->value;
+  if (auto s = lookup(spec("on_unavailable"))) {
+    if (s->value == "fail") {
+      config.on_unavailable = OnUnavailable::kFail;
+    } else if (s->value == "skip") {
+      config.on_unavailable = OnUnavailable::kSkip;
+    } else {
+      throw ConfigError(s->source + ": must be \"fail\" or \"skip\", found \"" + s->value + "\"");
+    }
+  }
+  return config;
+}
+
+}  // namespace
+
+const char* to_string(OnUnavailable value) noexcept {
+  return value == OnUnavailable::kSkip ? "skip" : "fail";
+}
+
+std::optional<std::string> process_environment(const std::string& name) {
+  if (const char* value = std::getenv(name.c_str())) return std::string(value);
+  return std::nullopt;
+}
+
+Config config_from_environment(const EnvLookup& env) { return build_config({}, env); }
+
+Config parse_flags(int* argc, char** argv, const EnvLookup& env) {
+  std::map<std::string, Setting> flags;
+  std::vector<bool> consumed(static_cast<std::size_t>(*argc), false);
+  for (int i = 1; i < *argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg.substr(0, kDashedPrefix.size()) == kDashedPrefix) {
+      std::string fixed(arg.substr(0, arg.find('=')));
+      for (auto& c : fixed) c = c == '-' ? '_' : c;
+      fixed.replace(0, 2, "--");
+      throw ConfigError("unknown flag " + std::string(arg.substr(0, arg.find('='))) +
+                        ": lockable flags use underscores, e.g. " + fixed);
+    }
+    if (arg.substr(0, kFlagPrefix.size()) != kFlagPrefix) continue;
+
+    const auto equals = arg.find('=');
+    const std::string flag(arg.substr(0, equals));
+    const FlagSpec* spec = find_flag(std::string_view(flag).substr(kFlagPrefix.size()));
+    if (spec == nullptr) {
+      throw ConfigError("unknown flag " + flag + "; the lockable flags are " + known_flags() +
+                        " (run with --help for details)");
+    }
+    consumed[static_cast<std::size_t>(i)] = true;
+    std::string value;
+    if (equals != std::string_view::npos) {
+      value = std::string(arg.substr(equals + 1));
+    } else {
+      if (i + 1 >= *argc) {
+        throw ConfigError(flag + " needs a value: " + flag + "=<value> or " + flag + " <value>");
+      }
+      ++i;
+      value = argv[i];
+      consumed[static_cast<std::size_t>(i)] = true;
+    }
+    flags[spec->name] = Setting{std::move(value), flag};
+  }
+
+  Config config = build_config(flags, env);
+
+  // Remove the consumed arguments only once everything parsed, so argv is intact on error.
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    if (!consumed[static_cast<std::size_t>(i)]) argv[out++] = argv[i];
+  }
+  for (int i = out; i < *argc; ++i) argv[i] = nullptr;
+  *argc = out;
+  return config;
+}
+
+Options to_options(const Config& config) {
+  Options options;
+  options.hostname = config.hostname;
+  options.resources = config.resources;
+  options.lock_folder = config.lock_folder;
+  if (config.timeout) options.default_timeout = *config.timeout;
+  options.log = [](const std::string& line) {
+    std::printf("[ LOCKABLE ] %s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  return options;
+}
+
+std::string flags_help() {
+  std::string text =
+      "\nlockable flags (each falls back to the environment variable shown, then to its "
+      "default):\n";
+  for (const auto& flag : kFlags) {
+    text += "  " + std::string(kFlagPrefix) + flag.name + "=VALUE  [" + flag.env + "]\n      " +
+            flag.help + "\n";
+  }
+  text +=
+      "Both --lockable_x=VALUE and --lockable_x VALUE work. Suites deriving from "
+      "lockable::gtest::LockableTest\nlock their own device; the report (--gtest_output=xml|json) "
+      "gets lockable_* properties.\n";
+  return text;
+}
+
+}  // namespace lockable::gtest

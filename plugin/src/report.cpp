@@ -1,0 +1,61 @@
+#include "report.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+
+namespace lockable::gtest::detail {
+
+std::string format_seconds(Allocation::Duration duration) {
+  const auto ms = std::chrono::round<std::chrono::milliseconds>(duration).count();
+  const auto magnitude = ms < 0 ? -ms : ms;
+  char text[48];
+  std::snprintf(text, sizeof text, "%s%lld.%03lld", ms < 0 ? "-" : "",
+                static_cast<long long>(magnitude / 1000), static_cast<long long>(magnitude % 1000));
+  return text;
+}
+
+std::string property_name(const char* base, std::size_t index, std::size_t count) {
+  if (count <= 1) return base;
+  return std::string(base) + "_" + std::to_string(index + 1);
+}
+
+void record_lock_properties(const std::vector<Allocation>& allocations) {
+  const auto count = allocations.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& a = allocations[i];
+    const auto name = [&](const char* base) { return property_name(base, i, count); };
+    ::testing::Test::RecordProperty(name("lockable_resource_id"), a.resource_id());
+    ::testing::Test::RecordProperty(name("lockable_alloc_id"), a.alloc_id());
+    ::testing::Test::RecordProperty(name("lockable_requirements"), a.requirements().dump());
+    ::testing::Test::RecordProperty(name("lockable_allocation_queue_time"),
+                                    format_seconds(a.queue_time()));
+    ::testing::Test::RecordProperty(name("lockable_allocation_start_time"),
+                                    format_iso8601(a.start_time()));
+  }
+}
+
+void record_release_properties(const std::vector<Allocation>& allocations) {
+  const auto count = allocations.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    ::testing::Test::RecordProperty(property_name("lockable_allocation_duration", i, count),
+                                    format_seconds(allocations[i].duration()));
+  }
+}
+
+void console(const std::string& line) {
+  std::printf("[ LOCKABLE ] %s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+std::string resource_ids(const std::vector<Allocation>& allocations) {
+  std::string text;
+  for (const auto& a : allocations) {
+    if (!text.empty()) text += ", ";
+    text += a.resource_id();
+  }
+  return text;
+}
+
+}  // namespace lockable::gtest::detail

@@ -1,0 +1,172 @@
+#include "runtime.hpp"
+
+#include "lock_attempt.hpp"
+#include "report.hpp"
+
+#include <lockable/error.hpp>
+#include <lockable/gtest/environment.hpp>
+#include <lockable/gtest/init.hpp>
+
+#include <gtest/gtest.h>
+
+#include <exception>
+#include <utility>
+
+namespace lockable::gtest {
+namespace detail {
+namespace {
+
+// Turns a missing global device into a failure or skip of every test, before the test object is
+// built, so an unmodified test program never runs a test without its device. (A failure or skip in
+// Environment::SetUp is reported misleadingly by GoogleTest 1.12, see gtest-notes.md §2.)
+class GlobalDeviceListener : public ::testing::EmptyTestEventListener {
+ public:
+  void OnTestStart(const ::testing::TestInfo& /*test_info*/) override {
+    const GlobalState& global = Runtime::instance().global();
+    if (!global.unavailable) return;
+    if (global.on_unavailable == OnUnavailable::kSkip) {
+      GTEST_SKIP() << global.error;
+    }
+    GTEST_FAIL() << global.error;
+  }
+};
+
+std::string requirements_text(const std::vector<Requirements>& requirements) {
+  if (requirements.size() == 1) return requirements.front().to_string();
+  Json list = Json::array();
+  for (const auto& r : requirements) list.push_back(r.json());
+  return list.dump();
+}
+
+}  // namespace
+
+Runtime& Runtime::instance() {
+  static Runtime runtime;
+  return runtime;
+}
+
+Runtime::~Runtime() { release_all(); }
+
+void Runtime::release_all() noexcept {
+  for (auto& suite : suites_) {
+    for (auto& allocation : suite.allocations) allocation.unlock();
+  }
+  for (auto& allocation : global_.allocations) allocation.unlock();
+}
+
+const Config& Runtime::config() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!config_) config_ = config_from_environment();
+  return *config_;
+}
+
+void Runtime::set_config(Config config) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (configured_by_init_) {
+    throw ConfigError(
+        "lockable::gtest::init() was called twice; call it once, after InitGoogleTest (a program "
+        "linked with lockable::gtest_main must not call it at all)");
+  }
+  if (lockable_) {
+    throw ConfigError(
+        "lockable::gtest::init() was called after a suite already locked a device; call it in "
+        "main(), after InitGoogleTest and before RUN_ALL_TESTS()");
+  }
+  config_ = std::move(config);
+  configured_by_init_ = true;
+}
+
+Lockable& Runtime::lockable() {
+  const Config& configuration = config();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!lockable_) lockable_ = std::make_unique<Lockable>(to_options(configuration));
+  return *lockable_;
+}
+
+SuiteState& Runtime::new_suite_state() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return suites_.emplace_back();
+}
+
+void Runtime::ensure_listener() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (listener_added_) return;
+  // GoogleTest owns (and deletes) appended listeners.
+  ::testing::UnitTest::GetInstance()->listeners().Append(new GlobalDeviceListener);
+  listener_added_ = true;
+}
+
+LockAttempt attempt_lock(const std::string& who,
+                         const std::function<std::vector<Requirements>()>& requirements) {
+  LockAttempt attempt;
+  const auto fail = [&](const std::string& why, bool unavailable) {
+    attempt.unavailable = unavailable;
+    std::string mode;
+    if (unavailable) {
+      try {
+        mode = std::string(" (on_unavailable=") +
+               to_string(Runtime::instance().config().on_unavailable) + ")";
+      } catch (const std::exception&) {
+        // config() worked before getting here; keep the message without the mode otherwise.
+      }
+    }
+    attempt.error = "lockable: " + who + " could not lock a device" +
+                    (attempt.requirements.empty() ? "" : " for " + attempt.requirements) + mode +
+                    ": " + why;
+  };
+  try {
+    const auto wanted = requirements();
+    attempt.requirements = requirements_text(wanted);
+    if (wanted.empty()) {
+      fail(
+          "no requirements declared; give at least one, e.g. kRequirements = \"{}\" for any device",
+          false);
+      return attempt;
+    }
+    const Config& configuration = Runtime::instance().config();
+    Lockable& lockable = Runtime::instance().lockable();
+    console(who + ": locking " +
+            (wanted.size() == 1 ? "a device" : std::to_string(wanted.size()) + " devices") +
+            " for " + attempt.requirements);
+    if (wanted.size() == 1) {
+      attempt.allocations.push_back(lockable.lock(wanted.front(), configuration.timeout));
+    } else {
+      attempt.allocations = lockable.lock_many(wanted, configuration.timeout);
+    }
+    std::string held;
+    for (const auto& a : attempt.allocations) {
+      held += (held.empty() ? "" : ", ") + a.resource_id() + " (alloc " + a.alloc_id() + ")";
+    }
+    console(who + ": locked " + held + " after " +
+            format_seconds(attempt.allocations.front().queue_time()) + " s");
+  } catch (const NoMatchError& e) {
+    fail(e.what(), true);
+  } catch (const TimeoutError& e) {
+    fail(e.what(), true);
+  } catch (const Error& e) {
+    fail(e.what(), false);
+  } catch (const std::exception& e) {
+    fail(std::string("unexpected error: ") + e.what(), false);
+  }
+  return attempt;
+}
+
+}  // namespace detail
+
+void init(Config config) {
+  auto& runtime = detail::Runtime::instance();
+  const std::string requirements = config.requirements;
+  runtime.set_config(std::move(config));
+  runtime.ensure_listener();
+  if (!requirements.empty()) {
+    ::testing::AddGlobalTestEnvironment(new GlobalDeviceEnvironment(requirements));
+  }
+}
+
+void init(int* argc, char** argv) { init(parse_flags(argc, argv)); }
+
+const Config& config() { return detail::Runtime::instance().config(); }
+
+Lockable& shared_lockable() { return detail::Runtime::instance().lockable(); }
+
+}  // namespace lockable::gtest

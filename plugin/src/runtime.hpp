@@ -1,0 +1,72 @@
+#pragma once
+
+#include <lockable/allocation.hpp>
+#include <lockable/gtest/flags.hpp>
+#include <lockable/gtest/lockable_test.hpp>
+#include <lockable/lockable.hpp>
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lockable::gtest::detail {
+
+struct SuiteState {
+  /// The GoogleTest suite name, for messages.
+  std::string name;
+  /// Held devices, in the order of the suite's requirements.
+  std::vector<Allocation> allocations;
+  /// Why the suite has no device (empty while it has them).
+  std::string error;
+  /// Set when the suite is skipped for want of a device (on_unavailable=skip).
+  bool skipped = false;
+};
+
+/// The device of the global environment.
+struct GlobalState {
+  std::vector<Allocation> allocations;  // zero or one
+  std::string error;
+  bool unavailable = false;
+  OnUnavailable on_unavailable = OnUnavailable::kFail;
+};
+
+/// Everything the plugin holds for the program. A function-local static: it is destroyed at exit
+/// (also on std::exit mid-suite), and its destructor releases every device before the Lockable
+/// (and its backend) go away. GoogleTest's own singletons (which own the environment and listener
+/// objects) outlive it, so those objects never own an allocation.
+class Runtime {
+ public:
+  static Runtime& instance();
+  ~Runtime();
+
+  const Config& config();
+  /// Throws ConfigError when init() already ran or the Lockable already exists.
+  void set_config(Config config);
+  Lockable& lockable();
+
+  SuiteState& new_suite_state();
+  GlobalState& global() noexcept { return global_; }
+
+  /// Registers the listener once (needs InitGoogleTest to have run).
+  void ensure_listener();
+
+  /// Releases every held device; idempotent.
+  void release_all() noexcept;
+
+ private:
+  Runtime() = default;
+
+  std::mutex mutex_;
+  std::optional<Config> config_;
+  bool configured_by_init_ = false;
+  bool listener_added_ = false;
+  std::unique_ptr<Lockable> lockable_;
+  // Declared after lockable_, so destroyed first even if release_all() were skipped.
+  std::deque<SuiteState> suites_;
+  GlobalState global_;
+};
+
+}  // namespace lockable::gtest::detail
