@@ -60,7 +60,8 @@ class LockBackend {
   /// Try once, without waiting, to lock `resource`. Returns nullptr if someone else holds it.
   /// Two calls in one process (any thread, any backend object on the same store) never both
   /// succeed for one id. Throws BackendError when the store itself is unusable.
-  virtual std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) = 0;
+  virtual std::unique_ptr<HeldLock> try_lock(const Resource& resource,
+                                             const HolderInfo& holder) = 0;
 
   /// Blocks until something may have changed (a lock was released, the queue moved) or until
   /// `deadline`. Spurious returns are allowed; missing a release is not.

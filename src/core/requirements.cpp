@@ -156,19 +156,12 @@ std::vector<std::size_t> find_matches(const Resources& resources,
   constexpr std::size_t kPrefetchDistance = 8;
   std::vector<std::size_t> indexes;
   for (std::size_t i = 0; i < resources.size(); ++i) {
+#if defined(__GNUC__)
     if (i + kPrefetchDistance < resources.size()) {
       __builtin_prefetch(
           resources[i + kPrefetchDistance].attributes.get_ptr<const Json::object_t*>());
     }
-    if (i + kPrefetchDistance / 2 < resources.size()) {
-      // The map header, fetched above, points at its first and last nodes: fetch those too.
-      if (const auto* object =
-              resources[i + kPrefetchDistance / 2].attributes.get_ptr<const Json::object_t*>();
-          object != nullptr && !object->empty()) {
-        __builtin_prefetch(&*object->begin());
-        __builtin_prefetch(&*object->rbegin());
-      }
-    }
+#endif
     if (requirements.matches(resources[i])) indexes.push_back(i);
   }
   return indexes;
