@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -52,7 +53,8 @@ struct Lockable::Impl {
   std::unique_ptr<LockBackend> backend;
 
   std::mutex resources_mutex;
-  std::optional<Resources> loaded;
+  // Shared, never mutated: a waiter re-reading it on every wake-up must not copy every resource.
+  std::shared_ptr<const Resources> loaded;
 
   void log(const std::string& line) const {
     if (options.log) {
@@ -65,17 +67,17 @@ struct Lockable::Impl {
   // Current resources: loaded once, reloaded when the provider says they may have changed. While
   // waiting (`tolerate_errors`), a list that turns invalid (an editor half-way through a save)
   // keeps the previous one instead of aborting the wait.
-  Resources current_resources(bool tolerate_errors) {
+  std::shared_ptr<const Resources> current_resources(bool tolerate_errors) {
     std::lock_guard<std::mutex> guard(resources_mutex);
     if (!loaded || provider->changed()) {
       try {
-        loaded = provider->load();
+        loaded = std::make_shared<const Resources>(provider->load());
       } catch (const Error& error) {
         if (!tolerate_errors || !loaded) throw;
         log(std::string("lockable: keeping the previous resources: ") + error.what());
       }
     }
-    return *loaded;
+    return loaded;
   }
 
   std::vector<Allocation> acquire(const std::vector<Requirements>& requirements,
@@ -105,7 +107,8 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
   std::vector<std::string> ticket_ids;
   bool waiting = false;
   for (;;) {
-    const Resources resources = current_resources(waiting);
+    const auto shared_resources = current_resources(waiting);
+    const Resources& resources = *shared_resources;
     std::vector<std::vector<std::size_t>> candidates;
     for (std::size_t i = 0; i < requirements.size(); ++i) {
       candidates.push_back(find_matches(resources, effective[i]));
@@ -276,7 +279,8 @@ std::vector<Allocation> Lockable::lock_many(const std::vector<Requirements>& req
 
 std::vector<ResourceStatus> Lockable::status() {
   std::vector<ResourceStatus> result;
-  for (auto& resource : impl_->current_resources(false)) {
+  const auto resources = impl_->current_resources(false);
+  for (const auto& resource : *resources) {
     ResourceStatus status;
     if (!resource.online()) {
       status.state = ResourceStatus::State::kOffline;
@@ -284,13 +288,13 @@ std::vector<ResourceStatus> Lockable::status() {
       status.state = ResourceStatus::State::kBusy;
       status.holder = std::move(holder);
     }
-    status.resource = std::move(resource);
+    status.resource = resource;
     result.push_back(std::move(status));
   }
   return result;
 }
 
-Resources Lockable::resources() { return impl_->current_resources(false); }
+Resources Lockable::resources() { return *impl_->current_resources(false); }
 
 const std::string& Lockable::hostname() const noexcept { return impl_->hostname; }
 
