@@ -4,6 +4,8 @@
 #include "core/query.hpp"
 
 #include <algorithm>
+#include <future>
+#include <thread>
 #include <utility>
 
 namespace lockable {
@@ -149,21 +151,52 @@ Requirements Requirements::with_implicit_filters(const std::string& hostname) co
   return result;
 }
 
-std::vector<std::size_t> find_matches(const Resources& resources,
-                                      const Requirements& requirements) {
+namespace {
+
+// Appends to `indexes` the matches among resources[begin, end).
+void match_range(const Resources& resources, const Requirements& requirements, std::size_t begin,
+                 std::size_t end, std::vector<std::size_t>& indexes) {
   // Matching is bound by memory latency (each attribute lookup walks a std::map), so fetching
   // the attribute map of a resource a few iterations ahead overlaps one miss with work.
   constexpr std::size_t kPrefetchDistance = 8;
-  std::vector<std::size_t> indexes;
-  for (std::size_t i = 0; i < resources.size(); ++i) {
+  for (std::size_t i = begin; i < end; ++i) {
 #if defined(__GNUC__)
-    if (i + kPrefetchDistance < resources.size()) {
+    if (i + kPrefetchDistance < end) {
       __builtin_prefetch(
           resources[i + kPrefetchDistance].attributes.get_ptr<const Json::object_t*>());
     }
 #endif
     if (requirements.matches(resources[i])) indexes.push_back(i);
   }
+}
+
+}  // namespace
+
+std::vector<std::size_t> find_matches(const Resources& resources,
+                                      const Requirements& requirements) {
+  // Large lists are matched by several threads: the work is memory-latency bound, so each core
+  // adds outstanding misses. Small lists (every real lab) stay on the caller's thread.
+  constexpr std::size_t kParallelThreshold = 32768;
+  constexpr unsigned kMaxThreads = 4;
+  const unsigned threads = std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::size_t> indexes;
+  if (resources.size() < kParallelThreshold || threads == 1) {
+    match_range(resources, requirements, 0, resources.size(), indexes);
+    return indexes;
+  }
+  const std::size_t chunk = (resources.size() + threads - 1) / threads;
+  std::vector<std::vector<std::size_t>> parts(threads);
+  std::vector<std::future<void>> workers;
+  for (unsigned t = 1; t < threads; ++t) {
+    const std::size_t begin = std::min(resources.size(), t * chunk);
+    const std::size_t end = std::min(resources.size(), begin + chunk);
+    workers.push_back(std::async(std::launch::async, [&, begin, end, t] {
+      match_range(resources, requirements, begin, end, parts[t]);
+    }));
+  }
+  match_range(resources, requirements, 0, std::min(resources.size(), chunk), parts[0]);
+  for (auto& worker : workers) worker.get();
+  for (const auto& part : parts) indexes.insert(indexes.end(), part.begin(), part.end());
   return indexes;
 }
 

@@ -260,6 +260,25 @@ TEST(Matching, FindMatchesReturnsIndexesInInputOrder) {
   EXPECT_EQ(find_matches(resources, Requirements()).size(), 6u);
 }
 
+TEST(Matching, LargeListsSplitOverThreadsKeepInputOrder) {
+  // Past the parallel threshold the list is matched in chunks; the result must be exactly the
+  // serial one, in input order, with the chunk borders falling anywhere.
+  Resources resources;
+  for (int i = 0; i < 100003; ++i) {
+    const std::string id = "dut-" + std::to_string(i);
+    resources.push_back(
+        Resource{id, Json{{"id", id}, {"rev", i % 7}, {"model", i % 5 == 0 ? "Pixel" : "Galaxy"}}});
+  }
+  const auto requirements =
+      Requirements::parse(R"({"rev": {"$in": [1, 6]}, "model": {"$regex": "^Pix"}})");
+  std::vector<std::size_t> expected;
+  for (std::size_t i = 0; i < resources.size(); ++i) {
+    if (requirements.matches(resources[i])) expected.push_back(i);
+  }
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(find_matches(resources, requirements), expected);
+}
+
 TEST(Matching, CheapClausesDecideBeforeRegexClauses) {
   // Equal results whatever order the clauses are written in; the regex one is evaluated last.
   const auto a = Requirements::parse(R"({"model": {"$regex": "^P"}, "os": "Android"})");
