@@ -6,31 +6,32 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/file.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "lockable/test/case_name.hpp"
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using lockable::test::CaseName;
+using lockable::test::is_flocked;
+using lockable::test::read_text;
+using lockable::test::RunResult;
+using lockable::test::TempDir;
+using lockable::test::write_file;
 
 // Failure guard only: nothing here should come near it.
 constexpr auto kGuard = std::chrono::seconds(60);
@@ -38,165 +39,36 @@ constexpr auto kGuard = std::chrono::seconds(60);
 const std::string kSecretEnvValue = "s3cr3t-env-value-7f3a";
 const std::string kSecretAttribute = "hunter2-attribute-91c";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lockable-cli-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
+// The built binary followed by `args`.
+std::vector<std::string> lockable_argv(std::vector<std::string> args) {
+  args.insert(args.begin(), LOCKABLE_CLI_PATH);
+  return args;
+}
+
+// This process's environment with `env` (NAME=value) replacing variables of the same name, stdin
+// from /dev/null, in `cwd` unless empty.
+lockable::test::ChildOptions lockable_options(const std::vector<std::string>& env, fs::path cwd) {
+  lockable::test::ChildOptions options;
+  for (const auto& variable : env) {
+    const auto eq = variable.find('=');
+    options.env[variable.substr(0, eq)] = variable.substr(eq + 1);
   }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary);
-  file << text;
+  options.cwd = std::move(cwd);
+  options.in = lockable::test::Stream::null();
+  return options;
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-// This process's environment with `extra` (NAME=value) replacing variables of the same name.
-std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
-  std::vector<std::string> env;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    const std::string text = *entry;
-    const std::string prefix = text.substr(0, text.find('=') + 1);
-    bool replaced = false;
-    for (const auto& variable : extra) replaced = replaced || variable.rfind(prefix, 0) == 0;
-    if (!replaced) env.push_back(text);
-  }
-  env.insert(env.end(), extra.begin(), extra.end());
-  return env;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  for (auto& text : strings) pointers.push_back(text.data());
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
-struct SpawnSpec {
-  std::vector<std::string> args;  // without the program
-  std::vector<std::string> env;   // added to this process's environment
-  fs::path cwd;                   // empty: this process's
-  int stdout_fd = -1;             // -1: /dev/null
-  int stderr_fd = -1;
-};
-
-pid_t spawn_lockable(const SpawnSpec& spec) {
-  std::vector<std::string> argv_strings{LOCKABLE_CLI_PATH};
-  argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
-  auto env_strings = environment_with(spec.env);
-  auto argv = c_strings(argv_strings);
-  auto envp = c_strings(env_strings);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  if (spec.stdout_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&actions, spec.stdout_fd, 1);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  }
-  if (spec.stderr_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&actions, spec.stderr_fd, 2);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  }
-  if (!spec.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-  pid_t pid = 0;
-  const int error =
-      posix_spawn(&pid, argv_strings[0].c_str(), &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) throw std::runtime_error("cannot start " + argv_strings[0]);
-  return pid;
-}
-
-int decode_status(int status) {
-  if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);  // lockable itself died: never ok
-  return WEXITSTATUS(status);
-}
-
-// Waits for `pid` up to the guard; kills it past the guard so that a hang fails, not blocks.
-int wait_for_exit(pid_t pid) {
-  const auto deadline = Clock::now() + kGuard;
-  int status = 0;
-  for (;;) {
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid) return decode_status(status);
-    if (done < 0) return -1;
-    if (Clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      ADD_FAILURE() << "lockable (pid " << pid << ") did not exit within the guard time";
-      return -2;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  std::string all() const { return out + err; }
-};
-
-std::ostream& operator<<(std::ostream& stream, const Result& result) {
-  return stream << "exit " << result.exit_code << "\nstdout:\n"
-                << result.out << "\nstderr:\n"
-                << result.err;
-}
+// The exit code the assertions see: lockable itself killed by signal N gives 1000 + N, which no
+// test expects, so it never passes for a command's forwarded 128 + N.
+int checked_exit_code(int exit_code, int signal) { return signal != 0 ? 1000 + signal : exit_code; }
 
 // Runs lockable to completion, capturing stdout and stderr.
-Result run(std::vector<std::string> args, std::vector<std::string> env = {}, fs::path cwd = {}) {
-  int out_pipe[2];
-  int err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-    throw std::runtime_error("pipe failed");
-  }
-  SpawnSpec spec{std::move(args), std::move(env), std::move(cwd), out_pipe[1], err_pipe[1]};
-  const pid_t pid = spawn_lockable(spec);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  Result result;
-  std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
-  std::string* targets[] = {&result.out, &result.err};
-  int open_count = 2;
-  const auto deadline = Clock::now() + kGuard;
-  while (open_count > 0 && Clock::now() < deadline) {
-    if (poll(fds.data(), fds.size(), 100) <= 0) continue;
-    for (std::size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buffer[4096];
-      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-      if (n > 0) {
-        targets[i]->append(buffer, static_cast<std::size_t>(n));
-      } else {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_count;
-      }
-    }
-  }
-  for (auto& fd : fds) {
-    if (fd.fd >= 0) close(fd.fd);
-  }
-  result.exit_code = wait_for_exit(pid);
+RunResult run(std::vector<std::string> args, std::vector<std::string> env = {}, fs::path cwd = {}) {
+  auto options = lockable_options(env, std::move(cwd));
+  options.out = lockable::test::Stream::pipe();
+  options.err = lockable::test::Stream::pipe();
+  auto result = lockable::test::run(lockable_argv(std::move(args)), options, kGuard);
+  result.exit_code = checked_exit_code(result.exit_code, result.signal);
   return result;
 }
 
@@ -209,53 +81,41 @@ bool wait_for_file(const fs::path& path) {
   return true;
 }
 
-// True when nobody holds an flock on `path` (the Python package's and our lock protocol).
-bool flock_is_free(const fs::path& path) {
-  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return true;
-  const bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
-  close(fd);
-  return free;
-}
-
 // A lockable process that holds a device while its command waits; killed and reaped on
 // destruction if the test did not finish it.
 class Holder {
  public:
   Holder(const fs::path& dir, std::vector<std::string> args, const std::string& script,
          const std::string& name = "holder")
-      : ready_(dir / (name + ".ready")), log_path_(dir / (name + ".log")) {
-    log_fd_ = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    args.insert(args.end(), {"--", "sh", "-c", script});
-    pid_ = spawn_lockable(
-        SpawnSpec{std::move(args), {"READY=" + ready_.string()}, {}, log_fd_, log_fd_});
-  }
-  ~Holder() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    close(log_fd_);
-  }
-  Holder(const Holder&) = delete;
-  Holder& operator=(const Holder&) = delete;
+      : ready_(dir / (name + ".ready")),
+        child_(lockable_argv(with_command(std::move(args), script)),
+               log_options(ready_, dir / (name + ".log"))) {}
 
   /// The command runs (so the device is locked) once it has touched $READY.
   bool wait_until_locked() const { return wait_for_file(ready_); }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   int signal_and_wait(int signal) {
-    kill(pid_, signal);
-    const int code = wait_for_exit(pid_);
-    pid_ = 0;
-    return code;
+    child_.send_signal(signal);
+    const int code = child_.wait(kGuard);
+    return checked_exit_code(code, child_.term_signal());
   }
-  std::string log() const { return read_file(log_path_); }
+  std::string log() const { return child_.output(); }
 
  private:
+  static std::vector<std::string> with_command(std::vector<std::string> args,
+                                               const std::string& script) {
+    args.insert(args.end(), {"--", "sh", "-c", script});
+    return args;
+  }
+  static lockable::test::ChildOptions log_options(const fs::path& ready, fs::path log) {
+    auto options = lockable_options({"READY=" + ready.string()}, {});
+    options.out = lockable::test::Stream::file(std::move(log));
+    options.err = lockable::test::Stream::same_as_stdout();
+    return options;
+  }
+
   fs::path ready_;
-  fs::path log_path_;
-  int log_fd_ = -1;
-  pid_t pid_ = 0;
+  lockable::test::Child child_;
 };
 
 // A command that holds until it is sent SIGTERM/SIGINT (signals reach `sh` between sleeps).
@@ -314,7 +174,7 @@ TEST_F(CliTest, CommandEnvironmentHoldsAllocIdResourceJsonAndInheritedVariables)
                           {"OUT=" + env_file.string(), "INHERITED_VAR=kept"});
   ASSERT_EQ(result.exit_code, 0) << result;
   std::map<std::string, std::string> env;
-  std::istringstream lines(read_file(env_file));
+  std::istringstream lines(read_text(env_file));
   for (std::string line; std::getline(lines, line);) {
     const auto eq = line.find('=');
     if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
@@ -366,7 +226,7 @@ TEST_F(CliTest, EmptyRequirementsInEitherSpellingMatchAnyDevice) {
 TEST_F(CliTest, QuietPrintsNothingOfItsOwn) {
   const auto result = run(base({"--quiet", "true"}));
   EXPECT_EQ(result.exit_code, 0) << result;
-  EXPECT_EQ(result.all(), "");
+  EXPECT_EQ(result.output(), "");
 }
 
 TEST_F(CliTest, DoubleDashRunsACommandNamedStatus) {
@@ -499,7 +359,7 @@ INSTANTIATE_TEST_SUITE_P(
                   127,
                   {"lockable: ./no/such/file: No such file or directory"}},
         ErrorCase{"DirectoryAsCommand", {"/"}, 126, {"lockable: /: Is a directory"}}),
-    [](const auto& test_info) { return test_info.param.name; });
+    CaseName());
 
 TEST_F(CliTest, NonExecutableCommandExits126) {
   const auto script = dir_.path() / "script.sh";
@@ -559,12 +419,12 @@ TEST_P(CliSignalTest, SignalReachesTheCommandAndTheDeviceIsReleased) {
   Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}),
                 "MARK='" + mark.string() + "'; " + param.script);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
-  EXPECT_FALSE(flock_is_free(lock_file("dut-b")));
+  EXPECT_TRUE(is_flocked(lock_file("dut-b")));
   EXPECT_EQ(holder.signal_and_wait(param.signal), param.exit_code) << holder.log();
   if (param.script.find("trap") != std::string::npos) {
     EXPECT_TRUE(fs::exists(mark));
   }
-  EXPECT_TRUE(flock_is_free(lock_file("dut-b")));
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
   EXPECT_NE(holder.log().find("lockable: released dut-b"), std::string::npos) << holder.log();
   const auto again = run(base({"--requirements", "id=dut-b", "--timeout", "0", "true"}));
   EXPECT_EQ(again.exit_code, 0) << again;
@@ -578,7 +438,7 @@ INSTANTIATE_TEST_SUITE_P(
                                  "trap 'touch \"$MARK\"; exit 42' TERM; touch \"$READY\"; "
                                  "while :; do sleep 0.05; done",
                                  42}),
-    [](const auto& test_info) { return test_info.param.name; });
+    CaseName());
 
 TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand) {
   Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
@@ -602,7 +462,7 @@ TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand
   EXPECT_NE(waiter.log().find("lockable: interrupted by SIGTERM"), std::string::npos)
       << waiter.log();
   EXPECT_FALSE(fs::exists(mark));
-  EXPECT_FALSE(flock_is_free(lock_file("dut-b"))) << "the holder keeps its device";
+  EXPECT_TRUE(is_flocked(lock_file("dut-b"))) << "the holder keeps its device";
 }
 
 TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
@@ -611,9 +471,9 @@ TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
                                 "sleep 600 </dev/null >/dev/null 2>&1 & echo $! > \"$PIDFILE\""}),
                           {"PIDFILE=" + pid_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result;
-  const pid_t grandchild = std::stoi(read_file(pid_file));
+  const pid_t grandchild = std::stoi(read_text(pid_file));
   EXPECT_EQ(kill(grandchild, 0), 0) << "the grandchild should still run";
-  EXPECT_TRUE(flock_is_free(lock_file("dut-b")));
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
   const auto again = run(base({"--requirements", "id=dut-b", "--timeout", "0", "true"}));
   EXPECT_EQ(again.exit_code, 0) << again;
   kill(grandchild, SIGKILL);
@@ -626,7 +486,7 @@ TEST_F(CliTest, CommandInheritsNoDescriptorIntoTheLockFolder) {
                 "for f in /proc/$$/fd/*; do readlink \"$f\" || true; done > \"$FDS\""}),
           {"FDS=" + fds_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result;
-  const auto fds = read_file(fds_file);
+  const auto fds = read_text(fds_file);
   EXPECT_FALSE(fds.empty());
   EXPECT_EQ(fds.find(locks_.string()), std::string::npos) << fds;
   EXPECT_EQ(fds.find("inotify"), std::string::npos) << fds;
@@ -689,8 +549,8 @@ TEST_F(CliTest, OutputNeverContainsTheEnvironmentOrAttributeValues) {
   };
   for (const auto& args : runs) {
     const auto result = run(args, {secret});
-    EXPECT_EQ(result.all().find(kSecretEnvValue), std::string::npos) << result;
-    EXPECT_EQ(result.all().find(kSecretAttribute), std::string::npos) << result;
+    EXPECT_EQ(result.output().find(kSecretEnvValue), std::string::npos) << result;
+    EXPECT_EQ(result.output().find(kSecretAttribute), std::string::npos) << result;
   }
 }
 

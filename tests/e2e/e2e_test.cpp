@@ -1,7 +1,6 @@
 // End-to-end tests of the GoogleTest plugin: build-tree test programs run as child processes
 // against a resources.json and lock folder in a temporary directory; the assertions read their
 // console output, exit code and XML/JSON reports.
-#include "process.hpp"
 #include "report_reader.hpp"
 
 #include <gtest/gtest.h>
@@ -15,11 +14,34 @@
 #include <thread>
 #include <vector>
 
+#include "lockable/test/case_name.hpp"
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
+
 namespace lockable::e2e {
 namespace {
 
 namespace fs = std::filesystem;
 using Env = std::map<std::string, std::string>;
+using test::CaseName;
+using test::Child;
+using test::read_text;
+using test::run;
+using test::RunResult;
+using test::TempDir;
+using test::write_file;
+
+// How every program here starts: without the rig's own LOCKABLE_* and GTEST_* settings, with
+// `env` on top (an empty value unsets), stdout and stderr together in `output`.
+test::ChildOptions program_options(const Env& env, fs::path output) {
+  test::ChildOptions options;
+  options.env = env;
+  options.drop_env_prefixes = {"LOCKABLE_", "GTEST_"};
+  options.in = test::Stream::inherit();
+  options.out = test::Stream::file(std::move(output));
+  options.err = test::Stream::same_as_stdout();
+  return options;
+}
 
 constexpr const char* kResources = R"([
   {"id": "dev-a1", "online": true, "hostname": "e2e-host", "kind": "a", "serial": "A1"},
@@ -56,7 +78,7 @@ class PluginE2eTest : public ::testing::Test {
   }
 
   RunResult run_program(const std::vector<std::string>& argv, const Env& env = {}) {
-    return run(argv, env, dir() / ("out-" + std::to_string(runs_++) + ".txt"));
+    return run(argv, program_options(env, output_file()));
   }
 
   fs::path output_file() { return dir() / ("out-" + std::to_string(runs_++) + ".txt"); }
@@ -88,12 +110,12 @@ TEST_F(PluginE2eTest, SuitePropertiesLandInXmlAndJsonReports) {
   const Env env = {{"E2E_REQUIREMENTS", R"({"kind": "a"})"}, {"E2E_HOLD_MS", "50"}};
   const auto xml_run =
       run_program(args(FIXTURE_PROGRAM, "suite", {"--gtest_filter=HeldSuite.*"}), env);
-  ASSERT_EQ(xml_run.exit_code, 0) << xml_run.output;
+  ASSERT_EQ(xml_run.exit_code, 0) << xml_run.output();
   const auto json_run = run_program(
       args(FIXTURE_PROGRAM, "suite", {"--gtest_filter=HeldSuite.*"}, /*as_json=*/true), env);
-  ASSERT_EQ(json_run.exit_code, 0) << json_run.output;
-  EXPECT_NE(xml_run.output.find("[ LOCKABLE ] suite HeldSuite: locked dev-a1"), std::string::npos)
-      << xml_run.output;
+  ASSERT_EQ(json_run.exit_code, 0) << json_run.output();
+  EXPECT_NE(xml_run.output().find("[ LOCKABLE ] suite HeldSuite: locked dev-a1"), std::string::npos)
+      << xml_run.output();
 
   for (const auto& report : {read_xml_report(xml("suite")), read_json_report(json("suite"))}) {
     const auto& suite = report.suite("HeldSuite");
@@ -125,7 +147,7 @@ TEST_F(PluginE2eTest, SuitePropertiesLandInXmlAndJsonReports) {
 TEST_F(PluginE2eTest, SuiteWithTwoDevicesNumbersItsProperties) {
   const auto result =
       run_program(args(FIXTURE_PROGRAM, "two", {"--gtest_filter=TwoDeviceSuite.*"}));
-  ASSERT_EQ(result.exit_code, 0) << result.output;
+  ASSERT_EQ(result.exit_code, 0) << result.output();
   const auto report = read_xml_report(xml("two"));
   const auto& suite = report.suite("TwoDeviceSuite");
   EXPECT_EQ(suite.get("lockable_resource_id_1"), "dev-a1");
@@ -145,13 +167,13 @@ TEST_F(PluginE2eTest, SuiteWithTwoDevicesNumbersItsProperties) {
 TEST_F(PluginE2eTest, QueueTimeGrowsWhileAnotherProcessHoldsTheDevice) {
   const Env env = {{"E2E_REQUIREMENTS", "kind=a"},
                    {"E2E_RELEASE_FILE", (dir() / "release").string()}};
-  Process holder(args(FIXTURE_PROGRAM, "holder", {"--gtest_filter=HeldSuite.HoldsTheDevice"}), env,
-                 output_file());
+  Child holder(args(FIXTURE_PROGRAM, "holder", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+               program_options(env, output_file()));
   holder.wait_for_output("suite HeldSuite: locked dev-a1");
 
-  Process waiter(args(FIXTURE_PROGRAM, "waiter",
-                      {"--gtest_filter=HeldSuite.ReadsTheLockedDevice", "--lockable_timeout=30"}),
-                 {{"E2E_REQUIREMENTS", "kind=a"}}, output_file());
+  Child waiter(args(FIXTURE_PROGRAM, "waiter",
+                    {"--gtest_filter=HeldSuite.ReadsTheLockedDevice", "--lockable_timeout=30"}),
+               program_options({{"E2E_REQUIREMENTS", "kind=a"}}, output_file()));
   waiter.wait_for_output("suite HeldSuite: locking a device");
   // The waiter announces itself just before it asks; give it time to queue.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -176,12 +198,12 @@ TEST_F(PluginE2eTest, QueueTimeGrowsWhileAnotherProcessHoldsTheDevice) {
 TEST_F(PluginE2eTest, NoMatchFailsTheSuiteWithEveryDevicesReason) {
   const auto result = run_program(args(FIXTURE_PROGRAM, "nomatch", {"--gtest_filter=HeldSuite.*"}),
                                   {{"E2E_REQUIREMENTS", "kind=c"}});
-  EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_NE(result.output.find("could not lock a device for {\"kind\":\"c\"}"), std::string::npos)
-      << result.output;
-  EXPECT_NE(result.output.find("dev-off"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("dev-far"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("1 FAILED TEST SUITE"), std::string::npos) << result.output;
+  EXPECT_EQ(result.exit_code, 1) << result.output();
+  EXPECT_NE(result.output().find("could not lock a device for {\"kind\":\"c\"}"), std::string::npos)
+      << result.output();
+  EXPECT_NE(result.output().find("dev-off"), std::string::npos) << result.output();
+  EXPECT_NE(result.output().find("dev-far"), std::string::npos) << result.output();
+  EXPECT_NE(result.output().find("1 FAILED TEST SUITE"), std::string::npos) << result.output();
 
   const auto suite = read_xml_report(xml("nomatch")).suite("HeldSuite");
   const std::string error = suite.get("lockable_error");
@@ -198,9 +220,9 @@ TEST_F(PluginE2eTest, NoMatchWithSkipReportsTheTestsSkippedWithTheReason) {
                        {"--gtest_filter=HeldSuite.*", "--lockable_on_unavailable=skip"},
                        /*as_json=*/false),
                   {{"E2E_REQUIREMENTS", "kind=c"}});
-  EXPECT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find("[  SKIPPED ] 2 tests"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("dev-off"), std::string::npos) << result.output;
+  EXPECT_EQ(result.exit_code, 0) << result.output();
+  EXPECT_NE(result.output().find("[  SKIPPED ] 2 tests"), std::string::npos) << result.output();
+  EXPECT_NE(result.output().find("dev-off"), std::string::npos) << result.output();
 
   const auto suite = read_xml_report(xml("skip")).suite("HeldSuite");
   EXPECT_NE(suite.get("lockable_error").find("on_unavailable=skip"), std::string::npos);
@@ -213,10 +235,10 @@ TEST_F(PluginE2eTest, NoMatchWithSkipReportsTheTestsSkippedWithTheReason) {
 }
 
 TEST_F(PluginE2eTest, TimeoutFailsTheSuiteNamingTheHolder) {
-  Process holder(
-      args(FIXTURE_PROGRAM, "holder", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
-      {{"E2E_REQUIREMENTS", "kind=a"}, {"E2E_RELEASE_FILE", (dir() / "release").string()}},
-      output_file());
+  Child holder(args(FIXTURE_PROGRAM, "holder", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+               program_options({{"E2E_REQUIREMENTS", "kind=a"},
+                                {"E2E_RELEASE_FILE", (dir() / "release").string()}},
+                               output_file()));
   holder.wait_for_output("suite HeldSuite: locked dev-a1");
 
   const auto result = run_program(
@@ -226,10 +248,10 @@ TEST_F(PluginE2eTest, TimeoutFailsTheSuiteNamingTheHolder) {
   write_file(dir() / "release", "");
   EXPECT_EQ(holder.wait(), 0) << holder.output();
 
-  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_EQ(result.exit_code, 1) << result.output();
   const std::string holder_pid = "pid " + std::to_string(holder.pid());
-  EXPECT_NE(result.output.find("dev-a1"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find(holder_pid), std::string::npos) << result.output;
+  EXPECT_NE(result.output().find("dev-a1"), std::string::npos) << result.output();
+  EXPECT_NE(result.output().find(holder_pid), std::string::npos) << result.output();
   const auto suite = read_xml_report(xml("timeout")).suite("HeldSuite");
   EXPECT_NE(suite.get("lockable_error").find(holder_pid), std::string::npos)
       << suite.get("lockable_error");
@@ -248,10 +270,10 @@ class BadFlagTest : public PluginE2eTest, public ::testing::WithParamInterface<B
 TEST_P(BadFlagTest, ExitsWithTwoNamingTheFlagBeforeAnyTestRuns) {
   for (const char* program : {FIXTURE_PROGRAM, PLAIN_PROGRAM}) {
     const auto result = run_program(args(program, "bad", GetParam().args), GetParam().env);
-    EXPECT_EQ(result.exit_code, 2) << program << "\n" << result.output;
-    EXPECT_NE(result.output.find(GetParam().named), std::string::npos) << program << "\n"
-                                                                       << result.output;
-    EXPECT_EQ(result.output.find("[ RUN      ]"), std::string::npos) << result.output;
+    EXPECT_EQ(result.exit_code, 2) << program << "\n" << result.output();
+    EXPECT_NE(result.output().find(GetParam().named), std::string::npos) << program << "\n"
+                                                                         << result.output();
+    EXPECT_EQ(result.output().find("[ RUN      ]"), std::string::npos) << result.output();
     EXPECT_FALSE(fs::exists(xml("bad")));
   }
 }
@@ -274,7 +296,7 @@ INSTANTIATE_TEST_SUITE_P(
                     "--lockable_requirements: invalid requirements"},
         BadFlagCase{
             "MissingValue", {"--lockable_timeout"}, {}, "--lockable_timeout needs a value"}),
-    [](const auto& test_case) { return std::string(test_case.param.name); });
+    CaseName());
 
 struct BadResourcesCase {
   const char* name;
@@ -291,8 +313,8 @@ TEST_P(BadResourcesTest, FailsTheSuiteNamingTheFileEvenWithSkip) {
                    {"--gtest_filter=HeldSuite.*", "--lockable_on_unavailable=skip",
                     "--lockable_resources=" + GetParam().file});
   const auto result = run_program(argv);
-  EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_NE(result.output.find(GetParam().named), std::string::npos) << result.output;
+  EXPECT_EQ(result.exit_code, 1) << result.output();
+  EXPECT_NE(result.output().find(GetParam().named), std::string::npos) << result.output();
   const auto suite = read_xml_report(xml("badres")).suite("HeldSuite");
   EXPECT_NE(suite.get("lockable_error").find(GetParam().named), std::string::npos)
       << suite.get("lockable_error");
@@ -308,15 +330,15 @@ INSTANTIATE_TEST_SUITE_P(
                                        "bad_fields.json"},
                       BadResourcesCase{"Missing", "/nonexistent/lockable-e2e/resources.json",
                                        "/nonexistent/lockable-e2e/resources.json"}),
-    [](const auto& test_case) { return std::string(test_case.param.name); });
+    CaseName());
 
 TEST_F(PluginE2eTest, GtestMainWithOnlyRequirementsGivesAPlainProgramADevice) {
   const auto result =
       run_program(args(PLAIN_PROGRAM, "global", {"--lockable_requirements=kind=b"}));
-  ASSERT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find("[  PASSED  ] 2 tests"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("global environment: locked dev-b1"), std::string::npos)
-      << result.output;
+  ASSERT_EQ(result.exit_code, 0) << result.output();
+  EXPECT_NE(result.output().find("[  PASSED  ] 2 tests"), std::string::npos) << result.output();
+  EXPECT_NE(result.output().find("global environment: locked dev-b1"), std::string::npos)
+      << result.output();
 
   const auto report = read_xml_report(xml("global"));
   EXPECT_EQ(report.get("lockable_resource_id"), "dev-b1");
@@ -339,7 +361,7 @@ TEST_F(PluginE2eTest, GtestMainTakesItsWholeConfigurationFromTheEnvironment) {
                    {"LOCKABLE_HOSTNAME", "e2e-host"},
                    {"GTEST_OUTPUT", "json:" + json("env").string()}};
   const auto result = run_program({PLAIN_PROGRAM}, env);
-  ASSERT_EQ(result.exit_code, 0) << result.output;
+  ASSERT_EQ(result.exit_code, 0) << result.output();
   const auto report = read_json_report(json("env"));
   EXPECT_EQ(report.get("lockable_resource_id"), "dev-a1");
   EXPECT_TRUE(report.has("lockable_allocation_start_time"));
@@ -349,7 +371,7 @@ TEST_F(PluginE2eTest, OwnMainWithInitReadsTheGlobalDevice) {
   const auto result =
       run_program(args(FIXTURE_PROGRAM, "own",
                        {"--gtest_filter=GlobalDeviceTest.*", "--lockable_requirements", "kind=a"}));
-  ASSERT_EQ(result.exit_code, 0) << result.output;
+  ASSERT_EQ(result.exit_code, 0) << result.output();
   const auto report = read_xml_report(xml("own"));
   EXPECT_EQ(report.get("lockable_resource_id"), "dev-a1");
   ASSERT_EQ(report.suite("GlobalDeviceTest").tests.size(), 1u);
@@ -359,8 +381,8 @@ TEST_F(PluginE2eTest, OwnMainWithInitReadsTheGlobalDevice) {
 TEST_F(PluginE2eTest, GlobalDeviceUnavailableFailsEveryTestWithoutRunningIt) {
   const auto result =
       run_program(args(PLAIN_PROGRAM, "noglobal", {"--lockable_requirements=kind=zzz"}, true));
-  EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_NE(result.output.find("[  FAILED  ] 2 tests"), std::string::npos) << result.output;
+  EXPECT_EQ(result.exit_code, 1) << result.output();
+  EXPECT_NE(result.output().find("[  FAILED  ] 2 tests"), std::string::npos) << result.output();
   // JSON (1.12.1 writes invalid JSON when an environment fails; the plugin avoids that path).
   const auto report = read_json_report(json("noglobal"));
   EXPECT_NE(report.get("lockable_error").find("global environment could not lock"),
@@ -375,7 +397,7 @@ TEST_F(PluginE2eTest, GlobalDeviceUnavailableWithSkipSkipsEveryTest) {
   const auto result =
       run_program(args(PLAIN_PROGRAM, "skipglobal",
                        {"--lockable_requirements=kind=c", "--lockable_on_unavailable=skip"}));
-  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.exit_code, 0) << result.output();
   const auto report = read_xml_report(xml("skipglobal"));
   EXPECT_NE(report.get("lockable_error").find("dev-off"), std::string::npos);
   for (const auto& test : report.suite("PlainTest").tests) {
@@ -392,7 +414,7 @@ TEST_F(PluginE2eTest, FixtureWithoutInitTakesItsConfigurationFromTheEnvironment)
   const auto result = run_program({NO_INIT_PROGRAM, "--gtest_filter=HeldSuite.*",
                                    "--gtest_output=xml:" + xml("noinit").string()},
                                   env);
-  ASSERT_EQ(result.exit_code, 0) << result.output;
+  ASSERT_EQ(result.exit_code, 0) << result.output();
   EXPECT_EQ(read_xml_report(xml("noinit")).suite("HeldSuite").get("lockable_resource_id"),
             "dev-b1");
 }
@@ -405,7 +427,7 @@ TEST_F(PluginE2eTest, FixtureWithoutInitFailsTheSuiteOnABadVariable) {
   const auto result = run_program({NO_INIT_PROGRAM, "--gtest_filter=HeldSuite.*",
                                    "--gtest_output=xml:" + xml("badenv").string()},
                                   env);
-  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_EQ(result.exit_code, 1) << result.output();
   const auto suite = read_xml_report(xml("badenv")).suite("HeldSuite");
   EXPECT_NE(suite.get("lockable_error").find("LOCKABLE_TIMEOUT: must be a number of seconds"),
             std::string::npos)
@@ -416,8 +438,9 @@ TEST_F(PluginE2eTest, FixtureWithoutInitFailsTheSuiteOnABadVariable) {
 TEST_F(PluginE2eTest, ExitMidSuiteReleasesTheLockForTheNextProcess) {
   const auto exiting = run_program(args(FIXTURE_PROGRAM, "exit", {"--gtest_filter=ExitingSuite.*"}),
                                    {{"E2E_EXIT", "1"}});
-  ASSERT_EQ(exiting.exit_code, 3) << exiting.output;
-  ASSERT_NE(exiting.output.find("ExitingSuite holds dev-a1"), std::string::npos) << exiting.output;
+  ASSERT_EQ(exiting.exit_code, 3) << exiting.output();
+  ASSERT_NE(exiting.output().find("ExitingSuite holds dev-a1"), std::string::npos)
+      << exiting.output();
   // The plugin released the lock itself (the kernel alone would leave the pid in the file).
   EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
 
@@ -425,7 +448,7 @@ TEST_F(PluginE2eTest, ExitMidSuiteReleasesTheLockForTheNextProcess) {
       run_program(args(FIXTURE_PROGRAM, "next",
                        {"--gtest_filter=HeldSuite.ReadsTheLockedDevice", "--lockable_timeout=0"}),
                   {{"E2E_REQUIREMENTS", "kind=a"}});
-  ASSERT_EQ(next.exit_code, 0) << next.output;
+  ASSERT_EQ(next.exit_code, 0) << next.output();
   EXPECT_EQ(read_xml_report(xml("next")).suite("HeldSuite").get("lockable_resource_id"), "dev-a1");
 }
 
@@ -439,18 +462,18 @@ TEST_F(PluginE2eTest, CtestInParallelNeverSharesADevice) {
                    "-DPROGRAM=" FIXTURE_PROGRAM, "-DLOCKABLE_GTEST_CMAKE=" LOCKABLE_GTEST_CMAKE,
                    "-DRESOURCES=" + resources().string(), "-DLOCK_FOLDER=" + locks().string(),
                    "-DREPORT_DIR=" + reports.string()});
-  ASSERT_EQ(configure.exit_code, 0) << configure.output;
+  ASSERT_EQ(configure.exit_code, 0) << configure.output();
 
   // The labels survive (CMake 3.25 would flatten them if passed through PROPERTIES).
   const auto listed = run_program({CTEST_COMMAND, "--test-dir", build.string(), "-N", "-L", "hw"});
-  ASSERT_EQ(listed.exit_code, 0) << listed.output;
-  EXPECT_NE(listed.output.find("Total Tests: 8"), std::string::npos) << listed.output;
+  ASSERT_EQ(listed.exit_code, 0) << listed.output();
+  EXPECT_NE(listed.output().find("Total Tests: 8"), std::string::npos) << listed.output();
 
   const auto ran = run({CTEST_COMMAND, "--test-dir", build.string(), "-j4", "-L",
                         "lockable_parallel", "--output-on-failure"},
-                       {}, output_file(), std::chrono::seconds(60));
-  ASSERT_EQ(ran.exit_code, 0) << ran.output;
-  EXPECT_NE(ran.output.find("0 tests failed out of 8"), std::string::npos) << ran.output;
+                       program_options({}, output_file()), std::chrono::seconds(60));
+  ASSERT_EQ(ran.exit_code, 0) << ran.output();
+  EXPECT_NE(ran.output().find("0 tests failed out of 8"), std::string::npos) << ran.output();
 
   struct Hold {
     long long start;
@@ -471,10 +494,10 @@ TEST_F(PluginE2eTest, CtestInParallelNeverSharesADevice) {
 
   // REQUIREMENTS reach the program intact through EXTRA_ARGS.
   const auto other =
-      run({CTEST_COMMAND, "--test-dir", build.string(), "-L", "other", "--output-on-failure"}, {},
-          output_file(), std::chrono::seconds(60));
-  ASSERT_EQ(other.exit_code, 0) << other.output;
-  EXPECT_NE(other.output.find("0 tests failed out of 1"), std::string::npos) << other.output;
+      run({CTEST_COMMAND, "--test-dir", build.string(), "-L", "other", "--output-on-failure"},
+          program_options({}, output_file()), std::chrono::seconds(60));
+  ASSERT_EQ(other.exit_code, 0) << other.output();
+  EXPECT_NE(other.output().find("0 tests failed out of 1"), std::string::npos) << other.output();
   const auto global = read_xml_report(fs::path(reports.string() + "-other") /
                                       "other.GlobalDeviceTest.ReadsTheGlobalDevice.xml");
   EXPECT_EQ(global.get("lockable_resource_id"), "dev-a1");

@@ -8,26 +8,19 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
-#include "process_support.hpp"
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
 
 namespace lockable {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Child;
-using testing::is_flocked;
-using testing::TempDir;
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using test::Child;
+using test::is_flocked;
+using test::read_text;
+using test::TempDir;
 
 Resource resource(const std::string& id) { return Resource{id, Json{{"id", id}}}; }
 
@@ -95,7 +88,7 @@ TEST_F(LockFolder, CreatesAMissingFolder) {
 }
 
 TEST_F(LockFolder, FolderThatCannotBeCreatedNamesItAndTheFix) {
-  testing::write_file(dir_.path() / "file", "x");
+  test::write_file(dir_.path() / "file", "x");
   try {
     make_lock_folder_backend(dir_.path() / "file" / "locks");
     FAIL() << "expected BackendError";
@@ -124,7 +117,7 @@ TEST_F(LockFolder, ReadOnlyFolderNamesItAndTheFix) {
 }
 
 TEST_F(LockFolder, SymlinkAtTheLockFileIsRefused) {
-  testing::write_file(dir_.path() / "target", "");
+  test::write_file(dir_.path() / "target", "");
   std::filesystem::create_symlink(dir_.path() / "target", pid_file("dut"));
   try {
     backend_->try_lock(resource("dut"), me());
@@ -213,7 +206,7 @@ TEST_F(LockFolder, TicketIsWrittenOnlyOnceItsWaiterWaits) {
 TEST_F(LockFolder, TicketOfADeadWaiterIsRemoved) {
   const auto queue = dir_.path() / ".lockable-queue";
   // A ticket nobody holds a lock on: its waiter died.
-  testing::write_file(queue / "00000000000000000001-1-0.ticket", R"(["a"])");
+  test::write_file(queue / "00000000000000000001-1-0.ticket", R"(["a"])");
   auto mine = backend_->enqueue({"a"}, me());
   backend_->wait_for_change(std::chrono::steady_clock::now());
   using Wanted = std::vector<std::vector<std::string>>;

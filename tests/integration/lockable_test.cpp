@@ -9,14 +9,15 @@
 #include <set>
 #include <thread>
 
-#include "process_support.hpp"
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
 
 namespace lockable {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Child;
-using testing::TempDir;
+using test::Child;
+using test::TempDir;
 
 Json device(const std::string& id, bool online = true, Json extra = Json::object()) {
   Json json{{"id", id}, {"online", online}, {"hostname", "test-host"}};
@@ -32,7 +33,7 @@ class LockableIntegration : public ::testing::Test {
   std::vector<std::string> log_;
   std::mutex log_mutex_;
 
-  void write_resources(const Json& list) { testing::write_file(resources_, list.dump(2)); }
+  void write_resources(const Json& list) { test::write_file(resources_, list.dump(2)); }
 
   Options options() {
     Options options;

@@ -14,14 +14,15 @@
 #include <sstream>
 #include <thread>
 
-#include "process_support.hpp"
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
 
 namespace lockable {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Child;
-using testing::TempDir;
+using test::Child;
+using test::TempDir;
 
 constexpr int kWorkers = 12;
 constexpr int kKilled = 4;
@@ -49,7 +50,7 @@ TEST(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
   Json list = Json::array();
   for (const auto& id : kDevices)
     list.push_back({{"id", id}, {"online", true}, {"hostname", "test-host"}});
-  testing::write_file(resources, list.dump());
+  test::write_file(resources, list.dump());
 
   std::mt19937 random(std::random_device{}());
   std::vector<std::unique_ptr<Child>> workers;
@@ -122,7 +123,7 @@ TEST(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
           << " held it";
     }
     total_holds += static_cast<int>(holds.size());
-    EXPECT_FALSE(testing::is_flocked(locks / (id + ".pid"))) << id << " is still locked";
+    EXPECT_FALSE(test::is_flocked(locks / (id + ".pid"))) << id << " is still locked";
   }
   EXPECT_GE(total_holds, (kWorkers - kKilled) * kRounds);
   std::cout << total_holds << " holds checked, " << killed_while_holding

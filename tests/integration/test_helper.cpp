@@ -9,6 +9,9 @@
 //   test_helper stress <resources.json> <lock-folder> <ledger-dir> <rounds> <seed>
 //       Runs `rounds` allocations of any device; while holding, appends "enter"/"leave" records
 //       (CLOCK_MONOTONIC ns) to <ledger-dir>/<id>.ledger; prints "done".
+//   test_helper ledger <resources.json> <lock-folder> <ledger-file> <name> <hold-ms> <req>...
+//       Locks once (lock_many when several), appends "<name>\n" to <ledger-file> while holding,
+//       holds <hold-ms> more, releases, prints "done". The ledger lists the grant order.
 #include <lockable/lockable.hpp>
 
 #include <fcntl.h>
@@ -102,6 +105,22 @@ int stress(char** argv) {
   return 0;
 }
 
+int ledger(int argc, char** argv) {
+  lockable::Lockable lockable(options_for(argv[2], argv[3]));
+  const std::string ledger_file = argv[4];
+  const std::string name = argv[5];
+  const int hold_ms = std::stoi(argv[6]);
+  std::vector<lockable::Requirements> requirements;
+  for (int i = 7; i < argc; ++i) requirements.push_back(lockable::Requirements::parse(argv[i]));
+  auto allocations = lockable.lock_many(requirements);
+  append(ledger_file, name + "\n");
+  // Holding a while gives a waiter that wrongly claims the device time to show up in the ledger.
+  std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+  allocations.clear();
+  std::cout << "done" << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,6 +129,7 @@ int main(int argc, char** argv) {
     if (mode == "hold" && argc >= 5) return hold(argc, argv);
     if (mode == "many" && argc >= 6) return many(argc, argv);
     if (mode == "stress" && argc == 7) return stress(argv);
+    if (mode == "ledger" && argc >= 8) return ledger(argc, argv);
   } catch (const std::exception& error) {
     std::cout << "error: " << error.what() << std::endl;
     return 1;

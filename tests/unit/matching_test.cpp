@@ -6,16 +6,12 @@
 #include <ostream>
 #include <string>
 
+#include "lockable/test/case_name.hpp"
+
 namespace lockable {
 namespace {
 
-// Names parameterised tests after the table row.
-struct CaseName {
-  template <typename T>
-  std::string operator()(const ::testing::TestParamInfo<T>& row) const {
-    return row.param.name;
-  }
-};
+using test::CaseName;
 
 const Json& device() {
   static const Json attributes = Json::parse(R"({

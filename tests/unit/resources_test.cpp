@@ -5,27 +5,21 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
+#include <filesystem>
 #include <ostream>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "lockable/test/case_name.hpp"
+#include "lockable/test/files.hpp"
 
 namespace lockable {
 namespace {
 
-struct CaseName {
-  template <typename T>
-  std::string operator()(const ::testing::TestParamInfo<T>& row) const {
-    return row.param.name;
-  }
-};
+using test::CaseName;
 
 std::string read_sample(const std::string& relative) {
-  std::ifstream in(std::string(LOCKABLE_SOURCE_DIR) + "/" + relative, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return test::read_text(std::filesystem::path(LOCKABLE_SOURCE_DIR) / relative);
 }
 
 // The problems of `text` as printed to users, or a note that it parsed.

@@ -1,0 +1,285 @@
+// FIFO fairness of the lock folder's queue with real processes: waiters that want the same devices
+// are served in arrival order, and newcomers never overtake a waiter. Arrival order is made
+// deterministic by starting each waiter only once the previous one's ticket is visible in
+// `<folder>/.lockable-queue/`; each waiter appends its name to a ledger while it holds its devices,
+// so the ledger is the grant order. No timing asserts: timeouts are failure guards only.
+
+#include <lockable/lockable.hpp>
+
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
+
+namespace lockable {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test::Child;
+using test::TempDir;
+using Names = std::vector<std::string>;
+
+// Generous: only reached when something is broken, never on a slow but healthy machine.
+constexpr auto kGuard = 60s;
+// How long a waiter holds after writing its ledger line: long enough for a waiter that wrongly
+// claims the device to try while it is busy, short enough to keep the tests fast.
+constexpr int kHoldMs = 20;
+
+Json device(const std::string& id, const std::string& kind) {
+  return Json{{"id", id}, {"online", true}, {"hostname", "test-host"}, {"kind", kind}};
+}
+
+class Fairness : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  fs::path resources_ = dir_.path() / "resources.json";
+  fs::path locks_ = dir_.path() / "locks";
+  fs::path ledger_ = dir_.path() / "ledger.txt";
+
+  void write_resources(const Json& list) { test::write_file(resources_, list.dump(2)); }
+
+  // Locks `requirements` and holds them until a line arrives on its stdin.
+  std::unique_ptr<Child> holder(const Names& requirements) {
+    Names argv{LOCKABLE_TEST_HELPER, "hold", resources_.string(), locks_.string()};
+    argv.insert(argv.end(), requirements.begin(), requirements.end());
+    return std::make_unique<Child>(argv);
+  }
+
+  // Locks `requirements` once, writes `name` to the ledger while holding, releases, exits.
+  std::unique_ptr<Child> waiter(const std::string& name, const Names& requirements,
+                                int hold_ms = kHoldMs) {
+    Names argv{LOCKABLE_TEST_HELPER, "ledger", resources_.string(),    locks_.string(),
+               ledger_.string(),     name,     std::to_string(hold_ms)};
+    argv.insert(argv.end(), requirements.begin(), requirements.end());
+    return std::make_unique<Child>(argv);
+  }
+
+  // True when the process `pid` has a ticket in the queue folder (ticket names hold the pid).
+  bool has_ticket(pid_t pid) const {
+    const fs::path queue = locks_ / ".lockable-queue";
+    const std::string tag = "-" + std::to_string(pid) + "-";
+    bool found = false;
+    if (DIR* dir = ::opendir(queue.c_str())) {
+      while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        const std::string suffix = ".ticket";
+        if (name.front() != '.' && name.find(tag) != std::string::npos &&
+            name.size() > suffix.size() &&
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          found = true;
+        }
+      }
+      ::closedir(dir);
+    }
+    return found;
+  }
+
+  Names ledger() const {
+    Names names;
+    std::ifstream in(ledger_);
+    for (std::string line; std::getline(in, line);) names.push_back(line);
+    return names;
+  }
+
+  bool ledger_has(const std::string& name) const {
+    const auto names = ledger();
+    return std::find(names.begin(), names.end(), name) != names.end();
+  }
+
+  // Polls until `child` is queued (or, with `or_served`, already in the ledger as `name`).
+  ::testing::AssertionResult queued(const Child& child, const std::string& name,
+                                    bool or_served = false) const {
+    const auto deadline = std::chrono::steady_clock::now() + kGuard;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (has_ticket(child.pid())) return ::testing::AssertionSuccess();
+      if (or_served && ledger_has(name)) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(2ms);
+    }
+    return ::testing::AssertionFailure()
+           << name << " (pid " << child.pid() << ") never showed a ticket in "
+           << (locks_ / ".lockable-queue") << " within " << kGuard.count() << " s";
+  }
+
+  static void expect_done(Child& child, const std::string& name) {
+    EXPECT_EQ(child.read_line(kGuard), "done") << name;
+    EXPECT_EQ(child.wait(), 0) << name;
+  }
+};
+
+TEST_F(Fairness, WaitersForTheSameDeviceAreServedInArrivalOrder) {
+  // "other" never matches: the waiters share exactly one device.
+  write_resources(Json::array({device("dut-1", "dut"), device("other-1", "other")}));
+  auto held = holder({"kind=dut"});
+  ASSERT_EQ(held->read_line(kGuard), "locked dut-1");
+
+  const Names names{"W1", "W2", "W3"};
+  std::vector<std::unique_ptr<Child>> waiters;
+  for (const auto& name : names) {
+    waiters.push_back(waiter(name, {"kind=dut"}));
+    ASSERT_TRUE(queued(*waiters.back(), name));
+  }
+  held->write_line("");
+  EXPECT_EQ(held->read_line(kGuard), "released");
+  for (std::size_t i = 0; i < waiters.size(); ++i) expect_done(*waiters[i], names[i]);
+
+  EXPECT_EQ(ledger(), names);
+}
+
+TEST_F(Fairness, NewcomersArrivingAllTheTimeNeverOvertakeTheFirstWaiter) {
+  write_resources(Json::array({device("dut-1", "dut")}));
+  auto held = holder({"kind=dut"});
+  ASSERT_EQ(held->read_line(kGuard), "locked dut-1");
+  auto first = waiter("W1", {"kind=dut"});
+  ASSERT_TRUE(queued(*first, "W1"));
+
+  // Short-lived lockers keep arriving, before and after the release, until W1 is served. Each
+  // starts once the previous one is queued (or already served), so the arrival order is known.
+  std::vector<std::unique_ptr<Child>> newcomers;
+  Names newcomer_names;
+  std::atomic<int> arrived{0};
+  std::atomic<bool> stop{false};
+  std::atomic<bool> spawner_failed{false};
+  std::thread spawner([&] {
+    for (int i = 1; i <= 40 && !stop; ++i) {
+      const std::string name = "N" + std::to_string(i);
+      newcomers.push_back(waiter(name, {"kind=dut"}, 5));
+      newcomer_names.push_back(name);
+      if (!queued(*newcomers.back(), name, /*or_served=*/true)) {
+        spawner_failed = true;
+        return;
+      }
+      ++arrived;
+      if (ledger_has("W1")) return;
+    }
+  });
+  struct Joiner {
+    std::thread& thread;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{spawner, stop};
+
+  // Release only once several newcomers are queued behind W1 and more are on their way.
+  const auto deadline = std::chrono::steady_clock::now() + kGuard;
+  while (arrived < 3 && !spawner_failed && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_GE(arrived, 3) << "newcomers did not queue behind W1";
+  held->write_line("");
+  EXPECT_EQ(held->read_line(kGuard), "released");
+  expect_done(*first, "W1");
+  stop = true;
+  spawner.join();
+  ASSERT_FALSE(spawner_failed) << "a newcomer never queued";
+  for (std::size_t i = 0; i < newcomers.size(); ++i) expect_done(*newcomers[i], newcomer_names[i]);
+
+  // W1 first, then every newcomer in its order of arrival.
+  Names expected{"W1"};
+  expected.insert(expected.end(), newcomer_names.begin(), newcomer_names.end());
+  EXPECT_EQ(ledger(), expected);
+}
+
+TEST_F(Fairness, LockManyWaiterIsNotStarvedByLaterSingleDeviceWaiters) {
+  write_resources(Json::array({device("dut-a", "dut"), device("dut-b", "dut")}));
+  auto held_a = holder({"id=dut-a"});
+  ASSERT_EQ(held_a->read_line(kGuard), "locked dut-a");
+  auto held_b = holder({"id=dut-b"});
+  ASSERT_EQ(held_b->read_line(kGuard), "locked dut-b");
+
+  auto pair = waiter("W1", {"id=dut-a", "id=dut-b"});
+  ASSERT_TRUE(queued(*pair, "W1"));
+  auto single_1 = waiter("S1", {"id=dut-a"});
+  ASSERT_TRUE(queued(*single_1, "S1"));
+  auto single_2 = waiter("S2", {"id=dut-a"});
+  ASSERT_TRUE(queued(*single_2, "S2"));
+
+  // dut-a is free now, but W1 (earlier, waiting for dut-b too) has it reserved.
+  held_a->write_line("");
+  ASSERT_EQ(held_a->read_line(kGuard), "released");
+  ASSERT_EQ(held_a->wait(), 0);
+  // Longer than the backend's safety tick, so every waiter has looked at the free dut-a at least
+  // once; a correct queue leaves it untouched however long this is.
+  std::this_thread::sleep_for(400ms);
+  // (dut-a may be flocked for an instant now and then: W1 tries its whole set without waiting.)
+  EXPECT_TRUE(ledger().empty()) << "a later waiter took dut-a while W1 was waiting for it";
+
+  held_b->write_line("");
+  EXPECT_EQ(held_b->read_line(kGuard), "released");
+  expect_done(*pair, "W1");
+  expect_done(*single_1, "S1");
+  expect_done(*single_2, "S2");
+
+  EXPECT_EQ(ledger(), (Names{"W1", "S1", "S2"}));
+}
+
+// Counts IN_CLOSE_WRITE events on one lock file: each is a wake-up for every waiter.
+class WriteCounter {
+ public:
+  WriteCounter(const fs::path& folder, std::string file) : file_(std::move(file)) {
+    fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd_ < 0 || ::inotify_add_watch(fd_, folder.c_str(), IN_CLOSE_WRITE) < 0) {
+      throw std::runtime_error("inotify failed on " + folder.string());
+    }
+  }
+  ~WriteCounter() { ::close(fd_); }
+  WriteCounter(const WriteCounter&) = delete;
+  WriteCounter& operator=(const WriteCounter&) = delete;
+
+  int count() {
+    alignas(inotify_event) char buffer[16384];
+    for (ssize_t n; (n = ::read(fd_, buffer, sizeof buffer)) > 0;) {
+      for (ssize_t offset = 0; offset < n;) {
+        const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
+        offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+        if (event->len > 0 && file_ == event->name) ++count_;
+      }
+    }
+    return count_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string file_;
+  int count_ = 0;
+};
+
+TEST_F(Fairness, LockManyWaiterDoesNotWakeItselfWhileOnePartStaysBusy) {
+  write_resources(Json::array({device("dut-a", "dut"), device("dut-b", "dut")}));
+  auto held_b = holder({"id=dut-b"});
+  ASSERT_EQ(held_b->read_line(kGuard), "locked dut-b");
+  fs::create_directories(locks_);
+  WriteCounter writes(locks_, "dut-a.pid");
+
+  // dut-a is free, dut-b busy: W1 may take dut-a for an instant to try the set, but its own
+  // release of dut-a must not wake it into taking dut-a again, over and over.
+  auto pair = waiter("W1", {"id=dut-a", "id=dut-b"});
+  ASSERT_TRUE(queued(*pair, "W1"));
+  // Longer than the backend's safety tick; a waiter that wakes itself writes dut-a.pid hundreds
+  // of times in this window, a sleeping one once or twice however long it is.
+  std::this_thread::sleep_for(400ms);
+  EXPECT_LE(writes.count(), 3) << "W1 keeps locking and releasing dut-a while dut-b is busy";
+
+  held_b->write_line("");
+  EXPECT_EQ(held_b->read_line(kGuard), "released");
+  expect_done(*pair, "W1");
+  EXPECT_EQ(ledger(), (Names{"W1"}));
+}
+
+}  // namespace
+}  // namespace lockable
