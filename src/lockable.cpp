@@ -105,6 +105,10 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
 
   std::unique_ptr<QueueTicket> ticket;
   std::vector<std::string> ticket_ids;
+  // Ids found busy at the last attempt. A set is tried busy-first: locking (then releasing) a free
+  // part before failing on a busy one writes its lock file, and that write wakes this very waiter,
+  // which would spin for as long as the busy part stays busy.
+  std::set<std::string> found_busy;
   bool waiting = false;
   for (;;) {
     const auto shared_resources = current_resources(waiting);
@@ -163,21 +167,32 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
       }
       const auto assignment = assign_distinct(usable);
       if (!assignment) break;
-      std::vector<std::unique_ptr<HeldLock>> locks;
-      std::vector<HolderInfo> holders;
-      for (std::size_t i = 0; i < assignment->size(); ++i) {
+      std::vector<std::size_t> order;
+      for (std::size_t i = 0; i < assignment->size(); ++i) order.push_back(i);
+      std::stable_partition(order.begin(), order.end(), [&](std::size_t i) {
+        return found_busy.count(resources[(*assignment)[i]].id) != 0;
+      });
+      std::vector<std::unique_ptr<HeldLock>> locks(assignment->size());
+      std::vector<HolderInfo> holders(assignment->size());
+      bool complete = true;
+      for (const auto i : order) {
+        const Resource& resource = resources[(*assignment)[i]];
         HolderInfo holder{static_cast<long>(::getpid()), hostname, new_uuid(),
                           std::chrono::system_clock::now(), requirements[i].json()};
-        auto lock = backend->try_lock(resources[(*assignment)[i]], holder);
-        if (!lock) {
+        locks[i] = backend->try_lock(resource, holder);
+        if (!locks[i]) {
           busy.insert((*assignment)[i]);
+          found_busy.insert(resource.id);
+          complete = false;
           break;
         }
-        locks.push_back(std::move(lock));
-        holders.push_back(std::move(holder));
+        found_busy.erase(resource.id);
+        holders[i] = std::move(holder);
       }
-      if (locks.size() < assignment->size()) {
-        for (auto& lock : locks) lock->release();
+      if (!complete) {
+        for (auto& lock : locks) {
+          if (lock) lock->release();
+        }
         continue;
       }
       ticket.reset();  // leave the queue at once: the next waiter may move up
