@@ -178,9 +178,14 @@ std::vector<std::size_t> find_matches(const Resources& resources,
   // adds outstanding misses. Small lists (every real lab) stay on the caller's thread.
   constexpr std::size_t kParallelThreshold = 32768;
   constexpr unsigned kMaxThreads = 4;
-  const unsigned threads = std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::size_t> indexes;
-  if (resources.size() < kParallelThreshold || threads == 1) {
+  if (resources.size() < kParallelThreshold) {
+    match_range(resources, requirements, 0, resources.size(), indexes);
+    return indexes;
+  }
+  // Asked only here: glibc answers it by reading /sys, which would slow every small lock.
+  const unsigned threads = std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency()));
+  if (threads == 1) {
     match_range(resources, requirements, 0, resources.size(), indexes);
     return indexes;
   }
