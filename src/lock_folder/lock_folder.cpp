@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -45,6 +46,9 @@ constexpr const char* kTicketSuffix = ".ticket";
 // event, and every kSafetyTick in any case.
 constexpr auto kFollowUp = std::chrono::milliseconds(3);
 constexpr auto kSafetyTick = std::chrono::milliseconds(250);
+// How long a locked file that still names another live process is left alone (see
+// `releaser_will_unlink`): far longer than a releaser needs from close() to unlink().
+constexpr auto kForeignPidPatience = std::chrono::milliseconds(500);
 
 std::string errno_text(int error) { return std::strerror(error); }
 
@@ -561,6 +565,29 @@ class LockFolderBackend final : public LockBackend {
     return fd;
   }
 
+  // The Python package releases with close() and then unlink(), leaving its pid in the file in
+  // between. A file we just locked that still names another live process is in that window: were
+  // we to keep it, the unlink would leave us holding a nameless file while the next locker creates
+  // a new one. So leave it, as the `pid` package itself refuses a file naming a live process.
+  // A stale file whose pid was reused by an unrelated process would block forever, so the same
+  // file is given up on only for kForeignPidPatience.
+  bool releaser_will_unlink(const std::string& id, int fd) {
+    char text[32] = {};
+    const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+    const long pid = n > 0 ? std::strtol(text, nullptr, 10) : 0;
+    if (pid <= 0 || pid == ::getpid() ||
+        (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
+      return false;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return false;
+    std::lock_guard<std::mutex> guard(mutex_);
+    const auto now = Clock::now();
+    auto& seen = foreign_pid_seen_[id];
+    if (seen.inode != st.st_ino || seen.pid != pid) seen = ForeignPid{st.st_ino, pid, now};
+    return now - seen.since < kForeignPidPatience;
+  }
+
   std::unique_ptr<HeldLock> lock_file(const std::string& id, const HolderInfo& holder,
                                       const std::string& key) {
     const fs::path path = pid_path(id);
@@ -584,11 +611,18 @@ class LockFolderBackend final : public LockBackend {
         ::flock(stale.get(), LOCK_UN);
         continue;
       }
+      if (releaser_will_unlink(id, fd)) {
+        ::flock(fd, LOCK_UN);
+        return nullptr;  // its unlink wakes us (IN_DELETE); then we lock the file that replaces it
+      }
       Fd lock_fd = take_probe(id);
       Fd write_fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!write_fd || !same_inode(write_fd.get(), path)) {
         const int error = write_fd ? ESTALE : errno;
         ::flock(lock_fd.get(), LOCK_UN);
+        // The Python package closes, then unlinks: an unlink between our flock and this open
+        // removed or replaced the file we locked. Start over with whatever the path names now.
+        if (error == ENOENT || error == ESTALE) continue;
         throw_open_error(path, error);
       }
       const std::string pid_line = std::to_string(::getpid()) + "\n";
@@ -611,6 +645,12 @@ class LockFolderBackend final : public LockBackend {
   std::unique_ptr<Watcher> watcher_;
   std::mutex mutex_;
   std::map<std::string, Fd> probes_;
+  struct ForeignPid {
+    ino_t inode = 0;
+    long pid = 0;
+    Clock::time_point since{};
+  };
+  std::map<std::string, ForeignPid> foreign_pid_seen_;
   std::vector<std::weak_ptr<TicketState>> pending_;
   std::atomic<int> probe_flags_{O_RDONLY};
 };

@@ -169,6 +169,10 @@ TEST_F(LockFolder, WaitForChangeReturnsWhenAnotherProcessReleases) {
   ASSERT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
   std::unique_ptr<HeldLock> lock;
   std::thread releaser([&] { python->write_line(""); });
+  // Join on every path out, so that a failing expectation below cannot end in std::terminate.
+  const std::unique_ptr<std::thread, void (*)(std::thread*)> join(&releaser, [](std::thread* t) {
+    if (t->joinable()) t->join();
+  });
   const auto guard = std::chrono::steady_clock::now() + 30s;
   while (!lock && std::chrono::steady_clock::now() < guard) {
     backend_->wait_for_change(guard);
@@ -176,6 +180,33 @@ TEST_F(LockFolder, WaitForChangeReturnsWhenAnotherProcessReleases) {
   }
   releaser.join();
   EXPECT_NE(lock, nullptr);
+}
+
+TEST_F(LockFolder, PythonReleasingByUnlinkNeverLetsBothIn) {
+  // The Python package releases by close() then unlink(): every window between those two and our
+  // flock / re-check / open must end in a clean retry, never in an error or a shared device.
+  auto python = std::make_unique<Child>(std::vector<std::string>{
+      LOCKABLE_PYTHON, LOCKABLE_PYTHON_PID_LOCK, "churn", pid_file("dut").string(), "400"});
+  const auto mine = dir_.path() / "dut.pid.cpp-holds";
+  const auto theirs = dir_.path() / "dut.pid.py-holds";
+  int held = 0;
+  int overlaps = 0;
+  std::optional<std::string> last_line;
+  const auto guard = std::chrono::steady_clock::now() + 60s;
+  while (!last_line && std::chrono::steady_clock::now() < guard) {
+    last_line = python->read_line(10ms);
+    auto lock = backend_->try_lock(resource("dut"), me());
+    if (!lock) continue;
+    test::write_file(mine, "");
+    if (std::filesystem::exists(theirs)) ++overlaps;
+    std::filesystem::remove(mine);
+    lock->release();
+    ++held;
+  }
+  EXPECT_EQ(last_line, "done");
+  EXPECT_EQ(python->wait(), 0) << python->output();
+  EXPECT_EQ(overlaps, 0);
+  EXPECT_GT(held, 0);
 }
 
 TEST_F(LockFolder, QueueListsEarlierLiveWaitersOnly) {
