@@ -224,6 +224,19 @@ TEST_F(LockFolder, QueueListsEarlierLiveWaitersOnly) {
   EXPECT_EQ(third->wanted_by_earlier_waiters(), (Wanted{{"x"}}));
 }
 
+TEST_F(LockFolder, TicketPublishedRightAfterAnEmptyReadIsSeen) {
+  // A read of an empty queue folder is remembered by the folder's modification time, so that an
+  // uncontended lock skips the read; a ticket published right after must still be seen.
+  auto other = make_lock_folder_backend(dir_.path());
+  auto earlier = other->enqueue({"a"}, me());   // not yet published
+  auto later = backend_->enqueue({"b"}, me());  // arrives after `earlier`
+  std::this_thread::sleep_for(100ms);           // let the folder age past the cache's quiet age
+  EXPECT_TRUE(later->wanted_by_earlier_waiters().empty());
+  EXPECT_TRUE(later->wanted_by_earlier_waiters().empty());   // answered from the cache
+  other->wait_for_change(std::chrono::steady_clock::now());  // publishes `earlier`
+  EXPECT_EQ(later->wanted_by_earlier_waiters(), (std::vector<std::vector<std::string>>{{"a"}}));
+}
+
 TEST_F(LockFolder, TicketIsWrittenOnlyOnceItsWaiterWaits) {
   const auto queue = dir_.path() / ".lockable-queue";
   auto ticket = backend_->enqueue({"a"}, me());
