@@ -171,12 +171,28 @@ bool write_details(const fs::path& path, const std::string& content) {
   return fd && replace_content(fd.get(), content);
 }
 
+// The backend's probe descriptors by id, shared with held locks: a released lock hands its
+// descriptor back instead of closing it, which spares the next lock an open() and a close().
+struct ProbeCache {
+  std::mutex mutex;
+  std::map<std::string, Fd> fds;
+
+  // Keeps `fd` as the probe of `id`, or closes it when another one is cached already.
+  void give_back(const std::string& id, Fd fd) {
+    std::lock_guard<std::mutex> guard(mutex);
+    fds.try_emplace(id, std::move(fd));
+  }
+};
+
 class FolderHeldLock final : public HeldLock {
  public:
-  FolderHeldLock(Fd lock_fd, Fd write_fd, std::string registry_key)
+  FolderHeldLock(Fd lock_fd, Fd write_fd, std::string registry_key, std::string id,
+                 std::weak_ptr<ProbeCache> probes)
       : lock_fd_(std::move(lock_fd)),
         write_fd_(std::move(write_fd)),
-        registry_key_(std::move(registry_key)) {}
+        registry_key_(std::move(registry_key)),
+        id_(std::move(id)),
+        probes_(std::move(probes)) {}
   ~FolderHeldLock() override { release(); }
 
   void release() noexcept override {
@@ -188,10 +204,15 @@ class FolderHeldLock final : public HeldLock {
       // Nothing to do: the flock below is what frees the device.
     }
     ::flock(lock_fd_.get(), LOCK_UN);
+    // Read-only, so neither keeping nor closing it emits an event that waiters watch.
+    if (const auto probes = probes_.lock()) {
+      probes->give_back(id_, std::move(lock_fd_));
+    } else {
+      lock_fd_.reset();
+    }
     // Drop the in-process claim before the wake-up event below, or a thread of this process woken
     // by it would still find the id claimed and sleep until the safety tick.
     Registry::instance().drop(registry_key_);
-    lock_fd_.reset();
     write_fd_.reset();  // IN_CLOSE_WRITE: wakes the waiters, after the unlock
   }
 
@@ -201,6 +222,8 @@ class FolderHeldLock final : public HeldLock {
   Fd lock_fd_;
   Fd write_fd_;
   std::string registry_key_;
+  std::string id_;
+  std::weak_ptr<ProbeCache> probes_;
 };
 
 // A waiter's ticket. Its file is written only when the waiter first waits (see
@@ -585,24 +608,24 @@ class LockFolderBackend final : public LockBackend {
   // so no other thread of this process uses the same entry meanwhile.
   int probe_fd(const std::string& id) {
     {
-      std::lock_guard<std::mutex> guard(mutex_);
-      if (const auto it = probes_.find(id); it != probes_.end()) return it->second.get();
+      std::lock_guard<std::mutex> guard(probes_->mutex);
+      if (const auto it = probes_->fds.find(id); it != probes_->fds.end()) return it->second.get();
     }
     const fs::path path = pid_path(id);
     Fd fd(::open(path.c_str(), probe_flags_ | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666));
     if (!fd) throw_open_error(path, errno);
-    std::lock_guard<std::mutex> guard(mutex_);
-    auto& slot = probes_[id];
+    std::lock_guard<std::mutex> guard(probes_->mutex);
+    auto& slot = probes_->fds[id];
     slot = std::move(fd);
     return slot.get();
   }
 
   Fd take_probe(const std::string& id) {
-    std::lock_guard<std::mutex> guard(mutex_);
-    const auto it = probes_.find(id);
-    if (it == probes_.end()) return Fd();
+    std::lock_guard<std::mutex> guard(probes_->mutex);
+    const auto it = probes_->fds.find(id);
+    if (it == probes_->fds.end()) return Fd();
     Fd fd = std::move(it->second);
-    probes_.erase(it);
+    probes_->fds.erase(it);
     return fd;
   }
 
@@ -675,7 +698,8 @@ class LockFolderBackend final : public LockBackend {
       }
       // The details are a courtesy for `status` and error messages; the lock stands without them.
       write_details(json_path(id), holder.to_json().dump());
-      return std::make_unique<FolderHeldLock>(std::move(lock_fd), std::move(write_fd), key);
+      return std::make_unique<FolderHeldLock>(std::move(lock_fd), std::move(write_fd), key, id,
+                                              probes_);
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being replaced while locking it; stop the program that deletes it");
@@ -685,7 +709,7 @@ class LockFolderBackend final : public LockBackend {
   fs::path queue_dir_;
   std::unique_ptr<Watcher> watcher_;
   std::mutex mutex_;
-  std::map<std::string, Fd> probes_;
+  std::shared_ptr<ProbeCache> probes_ = std::make_shared<ProbeCache>();
   std::shared_ptr<EmptyQueueCache> empty_queue_ = std::make_shared<EmptyQueueCache>();
   struct ForeignPid {
     ino_t inode = 0;
