@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include "lockable/test/files.hpp"
+
 #include <sys/stat.h>
 #include <sys/time.h>
 
 #include <cerrno>
-#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -18,20 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh temporary directory per test, removed also when the test fails.
 class FileProviderTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "lockable-providers-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::permissions(dir_, fs::perms::owner_all, ignored);
-    fs::remove_all(dir_, ignored);
-  }
-
+  // Writes in place (same inode), unlike test::write_file: change detection must see a new
+  // mtime or size alone.
   fs::path write(const std::string& name, const std::string& text) {
     const auto path = dir_ / name;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -54,7 +46,8 @@ class FileProviderTest : public ::testing::Test {
     return "(no error)";
   }
 
-  fs::path dir_;
+  test::TempDir temp_{"lockable-providers-"};
+  const fs::path dir_ = temp_.path();
 };
 
 const char* const kTwo = R"([{"id": "a", "online": true}, {"id": "b", "online": false}])";
