@@ -10,9 +10,13 @@
 
 namespace lockable {
 
+class Requirements;
+
 namespace detail {
 struct Query;
-}
+/// Private to the library: the compiled query.
+const Query& query_of(const Requirements& requirements);
+}  // namespace detail
 
 /// A parsed, validated requirement: a MongoDB-style query over a resource's attributes.
 ///
@@ -49,6 +53,7 @@ class Requirements {
   Requirements with_implicit_filters(const std::string& hostname) const;
 
  private:
+  friend const detail::Query& detail::query_of(const Requirements& requirements);
   Json json_;
   std::shared_ptr<const detail::Query> query_;
 };

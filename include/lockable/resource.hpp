@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,7 +24,45 @@ struct Resource {
   std::string hostname() const;
 };
 
-using Resources = std::vector<Resource>;
+class Resources;
+
+namespace detail {
+class ResourceIndex;
+/// Private to the library: the match index of `resources`, built on first use.
+const ResourceIndex& index_of(const Resources& resources);
+}  // namespace detail
+
+/// An immutable list of resources, cheap to copy: copies share one list and one match index.
+/// The index (a column per attribute path, built on the first `find_matches` over a large list)
+/// lets matching run each condition once per distinct value instead of once per resource.
+class Resources {
+ public:
+  using value_type = Resource;
+  using const_iterator = std::vector<Resource>::const_iterator;
+  using iterator = const_iterator;
+  using size_type = std::size_t;
+
+  Resources();
+  // Implicit, so that a vector or a braced list of resources reads as a Resources.
+  Resources(std::vector<Resource> list);  // NOLINT(google-explicit-constructor)
+  Resources(std::initializer_list<Resource> list);
+
+  const std::vector<Resource>& list() const noexcept;
+  std::size_t size() const noexcept { return list().size(); }
+  bool empty() const noexcept { return list().empty(); }
+  const_iterator begin() const noexcept { return list().begin(); }
+  const_iterator end() const noexcept { return list().end(); }
+  const Resource& operator[](std::size_t index) const { return list()[index]; }
+  /// Throws std::out_of_range past the end.
+  const Resource& at(std::size_t index) const { return list().at(index); }
+  const Resource& front() const { return list().front(); }
+  const Resource& back() const { return list().back(); }
+
+ private:
+  friend const detail::ResourceIndex& detail::index_of(const Resources& resources);
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
+};
 
 /// Why `id` is not a usable resource id (it becomes a file name: `<lock-folder>/<id>.pid`), or ""
 /// when it is fine. Rejects empty, longer than 200 bytes, `/`, `\`, NUL, and a leading `.`.

@@ -587,19 +587,88 @@ void locate(std::string_view text, std::size_t offset, SyntaxError& error) {
   error.column = offset - line_start + 1;
 }
 
+struct TooDeep {};
+
+// Builds the document in one SAX pass and stops at excessive nesting, so that no recursive JSON
+// code (copy, compare, dump, destroy) can later run out of stack on hostile input. nlohmann's
+// callback parser could check depth too, but it rescans the enclosing container after every
+// nested value: quadratic on a resources.json of many entries.
+class DepthLimitedBuilder : public nlohmann::json_sax<Json> {
+ public:
+  explicit DepthLimitedBuilder(std::size_t max_depth) : max_depth_(max_depth) {}
+
+  Json take() { return std::move(root_); }
+
+  bool null() override { return put(nullptr); }
+  bool boolean(bool value) override { return put(value); }
+  bool number_integer(number_integer_t value) override { return put(value); }
+  bool number_unsigned(number_unsigned_t value) override { return put(value); }
+  bool number_float(number_float_t value, const string_t&) override { return put(value); }
+  bool string(string_t& value) override { return put(std::move(value)); }
+  bool binary(binary_t& value) override { return put(Json::binary(std::move(value))); }
+  bool key(string_t& name) override {
+    // Like Json::parse, a repeated key keeps its last value.
+    key_slot_ = &(*open_.back())[name];
+    return true;
+  }
+  bool start_object(std::size_t) override { return open(Json::object()); }
+  bool start_array(std::size_t) override { return open(Json::array()); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& error) override {
+    // Rethrown as its own type, as Json::parse would throw it.
+    if (const auto* parse = dynamic_cast<const Json::parse_error*>(&error)) throw *parse;
+    if (const auto* range = dynamic_cast<const Json::out_of_range*>(&error)) throw *range;
+    throw Json::other_error::create(500, error.what(), nullptr);
+  }
+
+ private:
+  template <typename Value>
+  Json* place(Value&& value) {
+    if (open_.empty()) {
+      root_ = Json(std::forward<Value>(value));
+      return &root_;
+    }
+    Json& container = *open_.back();
+    if (container.is_array()) {
+      container.push_back(Json(std::forward<Value>(value)));
+      return &container.back();
+    }
+    *key_slot_ = Json(std::forward<Value>(value));
+    return key_slot_;
+  }
+
+  template <typename Value>
+  bool put(Value&& value) {
+    place(std::forward<Value>(value));
+    return true;
+  }
+
+  bool open(Json empty) {
+    if (open_.size() >= max_depth_) throw TooDeep{};
+    open_.push_back(place(std::move(empty)));
+    return true;
+  }
+
+  bool close() {
+    open_.pop_back();
+    return true;
+  }
+
+  std::size_t max_depth_;
+  Json root_;
+  std::vector<Json*> open_;
+  Json* key_slot_ = nullptr;
+};
+
 }  // namespace
 
 std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError& error) {
-  struct TooDeep {};
-  const auto guard = [max_depth](int depth, Json::parse_event_t event, Json&) {
-    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
-        depth >= max_depth) {
-      throw TooDeep{};
-    }
-    return true;
-  };
   try {
-    return Json::parse(text.begin(), text.end(), guard);
+    DepthLimitedBuilder builder(static_cast<std::size_t>(std::max(max_depth, 0)));
+    Json::sax_parse(text.begin(), text.end(), &builder);
+    return builder.take();
   } catch (const TooDeep&) {
     error = SyntaxError{0, 0, "nested deeper than " + std::to_string(max_depth) + " levels"};
   } catch (const Json::parse_error& e) {
@@ -682,6 +751,16 @@ Query compile_pairs(const std::vector<std::pair<std::string, std::string>>& pair
   }
   compiled.order_clauses();
   return compiled;
+}
+
+bool matches_value(const Node& value_node, const Json* value) {
+  Candidates values;
+  if (value != nullptr) values.push(value);
+  return match_values(value_node, values);
+}
+
+bool matches_document(const Node& document_node, const Json& doc) {
+  return match_document(document_node, doc);
 }
 
 void Query::order_clauses() {

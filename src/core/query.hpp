@@ -88,6 +88,13 @@ struct Query {
   void order_clauses();
 };
 
+/// Whether a value-level node holds for the values found at its path, when that path led to
+/// `value` (nullptr: nothing there). The same answer Query::matches would give.
+bool matches_value(const Node& value_node, const Json* value);
+
+/// Whether a document-level node holds for `doc`.
+bool matches_document(const Node& document_node, const Json& doc);
+
 /// Compiles a JSON object query. Throws RequirementsError naming the key and the fix.
 Query compile_query(const Json& query);
 

@@ -1,11 +1,11 @@
 #include <lockable/error.hpp>
 #include <lockable/requirements.hpp>
 
+#include "core/matching.hpp"
 #include "core/query.hpp"
+#include "core/resource_index.hpp"
 
 #include <algorithm>
-#include <future>
-#include <thread>
 #include <utility>
 
 namespace lockable {
@@ -151,58 +151,32 @@ Requirements Requirements::with_implicit_filters(const std::string& hostname) co
   return result;
 }
 
-namespace {
+namespace detail {
 
-// Appends to `indexes` the matches among resources[begin, end).
-void match_range(const Resources& resources, const Requirements& requirements, std::size_t begin,
-                 std::size_t end, std::vector<std::size_t>& indexes) {
-  // Matching is bound by memory latency (each attribute lookup walks a std::map), so fetching
-  // the attribute map of a resource a few iterations ahead overlaps one miss with work.
-  constexpr std::size_t kPrefetchDistance = 8;
-  for (std::size_t i = begin; i < end; ++i) {
-#if defined(__GNUC__)
-    if (i + kPrefetchDistance < end) {
-      __builtin_prefetch(
-          resources[i + kPrefetchDistance].attributes.get_ptr<const Json::object_t*>());
-    }
-#endif
+const Query& query_of(const Requirements& requirements) { return *requirements.query_; }
+
+std::vector<std::size_t> scan_matches(const Resources& resources,
+                                      const Requirements& requirements) {
+  std::vector<std::size_t> indexes;
+  for (std::size_t i = 0; i < resources.size(); ++i) {
     if (requirements.matches(resources[i])) indexes.push_back(i);
   }
+  return indexes;
 }
 
-}  // namespace
+std::vector<std::size_t> indexed_matches(const Resources& resources,
+                                         const Requirements& requirements) {
+  return index_of(resources).find_matches(query_of(requirements));
+}
+
+}  // namespace detail
 
 std::vector<std::size_t> find_matches(const Resources& resources,
                                       const Requirements& requirements) {
-  // Large lists are matched by several threads: the work is memory-latency bound, so each core
-  // adds outstanding misses. Small lists (every real lab) stay on the caller's thread.
-  constexpr std::size_t kParallelThreshold = 32768;
-  constexpr unsigned kMaxThreads = 4;
-  std::vector<std::size_t> indexes;
-  if (resources.size() < kParallelThreshold) {
-    match_range(resources, requirements, 0, resources.size(), indexes);
-    return indexes;
-  }
-  // Asked only here: glibc answers it by reading /sys, which would slow every small lock.
-  const unsigned threads = std::min(kMaxThreads, std::max(1u, std::thread::hardware_concurrency()));
-  if (threads == 1) {
-    match_range(resources, requirements, 0, resources.size(), indexes);
-    return indexes;
-  }
-  const std::size_t chunk = (resources.size() + threads - 1) / threads;
-  std::vector<std::vector<std::size_t>> parts(threads);
-  std::vector<std::future<void>> workers;
-  for (unsigned t = 1; t < threads; ++t) {
-    const std::size_t begin = std::min(resources.size(), t * chunk);
-    const std::size_t end = std::min(resources.size(), begin + chunk);
-    workers.push_back(std::async(std::launch::async, [&, begin, end, t] {
-      match_range(resources, requirements, begin, end, parts[t]);
-    }));
-  }
-  match_range(resources, requirements, 0, std::min(resources.size(), chunk), parts[0]);
-  for (auto& worker : workers) worker.get();
-  for (const auto& part : parts) indexes.insert(indexes.end(), part.begin(), part.end());
-  return indexes;
+  // A lab-sized list is scanned directly: building the index would cost more than it saves.
+  constexpr std::size_t kIndexFrom = 64;
+  return resources.size() < kIndexFrom ? detail::scan_matches(resources, requirements)
+                                       : detail::indexed_matches(resources, requirements);
 }
 
 std::vector<std::string> explain_mismatches(const Resources& resources,

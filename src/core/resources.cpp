@@ -2,8 +2,11 @@
 #include <lockable/resource.hpp>
 
 #include "core/query.hpp"
+#include "core/resource_index.hpp"
 
 #include <cstdio>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -74,6 +77,30 @@ std::string line_column(const std::string& text, std::size_t offset) {
 
 }  // namespace
 
+struct Resources::Shared {
+  explicit Shared(std::vector<Resource> resources) : list(std::move(resources)) {}
+  const std::vector<Resource> list;
+  std::once_flag index_built;
+  std::unique_ptr<const detail::ResourceIndex> index;
+};
+
+Resources::Resources() : Resources(std::vector<Resource>{}) {}
+
+Resources::Resources(std::vector<Resource> list)
+    : shared_(std::make_shared<Shared>(std::move(list))) {}
+
+Resources::Resources(std::initializer_list<Resource> list)
+    : Resources(std::vector<Resource>(list)) {}
+
+const std::vector<Resource>& Resources::list() const noexcept { return shared_->list; }
+
+const detail::ResourceIndex& detail::index_of(const Resources& resources) {
+  auto& shared = *resources.shared_;
+  std::call_once(shared.index_built,
+                 [&shared] { shared.index = std::make_unique<const ResourceIndex>(shared.list); });
+  return *shared.index;
+}
+
 bool Resource::online() const {
   const auto it = attributes.find("online");
   return it != attributes.end() && it->is_boolean() && it->get<bool>();
@@ -97,23 +124,29 @@ std::string invalid_id_reason(const std::string& id) {
   return {};
 }
 
-Resources parse_resources(const Json& document, const std::string& source) {
+namespace {
+
+// Validates `document` and moves its entries into the result.
+Resources take_resources(Json&& document, const std::string& source) {
   if (!document.is_array()) {
     fail(source, source,
          "must be a JSON array of resource objects, found " + detail::type_phrase(document) +
              "; wrap the objects in [ ]");
   }
-  Resources resources;
+  std::vector<Resource> resources;
   resources.reserve(document.size());
   std::vector<Problem> problems;
   std::unordered_map<std::string, std::size_t> first_use;
   for (std::size_t index = 0; index < document.size(); ++index) {
-    const auto& entry = document[index];
-    std::string where = source + ": entry " + std::to_string(index);
-    const auto problems_before = problems.size();
+    auto& entry = document[index];
+    // Built only for a problem: most entries have none.
+    const Json* string_id = nullptr;
     const auto report = [&](std::string message) {
-      problems.push_back(Problem{where, std::move(message)});
+      std::string where = source + ": entry " + std::to_string(index);
+      if (string_id != nullptr) where += " (id " + shown(*string_id) + ")";
+      problems.push_back(Problem{std::move(where), std::move(message)});
     };
+    const auto problems_before = problems.size();
     if (!entry.is_object()) {
       report("must be a resource object like {\"id\": \"dut-1\", \"online\": true}, found " +
              detail::type_phrase(entry) + " " + shown(entry));
@@ -126,8 +159,8 @@ Resources parse_resources(const Json& document, const std::string& source) {
       report("\"id\" must be a string, found " + shown(*id) +
              "; give every resource a unique string \"id\"");
     } else {
+      string_id = &*id;
       const auto& text = id->get_ref<const std::string&>();
-      where += " (id " + shown(*id) + ")";
       const auto reason = invalid_id_reason(text);
       if (!reason.empty()) {
         report("\"id\" " + reason +
@@ -151,11 +184,18 @@ Resources parse_resources(const Json& document, const std::string& source) {
              shown(*hostname));
     }
     if (problems.size() == problems_before) {
-      resources.push_back(Resource{id->get<std::string>(), entry});
+      std::string id_text = id->get<std::string>();
+      resources.push_back(Resource{std::move(id_text), std::move(entry)});
     }
   }
   if (!problems.empty()) throw ResourcesError(source, std::move(problems));
-  return resources;
+  return Resources(std::move(resources));
+}
+
+}  // namespace
+
+Resources parse_resources(const Json& document, const std::string& source) {
+  return take_resources(Json(document), source);
 }
 
 Resources parse_resources_text(const std::string& text, const std::string& source) {
@@ -180,7 +220,7 @@ Resources parse_resources_text(const std::string& text, const std::string& sourc
     fail(source, source + ":" + std::to_string(error.line) + ":" + std::to_string(error.column),
          "invalid JSON: " + error.detail);
   }
-  return parse_resources(*document, source);
+  return take_resources(std::move(*document), source);
 }
 
 }  // namespace lockable

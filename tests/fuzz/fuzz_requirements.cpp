@@ -1,11 +1,16 @@
 // Fuzzes Requirements::parse and then matching of the parsed query against fixed resources:
-// parsing may throw RequirementsError only, and matching / reasons may never throw.
+// parsing may throw RequirementsError only, matching / reasons may never throw, and the column
+// index must find exactly what the tree matcher finds.
 #include <lockable/error.hpp>
 #include <lockable/requirements.hpp>
+
+#include "core/matching.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -19,9 +24,9 @@ const lockable::Resources& fixed_resources() {
        "s": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"},
       {"id": "c"}
     ])");
-    lockable::Resources out;
+    std::vector<lockable::Resource> out;
     for (const auto& entry : list) out.push_back({entry["id"].get<std::string>(), entry});
-    return out;
+    return lockable::Resources(std::move(out));
   }();
   return resources;
 }
@@ -41,6 +46,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto matches = lockable::find_matches(fixed_resources(), *query);
     const auto reasons = lockable::explain_mismatches(fixed_resources(), *query);
     if (matches.size() + reasons.size() != fixed_resources().size()) __builtin_trap();
+    if (lockable::detail::indexed_matches(fixed_resources(), *query) !=
+        lockable::detail::scan_matches(fixed_resources(), *query)) {
+      __builtin_trap();
+    }
     (void)query->to_string();
   }
   // Round trip: the JSON form of a parsed requirement parses again.

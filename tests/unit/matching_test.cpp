@@ -1,10 +1,14 @@
 // Matching semantics (MongoDB rules as in the Python lockable package), one table row per case.
 #include <lockable/requirements.hpp>
 
+#include "core/matching.hpp"
+
 #include <gtest/gtest.h>
 
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "lockable/test/case_name.hpp"
 
@@ -43,6 +47,11 @@ TEST_P(MatchingTest, MatchesLikeMongo) {
   EXPECT_EQ(requirements.matches(device()), c.expected) << c.requirement;
   // A mismatch always has a reason and a match never has one.
   EXPECT_EQ(requirements.mismatch_reason(device()).has_value(), !c.expected);
+  // The column index answers every case as the tree matcher does.
+  const Resources one = {{"pixel-7-01", device()}};
+  EXPECT_EQ(detail::indexed_matches(one, requirements),
+            c.expected ? std::vector<std::size_t>{0} : std::vector<std::size_t>{})
+      << c.requirement;
 }
 
 const MatchCase kCases[] = {
@@ -243,36 +252,18 @@ TEST(Matching, ResourceOverloadUsesAttributes) {
 }
 
 TEST(Matching, FindMatchesReturnsIndexesInInputOrder) {
-  Resources resources;
+  std::vector<Resource> list;
   for (int i = 0; i < 6; ++i) {
     const std::string id = "dut-" + std::to_string(i);
-    resources.push_back(Resource{id, Json{{"id", id}, {"rev", i % 3}}});
+    list.push_back(Resource{id, Json{{"id", id}, {"rev", i % 3}}});
   }
+  const Resources resources(std::move(list));
   EXPECT_EQ(find_matches(resources, Requirements::parse(R"({"rev": {"$gte": 1}})")),
             (std::vector<std::size_t>{1, 2, 4, 5}));
   EXPECT_EQ(find_matches(resources, Requirements::parse("rev=0")),
             (std::vector<std::size_t>{0, 3}));
   EXPECT_TRUE(find_matches(resources, Requirements::parse("rev=7")).empty());
   EXPECT_EQ(find_matches(resources, Requirements()).size(), 6u);
-}
-
-TEST(Matching, LargeListsSplitOverThreadsKeepInputOrder) {
-  // Past the parallel threshold the list is matched in chunks; the result must be exactly the
-  // serial one, in input order, with the chunk borders falling anywhere.
-  Resources resources;
-  for (int i = 0; i < 100003; ++i) {
-    const std::string id = "dut-" + std::to_string(i);
-    resources.push_back(
-        Resource{id, Json{{"id", id}, {"rev", i % 7}, {"model", i % 5 == 0 ? "Pixel" : "Galaxy"}}});
-  }
-  const auto requirements =
-      Requirements::parse(R"({"rev": {"$in": [1, 6]}, "model": {"$regex": "^Pix"}})");
-  std::vector<std::size_t> expected;
-  for (std::size_t i = 0; i < resources.size(); ++i) {
-    if (requirements.matches(resources[i])) expected.push_back(i);
-  }
-  ASSERT_FALSE(expected.empty());
-  EXPECT_EQ(find_matches(resources, requirements), expected);
 }
 
 TEST(Matching, CheapClausesDecideBeforeRegexClauses) {

@@ -256,6 +256,33 @@ TEST(Resources, KeepsEveryAttributeAsItIs) {
   EXPECT_EQ(resources[1].attributes, (Json{{"id", "b"}}));
 }
 
+TEST(Resources, ParsedExactlyAsJsonParseWouldWithLastDuplicateKeyWinning) {
+  // The loader builds the document itself (to bound nesting in one pass); number types, key
+  // order and repeated keys must come out as nlohmann's own parser gives them.
+  const std::string text =
+      R"([{"id": "a", "n": 2, "neg": -3, "f": 2.0, "big": 18446744073709551615, "e": 1e-5,
+           "os": "x", "os": "y", "s": "\u00e9\n", "nested": {"k": [true, null, {"z": 1}]}}])";
+  const auto resources = parse_resources_text(text, "r.json");
+  ASSERT_EQ(resources.size(), 1u);
+  const Json expected = Json::parse(text)[0];
+  EXPECT_EQ(resources[0].attributes.dump(), expected.dump());
+  EXPECT_EQ(resources[0].attributes["os"], "y");
+  EXPECT_TRUE(resources[0].attributes["n"].is_number_unsigned());
+  EXPECT_TRUE(resources[0].attributes["neg"].is_number_integer());
+  EXPECT_TRUE(resources[0].attributes["f"].is_number_float());
+}
+
+TEST(Resources, ALargeFileLoadsInOrderWithEveryEntry) {
+  // Tens of thousands of entries: the loader once rescanned the whole array after each entry.
+  // Only the result is asserted here; match_bench prints the load time.
+  Json list = Json::array();
+  for (int i = 0; i < 20000; ++i) list.push_back({{"id", "d" + std::to_string(i)}, {"i", i}});
+  const auto resources = parse_resources_text(list.dump(), "big.json");
+  ASSERT_EQ(resources.size(), 20000u);
+  EXPECT_EQ(resources[12345].id, "d12345");
+  EXPECT_EQ(resources.back().attributes["i"], 19999);
+}
+
 TEST(Resources, EmptyArrayHasNoResources) {
   EXPECT_TRUE(parse_resources_text("[]", "r.json").empty());
 }
