@@ -43,7 +43,8 @@ class RequirementsError : public Error {
 };
 
 /// No resource can ever satisfy the requirements (as opposed to: all matching ones are busy).
-/// `reasons()` holds one line per resource saying why it did not match.
+/// `reasons()` holds one line per resource saying why it did not match; `what()` lists the first
+/// 20 and sums up the rest by reason ("... and 9980 more: 9000 offline; ...").
 class NoMatchError : public Error {
  public:
   NoMatchError(const std::string& message, std::vector<std::string> reasons);
@@ -54,7 +55,8 @@ class NoMatchError : public Error {
 };
 
 /// Matching resources exist but all stayed busy until the timeout. `busy()` holds one line per
-/// busy device naming its holder (pid, host, allocation id, since when) where known.
+/// busy device naming its holder (pid, host, allocation id, since when) where known; `what()`
+/// lists the first 20.
 class TimeoutError : public Error {
  public:
   TimeoutError(const std::string& message, std::vector<std::string> busy);

@@ -6,6 +6,8 @@
 #include "core/resource_index.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <utility>
 
 namespace lockable {
@@ -174,9 +176,12 @@ std::vector<std::size_t> indexed_matches(const Resources& resources,
 std::vector<std::size_t> find_matches(const Resources& resources,
                                       const Requirements& requirements) {
   // A lab-sized list is scanned directly: building the index would cost more than it saves.
+  // The index numbers rows in 32 bits.
   constexpr std::size_t kIndexFrom = 64;
-  return resources.size() < kIndexFrom ? detail::scan_matches(resources, requirements)
-                                       : detail::indexed_matches(resources, requirements);
+  const bool indexable = resources.size() >= kIndexFrom &&
+                         resources.size() <= std::numeric_limits<std::uint32_t>::max();
+  return indexable ? detail::indexed_matches(resources, requirements)
+                   : detail::scan_matches(resources, requirements);
 }
 
 std::vector<std::string> explain_mismatches(const Resources& resources,

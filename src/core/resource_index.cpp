@@ -107,14 +107,13 @@ struct ResourceIndex::PathNode {
 
   // Objects iterate in key order and rows mostly share their keys, so the next key is nearly
   // always the one at the cursor.
-  PathNode& child_for_build(const std::string& key, std::size_t& path_count) {
+  PathNode& child_for_build(const std::string& key) {
     if (cursor < children.size() && children[cursor].first == key) {
       return *children[cursor++].second;
     }
     auto it = std::lower_bound(children.begin(), children.end(), key, key_less);
     if (it == children.end() || it->first != key) {
       it = children.emplace(it, key, std::make_unique<PathNode>());
-      ++path_count;
     }
     cursor = static_cast<std::size_t>(it - children.begin()) + 1;
     return *it->second;
@@ -196,7 +195,6 @@ class ResourceIndex::Bitmap {
 
 ResourceIndex::ResourceIndex(const std::vector<Resource>& resources)
     : resources_(resources), root_(std::make_unique<PathNode>()) {
-  // Rows are stored as 32-bit numbers; a list that long is far beyond any lab.
   std::vector<std::pair<const Json*, PathNode*>> pending;
   for (std::size_t row = 0; row < resources.size(); ++row) {
     const auto row32 = static_cast<std::uint32_t>(row);
@@ -211,7 +209,7 @@ ResourceIndex::ResourceIndex(const std::vector<Resource>& resources)
       pending.pop_back();
       node->cursor = 0;
       for (auto it = object->begin(); it != object->end(); ++it) {
-        PathNode& child = node->child_for_build(it.key(), path_count_);
+        PathNode& child = node->child_for_build(it.key());
         const Json& value = it.value();
         child.codes.push_back(child.code_for(value));
         child.rows.push_back(row32);

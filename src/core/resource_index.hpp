@@ -27,7 +27,8 @@ namespace lockable::detail {
 
 class ResourceIndex {
  public:
-  /// Indexes `resources`, which must outlive the index and stay unchanged.
+  /// Indexes `resources`, which must outlive the index and stay unchanged. Rows are numbered in
+  /// 32 bits: callers index at most 2^32 - 1 resources.
   explicit ResourceIndex(const std::vector<Resource>& resources);
   ~ResourceIndex();
   ResourceIndex(const ResourceIndex&) = delete;
@@ -35,9 +36,6 @@ class ResourceIndex {
 
   /// Rows (indexes into the resources) that satisfy `query`, ascending.
   std::vector<std::size_t> find_matches(const Query& query) const;
-
-  /// Attribute paths indexed (object-valued paths included); for tests and benchmarks.
-  std::size_t path_count() const noexcept { return path_count_; }
 
  private:
   struct PathNode;
@@ -50,7 +48,6 @@ class ResourceIndex {
   std::unique_ptr<PathNode> root_;
   /// Rows whose attributes are not a JSON object (only possible for hand-built lists).
   std::vector<std::uint32_t> unindexed_rows_;
-  std::size_t path_count_ = 0;
 };
 
 }  // namespace lockable::detail
