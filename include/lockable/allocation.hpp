@@ -37,6 +37,11 @@ class Allocation {
   /// someone else. Never true for the local lock folder.
   bool lost() const noexcept;
   std::optional<std::uint64_t> fencing_token() const noexcept;
+  /// Runs `handler(reason)` if the backend reports this device's lock lost while it is held
+  /// (at once if that already happened), on the backend's thread; replaces an earlier handler.
+  /// Never runs after `unlock()` returns. Does nothing for an allocation not held. The local
+  /// lock folder never loses a lock.
+  void on_lock_loss(LockLossHandler handler);
 
   /// The requirements as given by the caller (without the implicit filters).
   const Json& requirements() const noexcept { return requirements_; }

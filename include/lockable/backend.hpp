@@ -1,5 +1,6 @@
 #pragma once
 
+#include <lockable/lock_loss.hpp>
 #include <lockable/resource.hpp>
 
 #include <chrono>
@@ -38,6 +39,10 @@ class HeldLock {
   virtual bool lost() const noexcept { return false; }
   /// Monotonic token issued with the lock by backends that support fencing (etcd revision).
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
+  /// Sets the handler run when the backend learns the lock is lost (see LockLossHandler; a
+  /// LockLossSignal implements the contract): at most once, at once if already lost, never
+  /// after `release()` returns. A local flock cannot be lost, so the default keeps no handler.
+  virtual void on_lock_loss(LockLossHandler handler) { (void)handler; }
 };
 
 /// A waiter's place in the backend's fair queue; leaving the queue happens on destruction.

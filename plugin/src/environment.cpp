@@ -22,6 +22,7 @@ void GlobalDeviceEnvironment::SetUp() {
   global.allocations.clear();
   global.error.clear();
   global.unavailable = false;
+  global.lost.clear();
 
   auto attempt = detail::attempt_lock("global environment", [this] {
     return std::vector<Requirements>{Requirements::parse(requirements_)};
@@ -32,6 +33,7 @@ void GlobalDeviceEnvironment::SetUp() {
   if (attempt.error.empty()) {
     global.allocations = std::move(attempt.allocations);
     detail::record_lock_properties(global.allocations);
+    detail::watch_for_loss(global.allocations, global.lost, "the global environment");
     return;
   }
   ::testing::Test::RecordProperty("lockable_error", attempt.error);
@@ -52,6 +54,9 @@ void GlobalDeviceEnvironment::TearDown() {
   if (global.allocations.empty()) return;
   for (auto& allocation : global.allocations) allocation.unlock();
   detail::record_release_properties(global.allocations);
+  if (const auto lost = global.lost.get()) {
+    ::testing::Test::RecordProperty("lockable_lost", *lost);
+  }
   detail::console("global environment: released " + detail::resource_ids(global.allocations) +
                   ", held " + detail::format_seconds(global.allocations.front().duration()) + " s");
 }

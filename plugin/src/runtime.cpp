@@ -23,6 +23,7 @@ class GlobalDeviceListener : public ::testing::EmptyTestEventListener {
  public:
   void OnTestStart(const ::testing::TestInfo& /*test_info*/) override {
     const GlobalState& global = Runtime::instance().global();
+    if (const auto lost = global.lost.get()) GTEST_FAIL() << *lost;
     if (!global.unavailable) return;
     if (global.on_unavailable == OnUnavailable::kSkip) {
       GTEST_SKIP() << global.error;
@@ -81,6 +82,47 @@ Lockable& Runtime::lockable() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!lockable_) lockable_ = std::make_unique<Lockable>(to_options(configuration));
   return *lockable_;
+}
+
+void Runtime::set_lockable(std::unique_ptr<Lockable> lockable) {
+  if (!lockable) throw ConfigError("lockable::gtest::use_lockable() needs a Lockable, got none");
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (lockable_) {
+    throw ConfigError(
+        "lockable::gtest::use_lockable() was called after a suite already locked a device; call "
+        "it in main(), after init() and before RUN_ALL_TESTS()");
+  }
+  lockable_ = std::move(lockable);
+}
+
+void LossRecord::record(const std::string& text) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!text_) text_ = text;
+}
+
+std::optional<std::string> LossRecord::get() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return text_;
+}
+
+void LossRecord::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  text_.reset();
+}
+
+void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
+                    const std::string& who) {
+  for (auto& allocation : allocations) {
+    allocation.on_lock_loss([&record, who, id = allocation.resource_id()](const std::string& why) {
+      const std::string what = who + " lost device " + id + " while holding it (" + why +
+                               "); another run may be using it, so the tests that follow fail "
+                               "without running";
+      record.record("lockable: " + what);
+      console(what);
+      // GoogleTest takes failures from any thread and gives them to the running test.
+      ADD_FAILURE() << "lockable: " << what;
+    });
+  }
 }
 
 SuiteState& Runtime::new_suite_state() {
@@ -168,5 +210,9 @@ void init(int* argc, char** argv) { init(parse_flags(argc, argv)); }
 const Config& config() { return detail::Runtime::instance().config(); }
 
 Lockable& shared_lockable() { return detail::Runtime::instance().lockable(); }
+
+void use_lockable(std::unique_ptr<Lockable> lockable) {
+  detail::Runtime::instance().set_lockable(std::move(lockable));
+}
 
 }  // namespace lockable::gtest

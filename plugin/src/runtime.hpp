@@ -14,6 +14,23 @@
 
 namespace lockable::gtest::detail {
 
+/// The first loss of a held device, written by the backend's thread and read by the test thread.
+class LossRecord {
+ public:
+  void record(const std::string& text);
+  std::optional<std::string> get() const;
+  void clear();
+
+ private:
+  mutable std::mutex mutex_;
+  std::optional<std::string> text_;
+};
+
+/// Makes a loss of any of `allocations` (reported by a lease backend while they are held) fail
+/// the running test and land in `record`, worded for `who` ("suite PhoneTest").
+void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
+                    const std::string& who);
+
 struct SuiteState {
   /// The GoogleTest suite name, for messages.
   std::string name;
@@ -23,6 +40,8 @@ struct SuiteState {
   std::string error;
   /// Set when the suite is skipped for want of a device (on_unavailable=skip).
   bool skipped = false;
+  /// Set when a held device was lost: every later test of the suite fails without running.
+  LossRecord lost;
 };
 
 /// The device of the global environment.
@@ -31,6 +50,7 @@ struct GlobalState {
   std::string error;
   bool unavailable = false;
   OnUnavailable on_unavailable = OnUnavailable::kFail;
+  LossRecord lost;
 };
 
 /// Everything the plugin holds for the program. A function-local static: it is destroyed at exit
@@ -46,6 +66,8 @@ class Runtime {
   /// Throws ConfigError when init() already ran or the Lockable already exists.
   void set_config(Config config);
   Lockable& lockable();
+  /// Replaces the Lockable built from the configuration. Throws ConfigError once one is in use.
+  void set_lockable(std::unique_ptr<Lockable> lockable);
 
   SuiteState& new_suite_state();
   GlobalState& global() noexcept { return global_; }

@@ -25,6 +25,7 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
   state.allocations.clear();
   state.error.clear();
   state.skipped = false;
+  state.lost.clear();
   state.name = current_suite_name();
 
   LockAttempt attempt = attempt_lock("suite " + state.name, requirements);
@@ -34,6 +35,7 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
   if (attempt.error.empty()) {
     state.allocations = std::move(attempt.allocations);
     record_lock_properties(state.allocations);
+    watch_for_loss(state.allocations, state.lost, "suite " + state.name);
     return;
   }
   state.error = attempt.error;
@@ -59,6 +61,7 @@ void tear_down_suite(SuiteState& state) {
   if (state.allocations.empty()) return;
   for (auto& allocation : state.allocations) allocation.unlock();
   record_release_properties(state.allocations);
+  if (const auto lost = state.lost.get()) ::testing::Test::RecordProperty("lockable_lost", *lost);
   console("suite " + state.name + ": released " + resource_ids(state.allocations) + ", held " +
           format_seconds(state.allocations.front().duration()) + " s");
 }
@@ -66,6 +69,8 @@ void tear_down_suite(SuiteState& state) {
 const std::string* skip_reason(const SuiteState& state) noexcept {
   return state.skipped ? &state.error : nullptr;
 }
+
+std::optional<std::string> loss(const SuiteState& state) { return state.lost.get(); }
 
 const Allocation& allocation(const SuiteState& state, std::size_t index) {
   if (index < state.allocations.size() && state.allocations[index].held()) {

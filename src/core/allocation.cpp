@@ -72,6 +72,10 @@ std::optional<std::uint64_t> Allocation::fencing_token() const noexcept {
   return lock_ ? lock_->fencing_token() : std::nullopt;
 }
 
+void Allocation::on_lock_loss(LockLossHandler handler) {
+  if (lock_) lock_->on_lock_loss(std::move(handler));
+}
+
 Allocation::Duration Allocation::duration() const noexcept {
   if (lock_) return std::chrono::steady_clock::now() - start_steady_;
   return held_for_;

@@ -406,6 +406,34 @@ TEST_F(PluginE2eTest, GlobalDeviceUnavailableWithSkipSkipsEveryTest) {
   }
 }
 
+TEST_F(PluginE2eTest, ADeviceLostMidSuiteFailsTheRunningTestAndStopsTheSuite) {
+  // The program locks through a backend whose lock it revokes during the first test, as a lease
+  // backend reports an expired lease from its keepalive thread.
+  const auto result = run_program({LOSS_PROGRAM, "--gtest_output=xml:" + xml("loss").string()});
+  EXPECT_EQ(result.exit_code, 1) << result.output();
+  EXPECT_EQ(result.output().find("B_BODY_RAN"), std::string::npos) << result.output();
+  EXPECT_NE(result.output().find("[ LOCKABLE ] suite LosingSuite lost device lose-1"),
+            std::string::npos)
+      << result.output();
+
+  const auto report = read_xml_report(xml("loss"));
+  const auto& losing = report.suite("LosingSuite");
+  ASSERT_EQ(losing.tests.size(), 2u);
+  for (const auto& test : losing.tests) {
+    EXPECT_TRUE(test.failed) << test.name;
+    EXPECT_NE(test.message.find("lost device lose-1 while holding it (lose-1: lease expired)"),
+              std::string::npos)
+        << test.name << ": " << test.message;
+  }
+  EXPECT_NE(losing.get("lockable_lost").find("lose-1: lease expired"), std::string::npos);
+  EXPECT_EQ(losing.get("lockable_resource_id"), "lose-1");
+
+  const auto& keeping = report.suite("KeepingSuite");
+  ASSERT_EQ(keeping.tests.size(), 1u);
+  EXPECT_FALSE(keeping.tests.front().failed) << keeping.tests.front().message;
+  EXPECT_FALSE(keeping.has("lockable_lost"));
+}
+
 TEST_F(PluginE2eTest, FixtureWithoutInitTakesItsConfigurationFromTheEnvironment) {
   const Env env = {{"LOCKABLE_RESOURCES", resources().string()},
                    {"LOCKABLE_LOCK_FOLDER", locks().string()},

@@ -3,6 +3,8 @@
 #include <lockable/gtest/flags.hpp>
 #include <lockable/lockable.hpp>
 
+#include <memory>
+
 namespace lockable::gtest {
 
 /// Configures the plugin for a program with its own `main()`. Call it after
@@ -30,5 +32,11 @@ const Config& config();
 /// the global environment. Lives until the program exits; any device still held then is released
 /// first. Throws lockable::Error when the configuration is unusable.
 Lockable& shared_lockable();
+
+/// Makes every suite and the global environment lock through `lockable`, built by the caller
+/// with any provider and backend (`Lockable(options, provider, backend)`), instead of the one
+/// the flags describe. Call it in `main()` after `init()` and before `RUN_ALL_TESTS()`. Throws
+/// ConfigError when a suite already locked a device.
+void use_lockable(std::unique_ptr<Lockable> lockable);
 
 }  // namespace lockable::gtest

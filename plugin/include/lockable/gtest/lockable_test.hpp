@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -31,6 +32,8 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
 void tear_down_suite(SuiteState& state);
 /// The skip reason when the suite is skipped for want of a device, else nullptr.
 const std::string* skip_reason(const SuiteState& state) noexcept;
+/// Why the suite's tests must not run any more: a held device was lost (lease backends).
+std::optional<std::string> loss(const SuiteState& state);
 /// The allocation `index`; throws lockable::Error saying why there is none.
 const Allocation& allocation(const SuiteState& state, std::size_t index);
 std::size_t device_count(const SuiteState& state) noexcept;
@@ -84,6 +87,9 @@ struct HasRequirementsConstant<T, std::void_t<decltype(T::kRequirements)>> : std
 /// and `lockable_allocation_duration` (numbered `_1`, `_2`, ... with several devices), or
 /// `lockable_error` when no device could be locked.
 ///
+/// A device lost while held (a lease backend's lease expired) fails the running test, every
+/// later test of the suite fails without running, and the reason lands in `lockable_lost`.
+///
 /// A derived class that defines its own `SetUpTestSuite()`/`TearDownTestSuite()`/`SetUp()` must
 /// call this class's version first (and return from `SetUp()` when `IsSkipped()`).
 template <class Derived>
@@ -106,6 +112,7 @@ class LockableTest : public ::testing::Test {
   // GoogleTest 1.12 ignores GTEST_SKIP() in SetUpTestSuite(), so skipping happens per test.
   void SetUp() override {
     if (const std::string* reason = detail::skip_reason(state())) GTEST_SKIP() << *reason;
+    if (const auto lost = detail::loss(state())) GTEST_FAIL() << *lost;
   }
 
  private:

@@ -1,0 +1,68 @@
+#include <lockable/lock_loss.hpp>
+
+#include <utility>
+
+namespace lockable {
+
+void LockLossSignal::notify(const std::string& reason) noexcept {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (lost_) return;
+  lost_ = true;
+  try {
+    reason_ = reason;
+  } catch (...) {
+    // Out of memory for the text: the loss itself still counts.
+  }
+  if (handler_ && !disarmed_) {
+    delivered_ = true;
+    const LockLossHandler handler = handler_;
+    run(lock, handler);
+  }
+}
+
+void LockLossSignal::set_handler(LockLossHandler handler) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (disarmed_) return;
+  handler_ = std::move(handler);
+  if (lost_ && !delivered_ && handler_) {
+    delivered_ = true;
+    const LockLossHandler copy = handler_;
+    run(lock, copy);
+  }
+}
+
+void LockLossSignal::disarm() noexcept {
+  std::unique_lock<std::mutex> lock(mutex_);
+  disarmed_ = true;
+  handler_ = nullptr;
+  if (running_ && runner_ == std::this_thread::get_id()) return;
+  idle_.wait(lock, [this] { return !running_; });
+}
+
+bool LockLossSignal::lost() const noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return lost_;
+}
+
+std::string LockLossSignal::reason() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return reason_;
+}
+
+void LockLossSignal::run(std::unique_lock<std::mutex>& lock,
+                         const LockLossHandler& handler) noexcept {
+  running_ = true;
+  runner_ = std::this_thread::get_id();
+  lock.unlock();
+  try {
+    // reason_ is written only before `lost_` is set, so reading it unlocked is safe here.
+    handler(reason_);
+  } catch (...) {
+    // See notify(): nobody on this thread could act on it.
+  }
+  lock.lock();
+  running_ = false;
+  idle_.notify_all();
+}
+
+}  // namespace lockable
