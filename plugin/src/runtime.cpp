@@ -21,14 +21,16 @@ namespace {
 // Environment::SetUp is reported misleadingly by GoogleTest 1.12, see gtest-notes.md §2.)
 class GlobalDeviceListener : public ::testing::EmptyTestEventListener {
  public:
-  void OnTestStart(const ::testing::TestInfo& /*test_info*/) override {
+  void OnTestStart(const ::testing::TestInfo& test_info) override {
     const GlobalState& global = Runtime::instance().global();
-    if (const auto lost = global.lost.get()) GTEST_FAIL() << *lost;
+    if (const auto lost = global.lost.get()) {
+      GTEST_FAIL_AT(test_info.file(), test_info.line()) << *lost;
+    }
     if (!global.unavailable) return;
     if (global.on_unavailable == OnUnavailable::kSkip) {
       GTEST_SKIP() << global.error;
     }
-    GTEST_FAIL() << global.error;
+    GTEST_FAIL_AT(test_info.file(), test_info.line()) << global.error;
   }
 };
 
@@ -110,6 +112,26 @@ void LossRecord::clear() {
   text_.reset();
 }
 
+UserLocation user_location() {
+  auto* unit = ::testing::UnitTest::GetInstance();
+  if (const auto* test = unit->current_test_info()) return {test->file(), test->line()};
+  if (const auto* suite = unit->current_test_suite()) {
+    for (int i = 0; i < suite->total_test_count(); ++i) {
+      if (const auto* test = suite->GetTestInfo(i)) return {test->file(), test->line()};
+    }
+  }
+  return {};
+}
+
+void add_failure_at_user_code(const std::string& message) {
+  const UserLocation where = user_location();
+  if (where.line < 0) {
+    ADD_FAILURE() << message;
+  } else {
+    ADD_FAILURE_AT(where.file.c_str(), where.line) << message;
+  }
+}
+
 void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
                     const std::string& who) {
   for (auto& allocation : allocations) {
@@ -120,7 +142,7 @@ void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
       record.record("lockable: " + what);
       console(what);
       // GoogleTest takes failures from any thread and gives them to the running test.
-      ADD_FAILURE() << "lockable: " << what;
+      add_failure_at_user_code("lockable: " + what);
     });
   }
 }

@@ -26,6 +26,17 @@ class LossRecord {
   std::optional<std::string> text_;
 };
 
+/// Where a failure about the running test should point: the user's TEST_F (or, between tests,
+/// the first test of the current suite), not the plugin's source. Line -1 when there is none.
+struct UserLocation {
+  std::string file;
+  int line = -1;
+};
+UserLocation user_location();
+
+/// ADD_FAILURE() at user_location().
+void add_failure_at_user_code(const std::string& message);
+
 /// Makes a loss of any of `allocations` (reported by a lease backend while they are held) fail
 /// the running test and land in `record`, worded for `who` ("suite PhoneTest").
 void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,

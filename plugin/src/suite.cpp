@@ -53,7 +53,7 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
     state.skipped = true;
   } else {
     // Marks every test of the suite skipped (1.12) and fails the program.
-    ADD_FAILURE() << state.error;
+    add_failure_at_user_code(state.error);
   }
 }
 

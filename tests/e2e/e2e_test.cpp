@@ -204,6 +204,9 @@ TEST_F(PluginE2eTest, NoMatchFailsTheSuiteWithEveryDevicesReason) {
   EXPECT_NE(result.output().find("dev-off"), std::string::npos) << result.output();
   EXPECT_NE(result.output().find("dev-far"), std::string::npos) << result.output();
   EXPECT_NE(result.output().find("1 FAILED TEST SUITE"), std::string::npos) << result.output();
+  // The failure points at the suite's first test in the user's source, not at the plugin.
+  EXPECT_NE(result.output().find("fixture_program.cpp:"), std::string::npos) << result.output();
+  EXPECT_EQ(result.output().find("plugin/src"), std::string::npos) << result.output();
 
   const auto suite = read_xml_report(xml("nomatch")).suite("HeldSuite");
   const std::string error = suite.get("lockable_error");
@@ -412,6 +415,9 @@ TEST_F(PluginE2eTest, ADeviceLostMidSuiteFailsTheRunningTestAndStopsTheSuite) {
   const auto result = run_program({LOSS_PROGRAM, "--gtest_output=xml:" + xml("loss").string()});
   EXPECT_EQ(result.exit_code, 1) << result.output();
   EXPECT_EQ(result.output().find("B_BODY_RAN"), std::string::npos) << result.output();
+  // Failures point at the user's tests, not at the plugin's source.
+  EXPECT_NE(result.output().find("loss_program.cpp:"), std::string::npos) << result.output();
+  EXPECT_EQ(result.output().find("plugin/"), std::string::npos) << result.output();
   EXPECT_NE(result.output().find("[ LOCKABLE ] suite LosingSuite lost device lose-1"),
             std::string::npos)
       << result.output();

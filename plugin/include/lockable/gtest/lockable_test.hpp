@@ -112,7 +112,10 @@ class LockableTest : public ::testing::Test {
   // GoogleTest 1.12 ignores GTEST_SKIP() in SetUpTestSuite(), so skipping happens per test.
   void SetUp() override {
     if (const std::string* reason = detail::skip_reason(state())) GTEST_SKIP() << *reason;
-    if (const auto lost = detail::loss(state())) GTEST_FAIL() << *lost;
+    if (const auto lost = detail::loss(state())) {
+      const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+      GTEST_FAIL_AT(test->file(), test->line()) << *lost;
+    }
   }
 
  private:
