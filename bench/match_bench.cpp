@@ -95,40 +95,17 @@ void BM_Load(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_FindMatches)
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Unit(benchmark::kMillisecond)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
+// 1k, 10k and 100k resources; medians of 5 repetitions in milliseconds.
+void over_list_sizes(benchmark::internal::Benchmark* benchmark) {
+  benchmark->Arg(1000)->Arg(10000)->Arg(100000);
+  benchmark->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
+}
 
-// Each iteration parses the list while paused, so few iterations keep the run short.
-BENCHMARK(BM_FirstMatch)
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Iterations(3)
-    ->Unit(benchmark::kMillisecond)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
-
-BENCHMARK(BM_FindMatchesDistinctField)
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Unit(benchmark::kMillisecond)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
-
-BENCHMARK(BM_Load)
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(100000)
-    ->Iterations(3)
-    ->Unit(benchmark::kMillisecond)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
+BENCHMARK(BM_FindMatches)->Apply(over_list_sizes);
+// These parse a list per iteration (paused or timed), so few iterations keep the run short.
+BENCHMARK(BM_FirstMatch)->Apply(over_list_sizes)->Iterations(3);
+BENCHMARK(BM_FindMatchesDistinctField)->Apply(over_list_sizes);
+BENCHMARK(BM_Load)->Apply(over_list_sizes)->Iterations(3);
 
 }  // namespace
 
