@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -349,6 +350,17 @@ class FolderTicket final : public QueueTicket {
     std::sort(names.begin(), names.end());
     std::vector<std::vector<std::string>> wanted;
     for (const auto& name : names) {
+      // A ticket read before is still the same while its inode stays locked (a changed ticket
+      // is a new inode, and its waiter unlocks the old one): one flock instead of open, flock,
+      // read and close, for every earlier waiter, on every wake-up of every waiter.
+      const auto cached = read_tickets_.find(name);
+      if (cached != read_tickets_.end()) {
+        if (::flock(cached->second.fd.get(), LOCK_SH | LOCK_NB) != 0) {
+          wanted.push_back(cached->second.wanted);
+          continue;
+        }
+        read_tickets_.erase(cached);  // replaced or abandoned: read the path afresh
+      }
       const fs::path path = queue_dir_ / name;
       Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!fd) continue;
@@ -358,6 +370,14 @@ class FolderTicket final : public QueueTicket {
         continue;
       }
       wanted.push_back(parse(read_all(fd.get())));
+      if (read_tickets_.size() < kMaxReadTickets) {
+        read_tickets_.emplace(name, ReadTicket{std::move(fd), wanted.back()});
+      }
+    }
+    // Forget waiters that left (served or gone), closing their descriptors.
+    for (auto it = read_tickets_.begin(); it != read_tickets_.end();) {
+      it = std::binary_search(names.begin(), names.end(), it->first) ? std::next(it)
+                                                                     : read_tickets_.erase(it);
     }
     return wanted;
   }
@@ -374,9 +394,18 @@ class FolderTicket final : public QueueTicket {
     return ids;
   }
 
+  // Bounds the descriptors one waiter keeps open; tickets past it are read each time.
+  static constexpr std::size_t kMaxReadTickets = 256;
+  struct ReadTicket {
+    Fd fd;  // read-only: closing it emits no event that waiters watch
+    std::vector<std::string> wanted;
+  };
+
   std::shared_ptr<TicketState> state_;
   fs::path queue_dir_;
   std::string name_;
+  // Used only by the waiting thread that owns this ticket.
+  std::map<std::string, ReadTicket> read_tickets_;
 };
 
 // One inotify descriptor per backend, shared by every waiting thread: one thread polls, the

@@ -139,6 +139,27 @@ TEST_F(Fairness, WaitersForTheSameDeviceAreServedInArrivalOrder) {
   EXPECT_EQ(ledger(), names);
 }
 
+TEST_F(Fairness, AWaiterKilledInTheQueueDoesNotHoldUpThoseBehindIt) {
+  // W2 has read W1's ticket while waiting behind it (and keeps it cached); W1 then dies without
+  // removing its ticket. When the device comes free, W2 must see the ticket abandoned and take
+  // the device, not wait behind a dead waiter.
+  write_resources(Json::array({device("dut-1", "dut"), device("other-1", "other")}));
+  auto held = holder({"kind=dut"});
+  ASSERT_EQ(held->read_line(kGuard), "locked dut-1");
+  auto first = waiter("W1", {"kind=dut"});
+  ASSERT_TRUE(queued(*first, "W1"));
+  auto second = waiter("W2", {"kind=dut"});
+  ASSERT_TRUE(queued(*second, "W2"));
+  std::this_thread::sleep_for(50ms);  // let W2 wake and read the queue at least once more
+  first->kill_now();
+  ASSERT_TRUE(has_ticket(first->pid()));  // left behind, as by any crash
+  held->write_line("");
+  EXPECT_EQ(held->read_line(kGuard), "released");
+  expect_done(*second, "W2");
+  EXPECT_EQ(ledger(), Names{"W2"});
+  EXPECT_FALSE(has_ticket(first->pid()));  // removed by the waiter that found it dead
+}
+
 TEST_F(Fairness, NewcomersArrivingAllTheTimeNeverOvertakeTheFirstWaiter) {
   write_resources(Json::array({device("dut-1", "dut")}));
   auto held = holder({"kind=dut"});
