@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lockable {
@@ -71,6 +72,19 @@ class TimeoutError : public Error {
 class BackendError : public Error {
  public:
   using Error::Error;
+};
+
+/// One device's lock cannot be used (a symbolic link, a directory or a FIFO where its lock file
+/// should be, a file this user may not open), while the store itself works. `Lockable` skips such a
+/// device with one warning and locks another match; it fails only when no match is usable.
+class ResourceUnusableError : public BackendError {
+ public:
+  ResourceUnusableError(std::string resource_id, const std::string& message)
+      : BackendError(message), resource_id_(std::move(resource_id)) {}
+  const std::string& resource_id() const noexcept { return resource_id_; }
+
+ private:
+  std::string resource_id_;
 };
 
 /// Invalid configuration of a front end or of `Options` (bad flag value, negative timeout).
