@@ -7,14 +7,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace lockable {
@@ -34,6 +38,22 @@ Clock::duration to_duration(Seconds seconds) {
   return std::chrono::duration_cast<Clock::duration>(Seconds(std::max(capped, 0.0)));
 }
 
+// The implicit filters that `requirements` (as the user gave them) did not lift or name, for a
+// no-match message: only those that were really added.
+std::string implicit_filters_text(const Json& requirements, const std::string& hostname) {
+  std::vector<std::string> added;
+  if (!requirements.contains("online")) added.push_back("online=true");
+  if (!requirements.contains("hostname")) added.push_back("hostname=" + hostname);
+  if (added.empty()) return "; fix the requirement or the resources";
+  std::string text =
+      added.size() == 1 ? " (with the implicit filter " : " (with the implicit filters ";
+  for (std::size_t i = 0; i < added.size(); ++i) text += (i > 0 ? " and " : "") + added[i];
+  return text + "); fix the requirement or the resources, or set " +
+         (added.size() == 1 ? added.front().substr(0, added.front().find('='))
+                            : "online/hostname") +
+         " to null in the requirement to lift " + (added.size() == 1 ? "the filter" : "a filter");
+}
+
 std::string describe_requirements(const std::vector<Requirements>& requirements) {
   if (requirements.size() == 1) return requirements.front().to_string();
   std::string text = "[";
@@ -43,6 +63,86 @@ std::string describe_requirements(const std::vector<Requirements>& requirements)
   }
   return text + "]";
 }
+
+// Devices held through any Lockable of this process, by the thread that locked them. A thread
+// that asks for a device only it holds would wait for itself for ever (the plugin's global device
+// and a suite of the same program both wanting it), so such a request fails at once. Another
+// thread's device is waited for as usual: that thread may release it.
+class SelfHeldDevices {
+ public:
+  struct Entry {
+    std::string alloc_id;
+    std::string requirements;
+    std::chrono::system_clock::time_point since;
+    // Valid while the entry exists: the lock removes its entry before it goes away.
+    const HeldLock* lock = nullptr;
+  };
+  // Lock key (SelfHeldDevices::key) -> entry.
+  using Held = std::unordered_map<std::string, Entry>;
+
+  static SelfHeldDevices& instance() {
+    static auto* devices = new SelfHeldDevices();  // never destroyed: locks may outlive statics
+    return *devices;
+  }
+  static std::string key(const std::string& backend, const std::string& id) {
+    return backend + '\0' + id;
+  }
+  // Returns a token for remove(): the locking thread (the lock may be released by another).
+  std::thread::id add(std::string key, Entry entry) {
+    const auto thread = std::this_thread::get_id();
+    std::lock_guard<std::mutex> guard(mutex_);
+    by_thread_[thread][std::move(key)] = std::move(entry);
+    return thread;
+  }
+  void remove(std::thread::id thread, const std::string& key) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    const auto it = by_thread_.find(thread);
+    if (it == by_thread_.end()) return;
+    it->second.erase(key);
+    if (it->second.empty()) by_thread_.erase(it);
+  }
+  // A lost lock (lease expired) no longer keeps the device from this thread.
+  Held held_by_this_thread() const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    const auto it = by_thread_.find(std::this_thread::get_id());
+    Held held;
+    if (it == by_thread_.end()) return held;
+    for (const auto& [key, entry] : it->second) {
+      if (!entry.lock->lost()) held.emplace(key, entry);
+    }
+    return held;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::thread::id, Held> by_thread_;
+};
+
+// The backend's lock, plus its entry in SelfHeldDevices for as long as it is held.
+class TrackedLock final : public HeldLock {
+ public:
+  TrackedLock(std::unique_ptr<HeldLock> lock, std::string key, SelfHeldDevices::Entry entry)
+      : lock_(std::move(lock)), key_(std::move(key)) {
+    entry.lock = this;
+    thread_ = SelfHeldDevices::instance().add(key_, std::move(entry));
+  }
+  ~TrackedLock() override { release(); }
+  void release() noexcept override {
+    lock_->release();
+    if (!released_.exchange(true)) SelfHeldDevices::instance().remove(thread_, key_);
+  }
+  bool lost() const noexcept override { return lock_->lost(); }
+  std::optional<std::uint64_t> fencing_token() const noexcept override {
+    return lock_->fencing_token();
+  }
+  void on_lock_loss(LockLossHandler handler) override { lock_->on_lock_loss(std::move(handler)); }
+
+ private:
+  std::unique_ptr<HeldLock> lock_;
+  std::string key_;
+  std::thread::id thread_;
+  std::atomic<bool> released_{false};
+};
 
 }  // namespace
 
@@ -55,6 +155,10 @@ struct Lockable::Impl {
   std::mutex resources_mutex;
   // Shared, never mutated: a waiter re-reading it on every wake-up must not copy every resource.
   std::shared_ptr<const Resources> loaded;
+  // The last load error reported while waiting: said once, not on every wake-up.
+  std::string load_problem;
+  // Set by cancel(), for good: like a stop token, it ends waits in progress and refuses new ones.
+  std::atomic<bool> cancelled{false};
 
   void log(const std::string& line) const {
     if (options.log) {
@@ -72,17 +176,70 @@ struct Lockable::Impl {
     if (!loaded || provider->changed()) {
       try {
         loaded = std::make_shared<const Resources>(provider->load());
+        if (!load_problem.empty()) {
+          load_problem.clear();
+          log("lockable: " + provider->describe() + " is valid again; using it");
+        }
       } catch (const Error& error) {
         if (!tolerate_errors || !loaded) throw;
-        log(std::string("lockable: keeping the previous resources: ") + error.what());
+        if (load_problem != error.what()) {
+          load_problem = error.what();
+          log("lockable: keeping the previous resources until this is fixed: " + load_problem);
+        }
       }
     }
     return loaded;
   }
 
+  // backend->describe(), kept: it names the store in SelfHeldDevices' keys.
+  std::string backend_name;
+
+  // Drops the devices this thread holds already from `candidates`; throws NoMatchError when the
+  // request could then never be served, since it would wait for the caller itself.
+  void exclude_own_devices(const Resources& resources,
+                           const std::vector<Requirements>& requirements,
+                           std::vector<std::vector<std::size_t>>& candidates) const;
+
   std::vector<Allocation> acquire(const std::vector<Requirements>& requirements,
                                   std::optional<Seconds> timeout);
 };
+
+void Lockable::Impl::exclude_own_devices(const Resources& resources,
+                                         const std::vector<Requirements>& requirements,
+                                         std::vector<std::vector<std::size_t>>& candidates) const {
+  const auto held = SelfHeldDevices::instance().held_by_this_thread();
+  if (held.empty()) return;
+  std::vector<std::string> own;  // "id: held by this very thread since ..., allocation ..."
+  std::set<std::size_t> own_indexes;
+  for (const auto& list : candidates) {
+    for (const auto index : list) {
+      if (own_indexes.count(index) != 0) continue;
+      const std::string& id = resources[index].id;
+      const auto entry = held.find(SelfHeldDevices::key(backend_name, id));
+      if (entry == held.end()) continue;
+      own_indexes.insert(index);
+      own.push_back(id + ": held by this very thread since " + format_iso8601(entry->second.since) +
+                    ", allocation " + entry->second.alloc_id + " for " +
+                    entry->second.requirements);
+    }
+  }
+  if (own.empty()) return;
+  for (auto& list : candidates) {
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](std::size_t index) { return own_indexes.count(index) != 0; }),
+               list.end());
+  }
+  const bool servable =
+      std::none_of(candidates.begin(), candidates.end(), [](const auto& l) { return l.empty(); }) &&
+      assign_distinct(candidates).has_value();
+  if (servable) return;
+  throw NoMatchError(provider->describe() + ": " + describe_requirements(requirements) +
+                         " can only be served by devices this thread already holds; waiting "
+                         "would wait for itself. Release the earlier allocation first (e.g. a "
+                         "program-wide --lockable_requirements device), ask for another device, "
+                         "or add one to the resources",
+                     own);
+}
 
 std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>& requirements,
                                                 std::optional<Seconds> timeout) {
@@ -111,6 +268,11 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
   std::set<std::string> found_busy;
   bool waiting = false;
   for (;;) {
+    if (cancelled.load()) {
+      throw CancelledError("the wait for " + wanted_text + " was cancelled after " +
+                           format_seconds(Seconds(Clock::now() - requested).count()) +
+                           "; nothing is held and the queue entry is gone");
+    }
     const auto shared_resources = current_resources(waiting);
     const Resources& resources = *shared_resources;
     std::vector<std::vector<std::size_t>> candidates;
@@ -119,12 +281,11 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
       if (candidates.back().empty()) {
         throw NoMatchError(provider->describe() + ": no resource matches " +
                                requirements[i].to_string() +
-                               " (with the implicit filters online=true and hostname=" + hostname +
-                               "); fix the requirement or the resources, or set online/hostname "
-                               "to null in the requirement to lift a filter",
+                               implicit_filters_text(requirements[i].json(), hostname),
                            explain_mismatches(resources, effective[i]));
       }
     }
+    exclude_own_devices(resources, requirements, candidates);
     if (!assign_distinct(candidates)) {
       throw NoMatchError(provider->describe() + ": requirements " + wanted_text + " need " +
                              std::to_string(requirements.size()) +
@@ -199,8 +360,13 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
       const auto queue_time = Clock::now() - requested;
       std::vector<Allocation> allocations;
       for (std::size_t i = 0; i < locks.size(); ++i) {
-        allocations.emplace_back(requirements[i].json(), resources[(*assignment)[i]],
-                                 holders[i].alloc_id, queue_time, std::move(locks[i]));
+        const Resource& resource = resources[(*assignment)[i]];
+        auto lock = std::make_unique<TrackedLock>(
+            std::move(locks[i]), SelfHeldDevices::key(backend_name, resource.id),
+            SelfHeldDevices::Entry{holders[i].alloc_id, requirements[i].to_string(),
+                                   holders[i].since});
+        allocations.emplace_back(requirements[i].json(), resource, holders[i].alloc_id, queue_time,
+                                 std::move(lock));
       }
       return allocations;
     }
@@ -208,13 +374,16 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
     const auto now = Clock::now();
     if (now >= deadline || now >= next_progress) {
       std::vector<std::string> busy_lines;
+      std::size_t held = 0;
       for (const auto& id : wanted) {
         if (const auto holder = backend->holder_of(id)) {
           busy_lines.push_back(id + ": held by " + holder->describe());
+          ++held;
         } else if (claimable.count(id) == 0) {
           busy_lines.push_back(id + ": free, but an earlier waiter in the queue gets it first");
         } else {
-          busy_lines.push_back(id + ": free now");
+          // Released since the attempt above: the next attempt (right after this line) takes it.
+          busy_lines.push_back(id + ": released just now, trying it again");
         }
       }
       const double waited = Seconds(now - requested).count();
@@ -227,7 +396,8 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
                            busy_lines);
       }
       std::string line = "lockable: waiting for " + wanted_text + ": " +
-                         std::to_string(wanted.size()) + " matching, all busy:";
+                         std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
+                         " held:";
       for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
       line += " waited " + format_seconds(waited) + ", " +
               format_seconds(std::max(0.0, Seconds(deadline - now).count())) + " left";
@@ -239,7 +409,24 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
   }
 }
 
+namespace {
+
+// Checked before anything touches the disk: a bad option must change nothing.
+void validate(const Options& options) {
+  if (!(options.default_timeout.count() >= 0) || !std::isfinite(options.default_timeout.count())) {
+    throw ConfigError("Options::default_timeout must be a finite number of seconds >= 0, got " +
+                      std::to_string(options.default_timeout.count()));
+  }
+  if (!(options.progress_interval.count() > 0)) {
+    throw ConfigError("Options::progress_interval must be > 0 seconds, got " +
+                      std::to_string(options.progress_interval.count()));
+  }
+}
+
+}  // namespace
+
 Lockable::Lockable(Options options) : impl_(std::make_unique<Impl>()) {
+  validate(options);
   std::unique_ptr<ResourceProvider> provider;
   if (const auto* path = std::get_if<std::filesystem::path>(&options.resources)) {
     if (path->empty()) {
@@ -258,14 +445,7 @@ Lockable::Lockable(Options options) : impl_(std::make_unique<Impl>()) {
 Lockable::Lockable(Options options, std::unique_ptr<ResourceProvider> provider,
                    std::unique_ptr<LockBackend> backend)
     : impl_(std::make_unique<Impl>()) {
-  if (!(options.default_timeout.count() >= 0) || !std::isfinite(options.default_timeout.count())) {
-    throw ConfigError("Options::default_timeout must be a finite number of seconds >= 0, got " +
-                      std::to_string(options.default_timeout.count()));
-  }
-  if (!(options.progress_interval.count() > 0)) {
-    throw ConfigError("Options::progress_interval must be > 0 seconds, got " +
-                      std::to_string(options.progress_interval.count()));
-  }
+  validate(options);
   if (!provider || !backend) {
     throw ConfigError("Lockable needs a resource provider and a lock backend; pass both");
   }
@@ -273,6 +453,7 @@ Lockable::Lockable(Options options, std::unique_ptr<ResourceProvider> provider,
   impl_->options = std::move(options);
   impl_->provider = std::move(provider);
   impl_->backend = std::move(backend);
+  impl_->backend_name = impl_->backend->describe();
 }
 
 Lockable::~Lockable() = default;
@@ -291,6 +472,8 @@ std::vector<Allocation> Lockable::lock_many(const std::vector<Requirements>& req
   if (requirements.empty()) return {};
   return impl_->acquire(requirements, timeout);
 }
+
+void Lockable::cancel() noexcept { impl_->cancelled = true; }
 
 std::vector<ResourceStatus> Lockable::status() {
   std::vector<ResourceStatus> result;

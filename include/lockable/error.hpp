@@ -87,6 +87,13 @@ class ResourceUnusableError : public BackendError {
   std::string resource_id_;
 };
 
+/// A wait was cancelled by `Lockable::cancel()` (e.g. the CLI on SIGINT). Nothing is held and the
+/// waiter has left the queue when this is thrown.
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Invalid configuration of a front end or of `Options` (bad flag value, negative timeout).
 class ConfigError : public Error {
  public:

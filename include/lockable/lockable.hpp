@@ -63,8 +63,10 @@ class Lockable {
 
   /// Locks one free device matching `requirements` (plus the implicit online/hostname filters),
   /// waiting up to `timeout` (default: `Options::default_timeout`). Throws NoMatchError at once
-  /// if nothing can ever match, TimeoutError when all matches stayed busy, RequirementsError,
-  /// ResourcesError, BackendError.
+  /// if nothing can ever match (also when only devices this thread already holds match: it
+  /// would wait for itself), TimeoutError when all matches stayed busy, CancelledError after
+  /// `cancel()`, RequirementsError, ResourcesError, BackendError. A device held by another
+  /// thread of this process is waited for like any other.
   Allocation lock(const Requirements& requirements, std::optional<Seconds> timeout = {});
   Allocation lock(std::string_view requirements, std::optional<Seconds> timeout = {});
 
@@ -73,6 +75,13 @@ class Lockable {
   /// for overlapping sets.
   std::vector<Allocation> lock_many(const std::vector<Requirements>& requirements,
                                     std::optional<Seconds> timeout = {});
+
+  /// Ends every `lock()`/`lock_many()` wait in progress on this object with CancelledError, and
+  /// refuses every later one the same way (like a stop token, so a request racing with the
+  /// cancel cannot slip through): the waiter leaves the queue, holds nothing, and returns within
+  /// a quarter of a second. Allocations already made stay held. Safe from any thread, but not
+  /// from a signal handler: call it from a thread that received the signal, as the CLI does.
+  void cancel() noexcept;
 
   /// Every resource with free/busy/offline and the holder of busy ones.
   std::vector<ResourceStatus> status();

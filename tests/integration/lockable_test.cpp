@@ -94,7 +94,9 @@ TEST_F(LockableIntegration, PythonHolderMakesUsWaitAndTimeoutNamesItsPid) {
 TEST_F(LockableIntegration, TimeoutNamesOurHolderWithAllocationId) {
   write_resources(Json::array({device("dut-1")}));
   Lockable lockable(options());
-  const auto held = lockable.lock("");
+  // Held by another thread: the same thread would be told at once that it waits for itself.
+  Allocation held;
+  std::thread([&] { held = lockable.lock(""); }).join();
   try {
     lockable.lock("id=dut-1", Seconds(0));
     FAIL() << "expected TimeoutError";
