@@ -64,6 +64,42 @@ std::string describe_requirements(const std::vector<Requirements>& requirements)
   return text + "]";
 }
 
+// The observers of one Lockable, shared with its locks (which may outlive it) so that a release
+// is reported wherever it happens.
+class EventHub {
+ public:
+  void add(AllocationObserver observer) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    observers_.push_back(std::move(observer));
+    active_ = true;
+  }
+  // Cheap check so that an unobserved Lockable builds no events on its fast path.
+  bool active() const noexcept { return active_.load(std::memory_order_relaxed); }
+  void emit(AllocationEvent event) const noexcept {
+    std::vector<AllocationObserver> observers;
+    try {
+      std::lock_guard<std::mutex> guard(mutex_);
+      observers = observers_;
+    } catch (...) {
+      return;  // out of memory while reporting: the lock or release itself stands
+    }
+    event.monotonic_time = Clock::now();
+    event.wall_time = std::chrono::system_clock::now();
+    for (const auto& observer : observers) {
+      try {
+        observer(event);
+      } catch (...) {
+        // An observer must not change the outcome of a lock or a release.
+      }
+    }
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<AllocationObserver> observers_;
+  std::atomic<bool> active_{false};
+};
+
 // Devices held through any Lockable of this process, by the thread that locked them. A thread
 // that asks for a device only it holds would wait for itself for ever (the plugin's global device
 // and a suite of the same program both wanting it), so such a request fails at once. Another
@@ -118,29 +154,61 @@ class SelfHeldDevices {
   std::unordered_map<std::thread::id, Held> by_thread_;
 };
 
-// The backend's lock, plus its entry in SelfHeldDevices for as long as it is held.
+// The backend's lock, plus its entry in SelfHeldDevices for as long as it is held, and the
+// kLost / kReleased events of its allocation.
 class TrackedLock final : public HeldLock {
  public:
-  TrackedLock(std::unique_ptr<HeldLock> lock, std::string key, SelfHeldDevices::Entry entry)
-      : lock_(std::move(lock)), key_(std::move(key)) {
+  TrackedLock(std::unique_ptr<HeldLock> lock, std::string key, SelfHeldDevices::Entry entry,
+              std::shared_ptr<const EventHub> events, AllocationEvent granted)
+      : lock_(std::move(lock)),
+        key_(std::move(key)),
+        events_(std::move(events)),
+        event_(std::move(granted)),
+        granted_at_(Clock::now()) {
     entry.lock = this;
     thread_ = SelfHeldDevices::instance().add(key_, std::move(entry));
+    lock_->on_lock_loss([this](const std::string& reason) {
+      // Runs on the backend's thread, never after lock_->release() has returned.
+      emit(AllocationEvent::Kind::kLost, reason);
+      loss_.notify(reason);
+    });
   }
   ~TrackedLock() override { release(); }
   void release() noexcept override {
     lock_->release();
-    if (!released_.exchange(true)) SelfHeldDevices::instance().remove(thread_, key_);
+    loss_.disarm();
+    if (released_.exchange(true)) return;
+    SelfHeldDevices::instance().remove(thread_, key_);
+    emit(AllocationEvent::Kind::kReleased, {});
   }
   bool lost() const noexcept override { return lock_->lost(); }
   std::optional<std::uint64_t> fencing_token() const noexcept override {
     return lock_->fencing_token();
   }
-  void on_lock_loss(LockLossHandler handler) override { lock_->on_lock_loss(std::move(handler)); }
+  void on_lock_loss(LockLossHandler handler) override { loss_.set_handler(std::move(handler)); }
 
  private:
+  void emit(AllocationEvent::Kind kind, const std::string& reason) const noexcept {
+    if (!events_->active()) return;
+    try {
+      AllocationEvent event = event_;
+      event.kind = kind;
+      event.queue_time.reset();
+      event.hold_time = Clock::now() - granted_at_;
+      event.reason = reason;
+      events_->emit(std::move(event));
+    } catch (...) {
+      // Out of memory while reporting: the release itself has happened.
+    }
+  }
+
   std::unique_ptr<HeldLock> lock_;
   std::string key_;
   std::thread::id thread_;
+  std::shared_ptr<const EventHub> events_;
+  AllocationEvent event_;  // the kGranted event: ids, requirements, host
+  Clock::time_point granted_at_;
+  LockLossSignal loss_;
   std::atomic<bool> released_{false};
 };
 
@@ -200,9 +268,57 @@ struct Lockable::Impl {
                            const std::vector<Requirements>& requirements,
                            std::vector<std::vector<std::size_t>>& candidates) const;
 
+  std::shared_ptr<EventHub> events = std::make_shared<EventHub>();
+
+  // One lock()/lock_many() call, for its events.
+  struct Request {
+    std::string id;  // empty when nobody observes
+    Json requirements = Json::array();
+  };
+  AllocationEvent event_of(const Request& request, AllocationEvent::Kind kind) const {
+    AllocationEvent event;
+    event.kind = kind;
+    event.request_id = request.id;
+    event.requirements = request.requirements;
+    event.hostname = hostname;
+    event.pid = static_cast<long>(::getpid());
+    return event;
+  }
+
+  // Reports the request and how it ended around wait_and_lock().
   std::vector<Allocation> acquire(const std::vector<Requirements>& requirements,
                                   std::optional<Seconds> timeout);
+  std::vector<Allocation> wait_and_lock(const std::vector<Requirements>& requirements,
+                                        std::optional<Seconds> timeout, const Request& request);
 };
+
+std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>& requirements,
+                                                std::optional<Seconds> timeout) {
+  if (!events->active()) return wait_and_lock(requirements, timeout, Request{});
+  Request request{new_uuid(), Json::array()};
+  for (const auto& requirement : requirements) request.requirements.push_back(requirement.json());
+  events->emit(event_of(request, AllocationEvent::Kind::kRequested));
+  const auto ended = [&](AllocationEvent::Kind kind, const char* what) {
+    auto event = event_of(request, kind);
+    event.reason = what;
+    events->emit(std::move(event));
+  };
+  try {
+    return wait_and_lock(requirements, timeout, request);
+  } catch (const TimeoutError& error) {
+    ended(AllocationEvent::Kind::kTimedOut, error.what());
+    throw;
+  } catch (const NoMatchError& error) {
+    ended(AllocationEvent::Kind::kNoMatch, error.what());
+    throw;
+  } catch (const CancelledError& error) {
+    ended(AllocationEvent::Kind::kCancelled, error.what());
+    throw;
+  } catch (const std::exception& error) {
+    ended(AllocationEvent::Kind::kFailed, error.what());
+    throw;
+  }
+}
 
 void Lockable::Impl::exclude_own_devices(const Resources& resources,
                                          const std::vector<Requirements>& requirements,
@@ -241,8 +357,9 @@ void Lockable::Impl::exclude_own_devices(const Resources& resources,
                      own);
 }
 
-std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>& requirements,
-                                                std::optional<Seconds> timeout) {
+std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirements>& requirements,
+                                                      std::optional<Seconds> timeout,
+                                                      const Request& request) {
   const auto requested = Clock::now();
   const Seconds limit = timeout.value_or(options.default_timeout);
   if (!(limit.count() >= 0)) {
@@ -361,10 +478,18 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
       std::vector<Allocation> allocations;
       for (std::size_t i = 0; i < locks.size(); ++i) {
         const Resource& resource = resources[(*assignment)[i]];
+        auto granted = event_of(request, AllocationEvent::Kind::kGranted);
+        granted.alloc_id = holders[i].alloc_id;
+        granted.resource_ids = {resource.id};
+        granted.requirements = Json::array({requirements[i].json()});
+        granted.queue_time = queue_time;
+        granted.fencing_token = locks[i]->fencing_token();
+        if (events->active()) events->emit(granted);
         auto lock = std::make_unique<TrackedLock>(
             std::move(locks[i]), SelfHeldDevices::key(backend_name, resource.id),
             SelfHeldDevices::Entry{holders[i].alloc_id, requirements[i].to_string(),
-                                   holders[i].since});
+                                   holders[i].since},
+            events, std::move(granted));
         allocations.emplace_back(requirements[i].json(), resource, holders[i].alloc_id, queue_time,
                                  std::move(lock));
       }
@@ -403,6 +528,11 @@ std::vector<Allocation> Lockable::Impl::acquire(const std::vector<Requirements>&
               format_seconds(std::max(0.0, Seconds(deadline - now).count())) + " left";
       log(line);
       while (next_progress <= now) next_progress += std::max(interval, Clock::duration(1));
+    }
+    if (!waiting && events->active()) {
+      auto queued = event_of(request, AllocationEvent::Kind::kQueued);
+      queued.resource_ids = wanted;
+      events->emit(std::move(queued));
     }
     waiting = true;
     backend->wait_for_change(std::min(deadline, next_progress));
@@ -474,6 +604,36 @@ std::vector<Allocation> Lockable::lock_many(const std::vector<Requirements>& req
 }
 
 void Lockable::cancel() noexcept { impl_->cancelled = true; }
+
+void Lockable::add_observer(AllocationObserver observer) {
+  if (!observer)
+    throw ConfigError("Lockable::add_observer: the observer is empty; pass a function");
+  impl_->events->add(std::move(observer));
+}
+
+const char* to_string(AllocationEvent::Kind kind) noexcept {
+  switch (kind) {
+    case AllocationEvent::Kind::kRequested:
+      return "requested";
+    case AllocationEvent::Kind::kQueued:
+      return "queued";
+    case AllocationEvent::Kind::kGranted:
+      return "granted";
+    case AllocationEvent::Kind::kReleased:
+      return "released";
+    case AllocationEvent::Kind::kLost:
+      return "lost";
+    case AllocationEvent::Kind::kTimedOut:
+      return "timed_out";
+    case AllocationEvent::Kind::kNoMatch:
+      return "no_match";
+    case AllocationEvent::Kind::kCancelled:
+      return "cancelled";
+    case AllocationEvent::Kind::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
 
 std::vector<ResourceStatus> Lockable::status() {
   std::vector<ResourceStatus> result;

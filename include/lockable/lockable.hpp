@@ -4,6 +4,7 @@
 #include <lockable/backend.hpp>
 #include <lockable/environment.hpp>
 #include <lockable/error.hpp>
+#include <lockable/events.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>
 #include <lockable/resource.hpp>
@@ -82,6 +83,10 @@ class Lockable {
   /// a quarter of a second. Allocations already made stay held. Safe from any thread, but not
   /// from a signal handler: call it from a thread that received the signal, as the CLI does.
   void cancel() noexcept;
+
+  /// Adds an observer told of every request and allocation of this object from now on (see
+  /// AllocationEvent for the order and the thread it runs on). Thread-safe.
+  void add_observer(AllocationObserver observer);
 
   /// Every resource with free/busy/offline and the holder of busy ones.
   std::vector<ResourceStatus> status();
