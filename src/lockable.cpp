@@ -220,9 +220,14 @@ struct Lockable::Impl {
   std::unique_ptr<ResourceProvider> provider;
   std::unique_ptr<LockBackend> backend;
 
+  static constexpr auto kRecheckInterval = std::chrono::milliseconds(50);
+  // Guards `loaded` and `last_check`; held only to copy them, never while loading.
   std::mutex resources_mutex;
   // Shared, never mutated: a waiter re-reading it on every wake-up must not copy every resource.
   std::shared_ptr<const Resources> loaded;
+  Clock::time_point last_check{};
+  // One loader at a time; guards the provider and `load_problem`.
+  std::mutex load_mutex;
   // The last load error reported while waiting: said once, not on every wake-up.
   std::string load_problem;
   // Set by cancel(), for good: like a stop token, it ends waits in progress and refuses new ones.
@@ -239,24 +244,44 @@ struct Lockable::Impl {
   // Current resources: loaded once, reloaded when the provider says they may have changed. While
   // waiting (`tolerate_errors`), a list that turns invalid (an editor half-way through a save)
   // keeps the previous one instead of aborting the wait.
+  //
+  // Loading and change checks run under `load_mutex` only, never under `resources_mutex`, so a
+  // slow (remote) provider stalls nobody who already has a list: a waiter uses the list it has
+  // while another thread loads, and checks for changes at most every kRecheckInterval. A new
+  // request always checks, so it sees a file written just before it.
   std::shared_ptr<const Resources> current_resources(bool tolerate_errors) {
-    std::lock_guard<std::mutex> guard(resources_mutex);
-    if (!loaded || provider->changed()) {
-      try {
-        loaded = std::make_shared<const Resources>(provider->load());
-        if (!load_problem.empty()) {
-          load_problem.clear();
-          log("lockable: " + provider->describe() + " is valid again; using it");
-        }
-      } catch (const Error& error) {
-        if (!tolerate_errors || !loaded) throw;
-        if (load_problem != error.what()) {
-          load_problem = error.what();
-          log("lockable: keeping the previous resources until this is fixed: " + load_problem);
-        }
+    std::unique_lock<std::mutex> loading(load_mutex, std::defer_lock);
+    if (tolerate_errors) {
+      std::lock_guard<std::mutex> guard(resources_mutex);
+      if (loaded && (Clock::now() - last_check < kRecheckInterval || !loading.try_lock())) {
+        return loaded;
       }
     }
-    return loaded;
+    if (!loading.owns_lock()) loading.lock();
+    std::shared_ptr<const Resources> current;
+    {
+      std::lock_guard<std::mutex> guard(resources_mutex);
+      current = loaded;
+      last_check = Clock::now();
+    }
+    if (current && !provider->changed()) return current;
+    try {
+      current = std::make_shared<const Resources>(provider->load());
+      if (!load_problem.empty()) {
+        load_problem.clear();
+        log("lockable: " + provider->describe() + " is valid again; using it");
+      }
+    } catch (const Error& error) {
+      if (!tolerate_errors || !current) throw;
+      if (load_problem != error.what()) {
+        load_problem = error.what();
+        log("lockable: keeping the previous resources until this is fixed: " + load_problem);
+      }
+      return current;
+    }
+    std::lock_guard<std::mutex> guard(resources_mutex);
+    loaded = current;
+    return current;
   }
 
   // backend->describe(), kept: it names the store in SelfHeldDevices' keys.

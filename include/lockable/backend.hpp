@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,8 +58,34 @@ class QueueTicket {
   virtual std::vector<std::vector<std::string>> wanted_by_earlier_waiters() = 0;
 };
 
+/// Called when a backend's keepalive (heartbeat) fails without losing a lock yet: the store timed
+/// out or answered an error while a lease still runs. Runs on the backend's keepalive thread
+/// with the error; keep it short. A loss that follows is reported separately, through each
+/// HeldLock's loss handler.
+using KeepaliveErrorHandler = std::function<void(std::exception_ptr error)>;
+
 /// Where locks live (a local folder, an HTTP lock service, etcd). Backends never parse
 /// requirements; they lock resources by id. Thread-safe; may own a background thread.
+///
+/// The contract every backend keeps (tests/contract runs it over each one):
+/// - Exclusivity: at most one HeldLock per resource id is unreleased at any time across every
+///   backend object, thread and process on one store. A lease backend that loses a lock reports
+///   the loss (below) before anyone else can be granted it, or issues a higher fencing token.
+/// - Lifetime: a HeldLock may outlive its backend; `release()` then still frees the device (or
+///   leaves it to the lease to expire) and never touches the destroyed backend.
+/// - Fencing: where a backend issues fencing tokens, the tokens of successive holders of one
+///   device strictly increase.
+/// - Loss: loss handlers run on the backend's own (keepalive) thread, at most once per lock, never
+///   after `release()` returned (LockLossSignal implements this). A slow handler must not delay
+///   the keepalive of other locks: run handlers off the thread that renews leases, or bound them.
+/// - Queue: a QueueTicket is invisible to other waiters until its waiter first waits
+///   (`wait_for_change`); from then on until it is destroyed, `wanted_by_earlier_waiters()` of
+///   every later waiter includes it, unless its owner stopped making progress (see the backend).
+/// - Wake-ups: `wait_for_change` must return after any release of a lock and any change of the
+///   queue that happened after the caller's last attempt; it may return spuriously.
+/// - Errors: calls throw BackendError when the store is unusable, TemporarilyUnavailableError when
+///   a retry may cure it, ResourceUnusableError (from try_lock) when one device's lock cannot be
+///   used while the others can; `release()` and destructors never throw.
 class LockBackend {
  public:
   virtual ~LockBackend() = default;
@@ -79,6 +107,19 @@ class LockBackend {
   /// Current holder of `resource_id` if it is held (by anyone, including us), else nullopt. The
   /// HolderInfo may be partial (only a pid) for locks taken by other tools.
   virtual std::optional<HolderInfo> holder_of(const std::string& resource_id) = 0;
+
+  /// `holder_of` for many ids at once, in the same order: one round trip for a remote store
+  /// (status, progress lines). The default asks `holder_of` once per id.
+  virtual std::vector<std::optional<HolderInfo>> holders_of(const std::vector<std::string>& ids) {
+    std::vector<std::optional<HolderInfo>> holders;
+    holders.reserve(ids.size());
+    for (const auto& id : ids) holders.push_back(holder_of(id));
+    return holders;
+  }
+
+  /// Sets the handler for keepalive failures that have not (yet) cost a lock; replaces an earlier
+  /// one. Backends without a keepalive never call it, so the default keeps no handler.
+  virtual void on_keepalive_error(KeepaliveErrorHandler handler) { (void)handler; }
 
   /// Where the locks live, for messages (`lock folder /tmp`).
   virtual std::string describe() const = 0;

@@ -74,6 +74,15 @@ class BackendError : public Error {
   using Error::Error;
 };
 
+/// The lock store cannot answer for a moment (a remote store that timed out or answered 503, a
+/// connection refused while it restarts). `Lockable` retries such calls with bounded exponential
+/// backoff inside the caller's timeout and reports them in its progress lines; any other
+/// BackendError ends the wait at once.
+class TemporarilyUnavailableError : public BackendError {
+ public:
+  using BackendError::BackendError;
+};
+
 /// One device's lock cannot be used (a symbolic link, a directory or a FIFO where its lock file
 /// should be, a file this user may not open), while the store itself works. `Lockable` skips such a
 /// device with one warning and locks another match; it fails only when no match is usable.
