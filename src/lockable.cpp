@@ -1,3 +1,4 @@
+#include <lockable/factory.hpp>
 #include <lockable/lock_folder.hpp>
 #include <lockable/lockable.hpp>
 
@@ -568,6 +569,12 @@ namespace {
 
 // Checked before anything touches the disk: a bad option must change nothing.
 void validate(const Options& options) {
+  if (!options.lock_backend.empty() && !options.lock_folder.empty() &&
+      options.lock_backend != options.lock_folder.string()) {
+    throw ConfigError("both a lock folder (" + options.lock_folder.string() +
+                      ") and a lock backend (" + options.lock_backend +
+                      ") are given; they name different stores, so give only one");
+  }
   if (!(options.default_timeout.count() >= 0) || !std::isfinite(options.default_timeout.count())) {
     throw ConfigError("Options::default_timeout must be a finite number of seconds >= 0, got " +
                       std::to_string(options.default_timeout.count()));
@@ -584,15 +591,12 @@ Lockable::Lockable(Options options) : impl_(std::make_unique<Impl>()) {
   validate(options);
   std::unique_ptr<ResourceProvider> provider;
   if (const auto* path = std::get_if<std::filesystem::path>(&options.resources)) {
-    if (path->empty()) {
-      throw ConfigError("no resources given; pass a resources.json path (--resources) or a list");
-    }
-    provider = make_file_provider(*path);
+    provider = make_resource_provider(path->string());
   } else {
     provider = make_list_provider(std::get<Json>(options.resources));
   }
-  auto backend = make_lock_folder_backend(options.lock_folder.empty() ? default_lock_folder()
-                                                                      : options.lock_folder);
+  auto backend = make_lock_backend(options.lock_backend.empty() ? options.lock_folder.string()
+                                                                : options.lock_backend);
   Lockable tmp(std::move(options), std::move(provider), std::move(backend));
   impl_ = std::move(tmp.impl_);
 }
@@ -658,6 +662,14 @@ const char* to_string(AllocationEvent::Kind kind) noexcept {
       return "failed";
   }
   return "unknown";
+}
+
+std::vector<Allocation> Lockable::lock_many(std::initializer_list<std::string_view> requirements,
+                                            std::optional<Seconds> timeout) {
+  std::vector<Requirements> parsed;
+  parsed.reserve(requirements.size());
+  for (const auto text : requirements) parsed.push_back(Requirements::parse(text));
+  return lock_many(parsed, timeout);
 }
 
 std::vector<ResourceStatus> Lockable::status() {

@@ -5,6 +5,7 @@
 #include <lockable/environment.hpp>
 #include <lockable/error.hpp>
 #include <lockable/events.hpp>
+#include <lockable/factory.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>
 #include <lockable/resource.hpp>
@@ -13,8 +14,10 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -23,14 +26,30 @@ namespace lockable {
 /// Seconds with fractions, the unit of every timeout the user types.
 using Seconds = std::chrono::duration<double>;
 
+/// Where the resources come from: a path or spec (`"resources.json"`, `file://...`; see
+/// make_resource_provider), or an in-memory JSON array of resource objects. Text always means a
+/// path, so `options.resources = "lab.json";` reads that file.
+class ResourcesSource : public std::variant<std::filesystem::path, Json> {
+ public:
+  using variant::variant;
+  ResourcesSource() = default;
+  ResourcesSource(const char* path) : variant(std::filesystem::path(path)) {}
+  ResourcesSource(const std::string& path) : variant(std::filesystem::path(path)) {}
+  ResourcesSource(std::string_view path) : variant(std::filesystem::path(path)) {}
+};
+
 /// How a `Lockable` is built. Every field has a working default except the resources.
 struct Options {
   /// This host's name for the implicit `hostname` filter; empty means `gethostname()`.
   std::string hostname;
-  /// A resources.json path, or an in-memory JSON array of resource objects.
-  std::variant<std::filesystem::path, Json> resources;
+  /// A resources.json path (or spec), or an in-memory JSON array of resource objects.
+  ResourcesSource resources;
   /// Where `<id>.pid` lock files live; empty means the system temp dir (as the Python package).
   std::filesystem::path lock_folder;
+  /// The lock store as a spec (see make_lock_backend: a folder path, `file://`, and the schemes
+  /// of remote backends). Empty means `lock_folder`. Giving both, naming different stores, is a
+  /// ConfigError.
+  std::string lock_backend;
   /// Used by `lock()` / `lock_many()` calls that pass no timeout.
   Seconds default_timeout{1000.0};
   /// Receives progress lines while waiting (what is wanted, holders, time left) and other
@@ -75,6 +94,10 @@ class Lockable {
   /// `requirements[i]`. Never leaves a partial set locked; no deadlock between processes asking
   /// for overlapping sets.
   std::vector<Allocation> lock_many(const std::vector<Requirements>& requirements,
+                                    std::optional<Seconds> timeout = {});
+  /// The same with requirement texts, each read by Requirements::parse:
+  /// `lock_many({"os=Android", "type=power_switch"})`.
+  std::vector<Allocation> lock_many(std::initializer_list<std::string_view> requirements,
                                     std::optional<Seconds> timeout = {});
 
   /// Ends every `lock()`/`lock_many()` wait in progress on this object with CancelledError, and

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <lockable/backend.hpp>
+#include <lockable/provider.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lockable {
+
+/// One way to name a lock store or a resources source in a spec string, for `--help` and errors.
+struct SpecScheme {
+  /// "" for a plain path, else the URL scheme ("etcd", "https").
+  std::string scheme;
+  /// What it selects, e.g. "a local lock folder (the Python lockable package's files)".
+  std::string description;
+  /// False for schemes reserved for backends this version does not have yet.
+  bool available = true;
+};
+
+/// The lock store a spec names:
+///   - a folder path, absolute or relative (`/var/lock/lab`, `locks`): the local lock folder,
+///     exactly what `--lock-folder` gives; "" means the default folder (the system temp dir);
+///   - `file://PATH`: the same, for a path that would otherwise read as a URL;
+///   - `etcd://...`, `http://...`, `https://...`: reserved for the etcd and lock-service
+///     backends, which this version does not include (ConfigError saying so).
+/// Any other `scheme://` is a ConfigError naming the value and the schemes that exist.
+/// Backends are registered in one table (src/factory.cpp); front ends never name a backend class.
+std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec);
+
+/// The resources source a spec names: a resources.json path or `file://PATH`; `http(s)://` is
+/// reserved for the HTTP provider (ConfigError in this version). Empty: ConfigError.
+std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec);
+
+/// The schemes each factory knows, in the order `--help` lists them.
+std::vector<SpecScheme> lock_backend_schemes();
+std::vector<SpecScheme> resource_provider_schemes();
+
+}  // namespace lockable

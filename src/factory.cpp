@@ -1,0 +1,116 @@
+// The one place where specs become backends and providers. A new backend adds a row to a table.
+
+#include <lockable/error.hpp>
+#include <lockable/factory.hpp>
+#include <lockable/lock_folder.hpp>
+
+#include <cctype>
+#include <optional>
+
+namespace lockable {
+namespace {
+
+template <class Made>
+struct Entry {
+  SpecScheme info;
+  // Gets the spec without "scheme://" ("" scheme: the whole spec); null when reserved.
+  std::unique_ptr<Made> (*make)(const std::string& rest);
+};
+
+std::unique_ptr<LockBackend> lock_folder(const std::string& path) {
+  return make_lock_folder_backend(path.empty() ? default_lock_folder()
+                                               : std::filesystem::path(path));
+}
+
+std::unique_ptr<ResourceProvider> resources_file(const std::string& path) {
+  if (path.empty()) {
+    throw ConfigError("no resources given; pass a resources.json path (--resources) or a list");
+  }
+  return make_file_provider(path);
+}
+
+const std::vector<Entry<LockBackend>>& backends() {
+  static const std::vector<Entry<LockBackend>> table = {
+      {{"", "a local lock folder path (the Python lockable package's <id>.pid files)", true},
+       &lock_folder},
+      {{"file", "file://PATH, the same for a path that reads like a URL", true}, &lock_folder},
+      {{"etcd", "etcd://HOST:PORT/PREFIX, locks in an etcd cluster (not in this version yet)",
+        false},
+       nullptr},
+      {{"http", "http://HOST/..., a Lockable.dev-style lock service (not in this version yet)",
+        false},
+       nullptr},
+      {{"https", "https://HOST/..., the same over TLS (not in this version yet)", false}, nullptr},
+  };
+  return table;
+}
+
+const std::vector<Entry<ResourceProvider>>& providers() {
+  static const std::vector<Entry<ResourceProvider>> table = {
+      {{"", "a resources.json path", true}, &resources_file},
+      {{"file", "file://PATH, the same for a path that reads like a URL", true}, &resources_file},
+      {{"http", "http://HOST/resources.json (not in this version yet)", false}, nullptr},
+      {{"https", "https://HOST/resources.json (not in this version yet)", false}, nullptr},
+  };
+  return table;
+}
+
+// "etcd" for "etcd://host", nullopt for a plain path. RFC 3986: ALPHA *( ALPHA / DIGIT / + - . ).
+std::optional<std::string> scheme_of(const std::string& spec) {
+  const auto colon = spec.find("://");
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  for (std::size_t i = 0; i < colon; ++i) {
+    const auto c = static_cast<unsigned char>(spec[i]);
+    const bool ok =
+        i == 0 ? std::isalpha(c) != 0 : std::isalnum(c) != 0 || c == '+' || c == '-' || c == '.';
+    if (!ok) return std::nullopt;
+  }
+  std::string scheme = spec.substr(0, colon);
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return scheme;
+}
+
+template <class Made>
+std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::string& spec,
+                           const std::string& what) {
+  const auto scheme = scheme_of(spec);
+  const std::string rest = scheme ? spec.substr(scheme->size() + 3) : spec;
+  for (const auto& entry : table) {
+    if (entry.info.scheme != scheme.value_or("")) continue;
+    if (entry.make == nullptr) {
+      throw ConfigError(what + " \"" + spec + "\": " + entry.info.description +
+                        "; use a path for now");
+    }
+    return entry.make(rest);
+  }
+  std::string known;
+  for (const auto& entry : table) {
+    if (entry.info.scheme.empty()) continue;
+    known += (known.empty() ? "" : ", ") + entry.info.scheme + "://" +
+             (entry.info.available ? "" : " (not yet)");
+  }
+  throw ConfigError(what + " \"" + spec + "\": unknown scheme \"" + *scheme +
+                    "://\"; give a path, or one of " + known);
+}
+
+template <class Made>
+std::vector<SpecScheme> schemes(const std::vector<Entry<Made>>& table) {
+  std::vector<SpecScheme> out;
+  for (const auto& entry : table) out.push_back(entry.info);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec) {
+  return make(backends(), spec, "lock backend");
+}
+
+std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec) {
+  return make(providers(), spec, "resources");
+}
+
+std::vector<SpecScheme> lock_backend_schemes() { return schemes(backends()); }
+std::vector<SpecScheme> resource_provider_schemes() { return schemes(providers()); }
+
+}  // namespace lockable

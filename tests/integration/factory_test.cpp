@@ -1,0 +1,93 @@
+// Specs to backends and providers: the one table every front end goes through.
+
+#include <lockable/lockable.hpp>
+
+#include <gtest/gtest.h>
+
+#include "lockable/test/files.hpp"
+
+namespace lockable {
+namespace {
+
+using test::TempDir;
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const ConfigError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(FactoryTest, PathAndFileUrlBothMakeTheLockFolder) {
+  TempDir dir;
+  const auto folder = dir.path() / "locks";
+  EXPECT_EQ(make_lock_backend(folder.string())->describe(), "lock folder " + folder.string());
+  EXPECT_EQ(make_lock_backend("file://" + folder.string())->describe(),
+            "lock folder " + folder.string());
+}
+
+TEST(FactoryTest, ReservedSchemesSayTheyAreNotInThisVersion) {
+  for (const std::string spec :
+       {"etcd://127.0.0.1:2379/lab", "http://127.0.0.1:8080", "https://127.0.0.1:8443"}) {
+    const auto what = error_of([&] { make_lock_backend(spec); });
+    EXPECT_NE(what.find("\"" + spec + "\""), std::string::npos) << what;
+    EXPECT_NE(what.find("not in this version yet"), std::string::npos) << what;
+  }
+  const auto what = error_of([] { make_resource_provider("https://127.0.0.1/resources.json"); });
+  EXPECT_NE(what.find("not in this version yet"), std::string::npos) << what;
+}
+
+TEST(FactoryTest, UnknownSchemeNamesTheValueAndTheSchemesThatExist) {
+  const auto what = error_of([] { make_lock_backend("zookeeper://127.0.0.1:2181"); });
+  EXPECT_NE(what.find("\"zookeeper://127.0.0.1:2181\""), std::string::npos) << what;
+  EXPECT_NE(what.find("unknown scheme \"zookeeper://\""), std::string::npos) << what;
+  EXPECT_NE(what.find("file://"), std::string::npos) << what;
+  EXPECT_NE(what.find("etcd:// (not yet)"), std::string::npos) << what;
+}
+
+TEST(FactoryTest, EveryRegisteredSchemeIsDescribedForHelp) {
+  const auto schemes = lock_backend_schemes();
+  ASSERT_GE(schemes.size(), 2u);
+  EXPECT_EQ(schemes.front().scheme, "");
+  EXPECT_TRUE(schemes.front().available);
+  for (const auto& scheme : schemes) EXPECT_FALSE(scheme.description.empty());
+}
+
+TEST(FactoryTest, EmptyResourcesSpecIsAClearError) {
+  EXPECT_NE(error_of([] { make_resource_provider(""); }).find("no resources given"),
+            std::string::npos);
+}
+
+TEST(FactoryTest, OptionsTakeTextAsAResourcesPathAndLockManyTakesTexts) {
+  TempDir dir;
+  const auto resources = dir.path() / "lab.json";
+  test::write_file(resources, R"([{"id": "a", "online": true, "hostname": "h", "kind": "a"},
+                                  {"id": "b", "online": true, "hostname": "h", "kind": "b"}])");
+  Options options;
+  options.resources = resources.string().c_str();  // text means a path
+  options.lock_backend = (dir.path() / "locks").string();
+  options.hostname = "h";
+  options.log = [](const std::string&) {};
+  Lockable lockable(std::move(options));
+  const auto pair = lockable.lock_many({"kind=b", "kind=a"}, Seconds(1));
+  ASSERT_EQ(pair.size(), 2u);
+  EXPECT_EQ(pair[0].resource_id(), "b");
+  EXPECT_EQ(pair[1].resource_id(), "a");
+}
+
+TEST(FactoryTest, LockFolderAndADifferentLockBackendTogetherAreRefused) {
+  TempDir dir;
+  Options options;
+  options.resources = "resources.json";
+  options.lock_folder = dir.path() / "one";
+  options.lock_backend = (dir.path() / "two").string();
+  const auto what = error_of([&] { Lockable lockable(options); });
+  EXPECT_NE(what.find("give only one"), std::string::npos) << what;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "one"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "two"));
+}
+
+}  // namespace
+}  // namespace lockable
