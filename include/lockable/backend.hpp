@@ -78,9 +78,11 @@ using KeepaliveErrorHandler = std::function<void(std::exception_ptr error)>;
 /// - Loss: loss handlers run on the backend's own (keepalive) thread, at most once per lock, never
 ///   after `release()` returned (LockLossSignal implements this). A slow handler must not delay
 ///   the keepalive of other locks: run handlers off the thread that renews leases, or bound them.
-/// - Queue: a QueueTicket is invisible to other waiters until its waiter first waits
-///   (`wait_for_change`); from then on until it is destroyed, `wanted_by_earlier_waiters()` of
-///   every later waiter includes it, unless its owner stopped making progress (see the backend).
+/// - Queue: a QueueTicket is visible to other waiters at the latest once its waiter first waits
+///   (`wait_for_change`; the lock folder waits until then, so an uncontended lock never writes
+///   one); from then on until it is destroyed, `wanted_by_earlier_waiters()` of every later
+///   waiter lists its ids, in arrival order, unless its owner stopped making progress (a
+///   backend may then skip it for a bounded time; see the backend). A destroyed ticket is gone.
 /// - Wake-ups: `wait_for_change` must return after any release of a lock and any change of the
 ///   queue that happened after the caller's last attempt; it may return spuriously.
 /// - Errors: calls throw BackendError when the store is unusable, TemporarilyUnavailableError when

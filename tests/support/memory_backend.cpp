@@ -1,6 +1,7 @@
 #include "lockable/test/memory_backend.hpp"
 
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -16,6 +17,19 @@ struct MemoryBackend::State {
   std::mutex mutex;
   std::condition_variable changed;
   std::map<std::string, Entry> held;
+  // The FIFO queue: arrival number -> ids wanted.
+  std::map<std::uint64_t, std::vector<std::string>> queue;
+  std::uint64_t arrivals = 0;
+  // Bumped on every release and queue change; each waiting thread remembers the last it saw, so
+  // a change between its attempt and its wait is never missed.
+  std::uint64_t generation = 0;
+  std::map<std::thread::id, std::uint64_t> seen;
+
+  // Caller holds `mutex`.
+  void bump() {
+    ++generation;
+    changed.notify_all();
+  }
 };
 
 namespace {
@@ -35,7 +49,7 @@ class MemoryHeldLock final : public HeldLock {
     // A revoked lock may already belong to someone else: free only our own entry.
     const auto it = state_->held.find(id_);
     if (it != state_->held.end() && it->second.signal == signal_) state_->held.erase(it);
-    state_->changed.notify_all();
+    state_->bump();
   }
   bool lost() const noexcept override { return signal_->lost(); }
   void on_lock_loss(LockLossHandler handler) override { signal_->set_handler(std::move(handler)); }
@@ -47,15 +61,44 @@ class MemoryHeldLock final : public HeldLock {
   bool released_ = false;  // guarded by state_->mutex
 };
 
-class NoQueueTicket final : public QueueTicket {
+// A place in the store's FIFO queue, visible to other waiters from enqueue() on.
+class MemoryTicket final : public QueueTicket {
  public:
-  void update_wanted(const std::vector<std::string>& /*resource_ids*/) override {}
-  std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override { return {}; }
+  MemoryTicket(std::shared_ptr<MemoryBackend::State> state, std::vector<std::string> ids)
+      : state_(std::move(state)) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    place_ = state_->arrivals++;
+    state_->queue[place_] = std::move(ids);
+    state_->bump();
+  }
+  ~MemoryTicket() override {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->queue.erase(place_);
+    state_->bump();
+  }
+  void update_wanted(const std::vector<std::string>& resource_ids) override {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->queue[place_] = resource_ids;
+    state_->bump();
+  }
+  std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    std::vector<std::vector<std::string>> earlier;
+    for (auto it = state_->queue.begin(); it != state_->queue.end() && it->first < place_; ++it) {
+      earlier.push_back(it->second);
+    }
+    return earlier;
+  }
+
+ private:
+  std::shared_ptr<MemoryBackend::State> state_;
+  std::uint64_t place_ = 0;
 };
 
 }  // namespace
 
 MemoryBackend::MemoryBackend() : state_(std::make_shared<State>()) {}
+MemoryBackend::MemoryBackend(const MemoryBackend& store) : state_(store.state_) {}
 MemoryBackend::~MemoryBackend() = default;
 
 std::unique_ptr<HeldLock> MemoryBackend::try_lock(const Resource& resource,
@@ -69,12 +112,14 @@ std::unique_ptr<HeldLock> MemoryBackend::try_lock(const Resource& resource,
 
 void MemoryBackend::wait_for_change(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(state_->mutex);
-  state_->changed.wait_until(lock, deadline);
+  auto& seen = state_->seen[std::this_thread::get_id()];
+  state_->changed.wait_until(lock, deadline, [&] { return seen != state_->generation; });
+  seen = state_->generation;
 }
 
-std::unique_ptr<QueueTicket> MemoryBackend::enqueue(const std::vector<std::string>& /*ids*/,
+std::unique_ptr<QueueTicket> MemoryBackend::enqueue(const std::vector<std::string>& ids,
                                                     const HolderInfo& /*waiter*/) {
-  return std::make_unique<NoQueueTicket>();
+  return std::make_unique<MemoryTicket>(state_, ids);
 }
 
 std::optional<HolderInfo> MemoryBackend::holder_of(const std::string& resource_id) {
@@ -92,7 +137,7 @@ bool MemoryBackend::revoke(const std::string& resource_id, const std::string& re
     if (it == state_->held.end()) return false;
     signal = it->second.signal;
     state_->held.erase(it);
-    state_->changed.notify_all();
+    state_->bump();
   }
   std::thread keepalive([&] { signal->notify(reason); });
   keepalive.join();

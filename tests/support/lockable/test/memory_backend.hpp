@@ -2,7 +2,7 @@
 
 // An in-memory LockBackend whose locks a test can revoke, as a lease backend's keepalive thread
 // would on expiry: for testing lock-loss handling before (and independently of) the lease
-// backends themselves.
+// backends themselves. It has a real FIFO queue, so the backend contract suite runs over it.
 
 #include <lockable/backend.hpp>
 
@@ -17,6 +17,8 @@ namespace lockable::test {
 class MemoryBackend final : public LockBackend {
  public:
   MemoryBackend();
+  /// Another backend object on the same store as `store` (as two processes share one folder).
+  explicit MemoryBackend(const MemoryBackend& store);
   ~MemoryBackend() override;
 
   std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override;
