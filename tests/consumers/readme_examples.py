@@ -121,7 +121,9 @@ def check_ci_excerpt(readme, source_dir, sample_suite, work, env):
                 continue
             if normalize(line) not in report_lines:
                 fail("this line of the README's XML excerpt is in no report the sample "
-                     "writes:\n  %s\nnormalized:\n  %s" % (line.strip(), normalize(line)))
+                     "writes (after a change to the plugin or to examples/sample_suite.cpp, "
+                     "run the commands above and copy the new lines):\n  %s\nnormalized:\n  %s"
+                     % (line.strip(), normalize(line)))
 
 
 def main():
