@@ -31,6 +31,12 @@
 # the --lockable_* flags are understood; link one main only (never GTest::gtest_main as well).
 include_guard(GLOBAL)
 include(GoogleTest)
+# gtest_discover_tests() runs the script named by _GOOGLETEST_DISCOVER_TESTS_SCRIPT, a variable
+# that include(GoogleTest) sets only in the directory that included it. With add_subdirectory()
+# or FetchContent, that is lockable's own directory, and a call from the user's directory would
+# get `-P ""` (tests `<target>_NOT_BUILT`). Keep the path where every directory can read it.
+set_property(GLOBAL PROPERTY LOCKABLE_GOOGLETEST_ADD_TESTS_SCRIPT
+                             "${_GOOGLETEST_DISCOVER_TESTS_SCRIPT}")
 
 function(lockable_discover_tests target)
   # gtest_discover_tests' own keywords are listed too, so that they end a LABELS or EXTRA_ARGS
@@ -102,6 +108,11 @@ function(lockable_discover_tests target)
     endif()
   endforeach()
 
+  if(NOT _GOOGLETEST_DISCOVER_TESTS_SCRIPT)
+    # Function scope: gtest_discover_tests() reads it from its caller, this function.
+    get_property(_GOOGLETEST_DISCOVER_TESTS_SCRIPT GLOBAL
+                 PROPERTY LOCKABLE_GOOGLETEST_ADD_TESTS_SCRIPT)
+  endif()
   gtest_discover_tests(${target}
     EXTRA_ARGS ${flags} ${arg_EXTRA_ARGS}
     TEST_LIST ${test_list}

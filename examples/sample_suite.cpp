@@ -11,7 +11,8 @@
 //
 // The report's <testsuite> elements then carry lockable_resource_id, lockable_alloc_id,
 // lockable_requirements, lockable_allocation_queue_time, lockable_allocation_start_time and
-// lockable_allocation_duration.
+// lockable_allocation_duration, and each <testcase> the same but the duration as <property>
+// elements. With --lockable_hostname=nohost no device matches: every test fails with the reason.
 #include <lockable/gtest.hpp>
 
 #include <gtest/gtest.h>

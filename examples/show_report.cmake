@@ -1,5 +1,6 @@
 # cmake -DREPORT=<report.xml> -P show_report.cmake: prints the lockable_* properties of each suite
-# of a GoogleTest XML report (attribute form of GoogleTest <= 1.15, <property> form of 1.16+).
+# of a GoogleTest XML report (attribute form of GoogleTest <= 1.15, <property> form of 1.16+) and
+# of each test (<property> elements of <testcase>, where CI servers show them).
 if(NOT EXISTS "${REPORT}")
   message(FATAL_ERROR "no report at ${REPORT}")
 endif()
@@ -18,14 +19,23 @@ function(decode text out)
   set(${out} "${text}" PARENT_SCOPE)
 endfunction()
 
-string(REGEX MATCHALL "<testsuites? [^>]*>|<property name=\"lockable_[^>]*>" tags "${xml}")
-message("lockable properties in ${REPORT} (attributes of <testsuite>/<testsuites>; <property> children with GoogleTest 1.16+):")
+string(REGEX MATCHALL "<testsuites? [^>]*>|<testcase [^>]*>|<property name=\"lockable_[^>]*>"
+       tags "${xml}")
+message("lockable properties in ${REPORT} (attributes of <testsuite>/<testsuites>, <property> "
+        "children of <testcase>; of all three with GoogleTest 1.16+):")
+set(indent "      ")
 foreach(tag IN LISTS tags)
   if(tag MATCHES "^<(testsuites?) ")
     set(element "${CMAKE_MATCH_1}")
     string(REGEX MATCH " name=\"[^\"]*\"" name "${tag}")
     message("  <${element}${name}>")
+    set(indent "      ")
     string(REGEX MATCHALL "lockable_[a-z_0-9]+=\"[^\"]*\"" properties "${tag}")
+  elseif(tag MATCHES "^<testcase ")
+    string(REGEX MATCH " name=\"[^\"]*\"" name "${tag}")
+    message("    <testcase${name}>")
+    set(indent "          ")
+    set(properties "")
   else()
     string(REGEX REPLACE "<property name=\"([^\"]*)\" value=(\"[^\"]*\").*" "\\1=\\2" properties
                          "${tag}")
@@ -33,6 +43,6 @@ foreach(tag IN LISTS tags)
   foreach(property IN LISTS properties)
     string(REGEX REPLACE "^([^=]*)=\"(.*)\"$" "\\1 = \\2" property "${property}")
     decode("${property}" property)
-    message("      ${property}")
+    message("${indent}${property}")
   endforeach()
 endforeach()

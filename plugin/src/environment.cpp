@@ -5,6 +5,7 @@
 #include <lockable/error.hpp>
 #include <lockable/gtest/environment.hpp>
 
+#include <mutex>
 #include <utility>
 
 namespace lockable::gtest {
@@ -17,9 +18,13 @@ GlobalDeviceEnvironment::GlobalDeviceEnvironment(std::string requirements)
 }
 
 void GlobalDeviceEnvironment::SetUp() {
-  auto& global = detail::Runtime::instance().global();
-  for (auto& allocation : global.allocations) allocation.unlock();
-  global.allocations.clear();
+  auto& runtime = detail::Runtime::instance();
+  auto& global = runtime.global();
+  {
+    std::lock_guard<std::mutex> lock(runtime.held_mutex());
+    for (auto& allocation : global.allocations) allocation.unlock();
+    global.allocations.clear();
+  }
   global.error.clear();
   global.unavailable = false;
   global.lost.clear();
@@ -31,7 +36,10 @@ void GlobalDeviceEnvironment::SetUp() {
     ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
   }
   if (attempt.error.empty()) {
-    global.allocations = std::move(attempt.allocations);
+    {
+      std::lock_guard<std::mutex> lock(runtime.held_mutex());
+      global.allocations = std::move(attempt.allocations);
+    }
     detail::record_lock_properties(global.allocations);
     detail::watch_for_loss(global.allocations, global.lost, "the global environment");
     return;
@@ -42,7 +50,7 @@ void GlobalDeviceEnvironment::SetUp() {
   global.on_unavailable = OnUnavailable::kFail;
   if (attempt.unavailable) {
     try {
-      global.on_unavailable = detail::Runtime::instance().config().on_unavailable;
+      global.on_unavailable = runtime.config().on_unavailable;
     } catch (const Error&) {
       // Unreachable in practice: the lock attempt read the same configuration.
     }
@@ -50,9 +58,13 @@ void GlobalDeviceEnvironment::SetUp() {
 }
 
 void GlobalDeviceEnvironment::TearDown() {
-  auto& global = detail::Runtime::instance().global();
+  auto& runtime = detail::Runtime::instance();
+  auto& global = runtime.global();
   if (global.allocations.empty()) return;
-  for (auto& allocation : global.allocations) allocation.unlock();
+  {
+    std::lock_guard<std::mutex> lock(runtime.held_mutex());
+    for (auto& allocation : global.allocations) allocation.unlock();
+  }
   detail::record_release_properties(global.allocations);
   if (const auto lost = global.lost.get()) {
     ::testing::Test::RecordProperty("lockable_lost", *lost);

@@ -21,18 +21,18 @@ std::string property_name(const char* base, std::size_t index, std::size_t count
   return std::string(base) + "_" + std::to_string(index + 1);
 }
 
-void record_lock_properties(const std::vector<Allocation>& allocations) {
+void record_lock_properties(const std::vector<Allocation>& allocations, const std::string& prefix) {
   const auto count = allocations.size();
   for (std::size_t i = 0; i < count; ++i) {
     const auto& a = allocations[i];
-    const auto name = [&](const char* base) { return property_name(base, i, count); };
-    ::testing::Test::RecordProperty(name("lockable_resource_id"), a.resource_id());
-    ::testing::Test::RecordProperty(name("lockable_alloc_id"), a.alloc_id());
-    ::testing::Test::RecordProperty(name("lockable_requirements"), a.requirements().dump());
-    ::testing::Test::RecordProperty(name("lockable_allocation_queue_time"),
-                                    format_seconds(a.queue_time()));
-    ::testing::Test::RecordProperty(name("lockable_allocation_start_time"),
-                                    format_iso8601(a.start_time()));
+    const auto name = [&](const char* base) {
+      return property_name((prefix + base).c_str(), i, count);
+    };
+    ::testing::Test::RecordProperty(name("resource_id"), a.resource_id());
+    ::testing::Test::RecordProperty(name("alloc_id"), a.alloc_id());
+    ::testing::Test::RecordProperty(name("requirements"), a.requirements().dump());
+    ::testing::Test::RecordProperty(name("allocation_queue_time"), format_seconds(a.queue_time()));
+    ::testing::Test::RecordProperty(name("allocation_start_time"), format_iso8601(a.start_time()));
   }
 }
 

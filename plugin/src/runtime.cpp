@@ -2,6 +2,7 @@
 
 #include "lock_attempt.hpp"
 #include "report.hpp"
+#include "signals.hpp"
 
 #include <lockable/error.hpp>
 #include <lockable/gtest/environment.hpp>
@@ -21,16 +22,22 @@ namespace {
 // Environment::SetUp is reported misleadingly by GoogleTest 1.12, see gtest-notes.md §2.)
 class GlobalDeviceListener : public ::testing::EmptyTestEventListener {
  public:
-  void OnTestStart(const ::testing::TestInfo& test_info) override {
+  void OnTestStart(const ::testing::TestInfo& /*test_info*/) override {
     const GlobalState& global = Runtime::instance().global();
+    // On the test too, where JUnit readers look (1.12 writes <testsuites> properties as
+    // attributes that they ignore).
+    if (!global.allocations.empty())
+      record_lock_properties(global.allocations, kGlobalOnTestPrefix);
     if (const auto lost = global.lost.get()) {
-      GTEST_FAIL_AT(test_info.file(), test_info.line()) << *lost;
+      fail_running_test(*lost);
+      return;
     }
     if (!global.unavailable) return;
     if (global.on_unavailable == OnUnavailable::kSkip) {
-      GTEST_SKIP() << global.error;
+      skip_running_test(global.error);
+    } else {
+      fail_running_test(global.error);
     }
-    GTEST_FAIL_AT(test_info.file(), test_info.line()) << global.error;
   }
 };
 
@@ -48,13 +55,25 @@ Runtime& Runtime::instance() {
   return runtime;
 }
 
-Runtime::~Runtime() { release_all(); }
+Runtime::~Runtime() {
+  // A signal from here on takes the default action; the exit below releases the devices.
+  stop_releasing_on_signals();
+  release_all();
+}
 
-void Runtime::release_all() noexcept {
-  for (auto& suite : suites_) {
-    for (auto& allocation : suite.allocations) allocation.unlock();
-  }
-  for (auto& allocation : global_.allocations) allocation.unlock();
+std::vector<std::string> Runtime::release_all() noexcept {
+  std::vector<std::string> released;
+  std::lock_guard<std::mutex> lock(held_mutex_);
+  const auto release = [&](std::vector<Allocation>& allocations) {
+    for (auto& allocation : allocations) {
+      if (!allocation.held()) continue;
+      allocation.unlock();
+      released.push_back(allocation.resource_id());
+    }
+  };
+  for (auto& suite : suites_) release(suite.allocations);
+  release(global_.allocations);
+  return released;
 }
 
 const Config& Runtime::config() {
@@ -132,6 +151,24 @@ void add_failure_at_user_code(const std::string& message) {
   }
 }
 
+namespace {
+
+void stop_running_test(::testing::TestPartResult::Type type, const std::string& message) {
+  const UserLocation where = user_location();
+  GTEST_MESSAGE_AT_(where.line < 0 ? nullptr : where.file.c_str(), where.line, message.c_str(),
+                    type);
+}
+
+}  // namespace
+
+void fail_running_test(const std::string& message) {
+  stop_running_test(::testing::TestPartResult::kFatalFailure, message);
+}
+
+void skip_running_test(const std::string& message) {
+  stop_running_test(::testing::TestPartResult::kSkip, message);
+}
+
 void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
                     const std::string& who) {
   for (auto& allocation : allocations) {
@@ -179,6 +216,8 @@ LockAttempt attempt_lock(const std::string& who,
                     ": " + why;
   };
   try {
+    // From the first lock on, SIGINT/SIGTERM release the devices before the program dies.
+    release_devices_on_signals();
     const auto wanted = requirements();
     attempt.requirements = requirements_text(wanted);
     if (wanted.empty()) {

@@ -37,6 +37,11 @@ UserLocation user_location();
 /// ADD_FAILURE() at user_location().
 void add_failure_at_user_code(const std::string& message);
 
+/// Ends the running test before its body with a fatal failure (or a skip) whose message is
+/// `message`, located at the test's TEST_F/TEST in the user's source (not the plugin's).
+void fail_running_test(const std::string& message);
+void skip_running_test(const std::string& message);
+
 /// Makes a loss of any of `allocations` (reported by a lease backend while they are held) fail
 /// the running test and land in `record`, worded for `who` ("suite PhoneTest").
 void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
@@ -86,13 +91,19 @@ class Runtime {
   /// Registers the listener once (needs InitGoogleTest to have run).
   void ensure_listener();
 
-  /// Releases every held device; idempotent.
-  void release_all() noexcept;
+  /// Guards the allocation vectors of every suite state and of the global state: the main thread
+  /// changes them under it, and release_all() (also run by the signal watcher) reads them under
+  /// it. Never held while waiting for a device.
+  std::mutex& held_mutex() noexcept { return held_mutex_; }
+
+  /// Releases every held device; idempotent; returns the ids it released. Takes held_mutex().
+  std::vector<std::string> release_all() noexcept;
 
  private:
   Runtime() = default;
 
   std::mutex mutex_;
+  std::mutex held_mutex_;
   std::optional<Config> config_;
   bool configured_by_init_ = false;
   bool listener_added_ = false;

@@ -21,8 +21,11 @@ SuiteState& new_suite_state() { return Runtime::instance().new_suite_state(); }
 
 void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()) {
   // A state is reused when the program repeats its tests (--gtest_repeat).
-  for (auto& allocation : state.allocations) allocation.unlock();
-  state.allocations.clear();
+  {
+    std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
+    for (auto& allocation : state.allocations) allocation.unlock();
+    state.allocations.clear();
+  }
   state.error.clear();
   state.skipped = false;
   state.lost.clear();
@@ -33,13 +36,16 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
     ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
   }
   if (attempt.error.empty()) {
-    state.allocations = std::move(attempt.allocations);
+    {
+      std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
+      state.allocations = std::move(attempt.allocations);
+    }
     record_lock_properties(state.allocations);
     watch_for_loss(state.allocations, state.lost, "suite " + state.name);
     return;
   }
   state.error = attempt.error;
-  // GoogleTest 1.12 drops set-up failure text from the XML/JSON report; keep it as a property.
+  // Also on the suite, where the error stays when a filter leaves no test to carry it.
   ::testing::Test::RecordProperty("lockable_error", state.error);
   bool skip = false;
   if (attempt.unavailable) {
@@ -49,28 +55,36 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
       // A bad configuration already surfaced as a non-"unavailable" error.
     }
   }
-  if (skip) {
-    state.skipped = true;
-  } else {
-    // Marks every test of the suite skipped (1.12) and fails the program.
-    add_failure_at_user_code(state.error);
-  }
+  state.skipped = skip;
+  // Not ADD_FAILURE() here: GoogleTest 1.12 would report every test skipped, without the text.
+  // set_up_test() fails (or skips) each test with the reason instead.
+  console(state.error);
 }
 
 void tear_down_suite(SuiteState& state) {
   if (state.allocations.empty()) return;
-  for (auto& allocation : state.allocations) allocation.unlock();
+  {
+    std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
+    for (auto& allocation : state.allocations) allocation.unlock();
+  }
   record_release_properties(state.allocations);
   if (const auto lost = state.lost.get()) ::testing::Test::RecordProperty("lockable_lost", *lost);
   console("suite " + state.name + ": released " + resource_ids(state.allocations) + ", held " +
           format_seconds(state.allocations.front().duration()) + " s");
 }
 
-const std::string* skip_reason(const SuiteState& state) noexcept {
-  return state.skipped ? &state.error : nullptr;
+void set_up_test(const SuiteState& state) {
+  if (!state.allocations.empty()) record_lock_properties(state.allocations);
+  if (!state.error.empty()) {
+    if (state.skipped) {
+      skip_running_test(state.error);
+    } else {
+      fail_running_test(state.error);
+    }
+    return;
+  }
+  if (const auto lost = state.lost.get()) fail_running_test(*lost);
 }
-
-std::optional<std::string> loss(const SuiteState& state) { return state.lost.get(); }
 
 const Allocation& allocation(const SuiteState& state, std::size_t index) {
   if (index < state.allocations.size() && state.allocations[index].held()) {

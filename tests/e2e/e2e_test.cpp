@@ -5,6 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -98,6 +103,15 @@ bool is_seconds_with_ms(const std::string& text) {
   return std::regex_match(text, seconds);
 }
 
+// A report message's first line is its location: true when it is a line of `file` (the user's
+// test source), not of the plugin.
+bool points_at(const std::string& message, const std::string& file) {
+  static const std::regex location("(.*/)?([^/]+):[0-9]+");
+  std::smatch match;
+  const std::string first_line = message.substr(0, message.find('\n'));
+  return std::regex_match(first_line, match, location) && match[2] == file;
+}
+
 void expect_no_test_passed(const SuiteReport& suite) {
   ASSERT_FALSE(suite.tests.empty());
   for (const auto& test : suite.tests) {
@@ -127,6 +141,17 @@ TEST_F(PluginE2eTest, SuitePropertiesLandInXmlAndJsonReports) {
     EXPECT_TRUE(is_seconds_with_ms(suite.get("lockable_allocation_duration")))
         << suite.get("lockable_allocation_duration");
     EXPECT_FALSE(suite.has("lockable_error"));
+
+    // Each test carries the suite's allocation as its own properties (<property> children in
+    // XML), where JUnit readers look; the duration is known only at the release.
+    ASSERT_EQ(suite.tests.size(), 2u);
+    for (const auto& test : suite.tests) {
+      for (const char* key : {"lockable_resource_id", "lockable_alloc_id", "lockable_requirements",
+                              "lockable_allocation_queue_time", "lockable_allocation_start_time"}) {
+        EXPECT_EQ(test.get(key), suite.get(key)) << test.name << ": " << key;
+      }
+      EXPECT_FALSE(test.has("lockable_allocation_duration")) << test.name;
+    }
 
     // The allocation covers the suite's run: GoogleTest times the suite after SetUpTestSuite
     // (the lock) and before TearDownTestSuite (the unlock). 2 ms of slack for rounding.
@@ -195,26 +220,43 @@ TEST_F(PluginE2eTest, QueueTimeGrowsWhileAnotherProcessHoldsTheDevice) {
   EXPECT_GE(parse_time_ms(second.get("lockable_allocation_start_time")) + 1, released_at);
 }
 
-TEST_F(PluginE2eTest, NoMatchFailsTheSuiteWithEveryDevicesReason) {
-  const auto result = run_program(args(FIXTURE_PROGRAM, "nomatch", {"--gtest_filter=HeldSuite.*"}),
-                                  {{"E2E_REQUIREMENTS", "kind=c"}});
-  EXPECT_EQ(result.exit_code, 1) << result.output();
-  EXPECT_NE(result.output().find("could not lock a device for {\"kind\":\"c\"}"), std::string::npos)
-      << result.output();
-  EXPECT_NE(result.output().find("dev-off"), std::string::npos) << result.output();
-  EXPECT_NE(result.output().find("dev-far"), std::string::npos) << result.output();
-  EXPECT_NE(result.output().find("1 FAILED TEST SUITE"), std::string::npos) << result.output();
-  // The failure points at the suite's first test in the user's source, not at the plugin.
-  EXPECT_NE(result.output().find("fixture_program.cpp:"), std::string::npos) << result.output();
-  EXPECT_EQ(result.output().find("plugin/src"), std::string::npos) << result.output();
+// A red CI: every test of the suite is a failure whose message is the reason (GoogleTest 1.12.1
+// would report a SetUpTestSuite failure as skipped tests without the text), in XML and JSON.
+TEST_F(PluginE2eTest, NoMatchFailsEveryTestOfTheSuiteWithTheReason) {
+  for (const bool as_json : {false, true}) {
+    const auto result =
+        run_program(args(FIXTURE_PROGRAM, "nomatch", {"--gtest_filter=HeldSuite.*"}, as_json),
+                    {{"E2E_REQUIREMENTS", "kind=c"}});
+    EXPECT_EQ(result.exit_code, 1) << result.output();
+    EXPECT_NE(result.output().find("could not lock a device for {\"kind\":\"c\"}"),
+              std::string::npos)
+        << result.output();
+    EXPECT_NE(result.output().find("dev-off"), std::string::npos) << result.output();
+    EXPECT_NE(result.output().find("dev-far"), std::string::npos) << result.output();
+    EXPECT_NE(result.output().find("2 FAILED TESTS"), std::string::npos) << result.output();
+    EXPECT_EQ(result.output().find("SKIPPED"), std::string::npos) << result.output();
+    // The failures point at the user's tests, not at the plugin.
+    EXPECT_NE(result.output().find("fixture_program.cpp:"), std::string::npos) << result.output();
+    EXPECT_EQ(result.output().find("plugin/"), std::string::npos) << result.output();
 
-  const auto suite = read_xml_report(xml("nomatch")).suite("HeldSuite");
-  const std::string error = suite.get("lockable_error");
-  EXPECT_NE(error.find("dev-off"), std::string::npos) << error;
-  EXPECT_NE(error.find("dev-far"), std::string::npos) << error;
-  EXPECT_NE(error.find("on_unavailable=fail"), std::string::npos) << error;
-  EXPECT_FALSE(suite.has("lockable_resource_id"));
-  expect_no_test_passed(suite);
+    // read_json_report rejects invalid JSON.
+    const auto report =
+        as_json ? read_json_report(json("nomatch")) : read_xml_report(xml("nomatch"));
+    const auto& suite = report.suite("HeldSuite");
+    const std::string error = suite.get("lockable_error");
+    EXPECT_NE(error.find("dev-off"), std::string::npos) << error;
+    EXPECT_NE(error.find("dev-far"), std::string::npos) << error;
+    EXPECT_NE(error.find("on_unavailable=fail"), std::string::npos) << error;
+    EXPECT_FALSE(suite.has("lockable_resource_id"));
+    EXPECT_EQ(suite.get("failures"), "2");
+    ASSERT_EQ(suite.tests.size(), 2u);
+    for (const auto& test : suite.tests) {
+      EXPECT_TRUE(test.failed) << test.name;
+      EXPECT_NE(test.result, "skipped") << test.name;
+      EXPECT_TRUE(points_at(test.message, "fixture_program.cpp")) << test.message;
+      EXPECT_NE(test.message.find(error), std::string::npos) << test.message;
+    }
+  }
 }
 
 TEST_F(PluginE2eTest, NoMatchWithSkipReportsTheTestsSkippedWithTheReason) {
@@ -234,7 +276,10 @@ TEST_F(PluginE2eTest, NoMatchWithSkipReportsTheTestsSkippedWithTheReason) {
     EXPECT_EQ(test.result, "skipped") << test.name;
     EXPECT_FALSE(test.failed) << test.name;
     EXPECT_NE(test.message.find("dev-far"), std::string::npos) << test.message;
+    // At the user's TEST_F, not at the plugin's header.
+    EXPECT_TRUE(points_at(test.message, "fixture_program.cpp")) << test.message;
   }
+  EXPECT_EQ(result.output().find("lockable_test.hpp"), std::string::npos) << result.output();
 }
 
 TEST_F(PluginE2eTest, TimeoutFailsTheSuiteNamingTheHolder) {
@@ -355,6 +400,13 @@ TEST_F(PluginE2eTest, GtestMainWithOnlyRequirementsGivesAPlainProgramADevice) {
   EXPECT_LE(start, parse_time_ms(suite.get("timestamp")) + 2);
   EXPECT_GE(end + 2, parse_time_ms(suite.get("timestamp")) + parse_seconds_ms(suite.get("time")));
   EXPECT_FALSE(report.suite("PlainTest").has("lockable_resource_id"));
+  // Each test carries the global device, prefixed so as not to clash with a suite's own.
+  for (const auto& test : suite.tests) {
+    EXPECT_EQ(test.get("lockable_global_resource_id"), "dev-b1") << test.name;
+    EXPECT_EQ(test.get("lockable_global_alloc_id"), report.get("lockable_alloc_id")) << test.name;
+    EXPECT_EQ(test.get("lockable_global_requirements"), R"({"kind":"b"})") << test.name;
+    EXPECT_FALSE(test.has("lockable_resource_id")) << test.name;
+  }
 }
 
 TEST_F(PluginE2eTest, GtestMainTakesItsWholeConfigurationFromTheEnvironment) {
@@ -382,17 +434,24 @@ TEST_F(PluginE2eTest, OwnMainWithInitReadsTheGlobalDevice) {
 }
 
 TEST_F(PluginE2eTest, GlobalDeviceUnavailableFailsEveryTestWithoutRunningIt) {
-  const auto result =
-      run_program(args(PLAIN_PROGRAM, "noglobal", {"--lockable_requirements=kind=zzz"}, true));
-  EXPECT_EQ(result.exit_code, 1) << result.output();
-  EXPECT_NE(result.output().find("[  FAILED  ] 2 tests"), std::string::npos) << result.output();
-  // JSON (1.12.1 writes invalid JSON when an environment fails; the plugin avoids that path).
-  const auto report = read_json_report(json("noglobal"));
-  EXPECT_NE(report.get("lockable_error").find("global environment could not lock"),
-            std::string::npos);
-  for (const auto& test : report.suite("PlainTest").tests) {
-    EXPECT_TRUE(test.failed) << test.name;
-    EXPECT_NE(test.message.find("kind"), std::string::npos) << test.message;
+  for (const bool as_json : {false, true}) {
+    const auto result =
+        run_program(args(PLAIN_PROGRAM, "noglobal", {"--lockable_requirements=kind=zzz"}, as_json));
+    EXPECT_EQ(result.exit_code, 1) << result.output();
+    EXPECT_NE(result.output().find("[  FAILED  ] 2 tests"), std::string::npos) << result.output();
+    // JSON: 1.12.1 writes invalid JSON when an environment's SetUp fails; the plugin fails the
+    // tests instead, and read_json_report rejects invalid JSON.
+    const auto report =
+        as_json ? read_json_report(json("noglobal")) : read_xml_report(xml("noglobal"));
+    const std::string error = report.get("lockable_error");
+    EXPECT_NE(error.find("global environment could not lock"), std::string::npos) << error;
+    ASSERT_EQ(report.suites.size(), 1u) << "no NonTestSuiteFailure entry";
+    ASSERT_EQ(report.suite("PlainTest").tests.size(), 2u);
+    for (const auto& test : report.suite("PlainTest").tests) {
+      EXPECT_TRUE(test.failed) << test.name;
+      EXPECT_TRUE(points_at(test.message, "plain_program.cpp")) << test.message;
+      EXPECT_NE(test.message.find(error), std::string::npos) << test.message;
+    }
   }
 }
 
@@ -406,6 +465,8 @@ TEST_F(PluginE2eTest, GlobalDeviceUnavailableWithSkipSkipsEveryTest) {
   for (const auto& test : report.suite("PlainTest").tests) {
     EXPECT_EQ(test.result, "skipped") << test.name;
     EXPECT_FALSE(test.failed) << test.name;
+    EXPECT_TRUE(points_at(test.message, "plain_program.cpp")) << test.message;
+    EXPECT_NE(test.message.find("dev-off"), std::string::npos) << test.message;
   }
 }
 
@@ -484,6 +545,87 @@ TEST_F(PluginE2eTest, ExitMidSuiteReleasesTheLockForTheNextProcess) {
                   {{"E2E_REQUIREMENTS", "kind=a"}});
   ASSERT_EQ(next.exit_code, 0) << next.output();
   EXPECT_EQ(read_xml_report(xml("next")).suite("HeldSuite").get("lockable_resource_id"), "dev-a1");
+}
+
+struct SignalCase {
+  const char* name;
+  int signal;
+};
+void PrintTo(const SignalCase& row, std::ostream* out) { *out << row.name; }
+
+// Restores a signal's default action in this process (and so in the children it starts): a
+// SIGINT that the test's parent ignores (a shell's background job) would be inherited, and the
+// plugin rightly leaves an ignored signal alone.
+class DefaultSignalAction {
+ public:
+  explicit DefaultSignalAction(int signal) : signal_(signal) {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    ::sigaction(signal_, &default_action, &saved_);
+  }
+  ~DefaultSignalAction() { ::sigaction(signal_, &saved_, nullptr); }
+  DefaultSignalAction(const DefaultSignalAction&) = delete;
+  DefaultSignalAction& operator=(const DefaultSignalAction&) = delete;
+
+ private:
+  int signal_;
+  struct sigaction saved_ {};
+};
+
+// True when nobody holds the flock of `path` (we can take it at once).
+bool flock_is_free(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);
+  return free;
+}
+
+class SignalTest : public PluginE2eTest, public ::testing::WithParamInterface<SignalCase> {};
+
+// Ctrl-C, a cancelled CI job, ctest's timeout: the program is killed while it holds a device.
+// GoogleTest writes no report then; the plugin must release the device (the kernel alone would
+// free the flock but leave the dead pid in the lock file), say so, and still die by the signal.
+TEST_P(SignalTest, ReleasesTheDeviceSaysSoAndDiesByTheSignal) {
+  const DefaultSignalAction default_action(GetParam().signal);
+  Child holder(args(FIXTURE_PROGRAM, "signal", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+               program_options({{"E2E_REQUIREMENTS", "kind=a"},
+                                {"E2E_RELEASE_FILE", (dir() / "never").string()}},
+                               output_file()));
+  holder.wait_for_output("suite HeldSuite: locked dev-a1");
+  ASSERT_EQ(read_text(locks() / "dev-a1.pid"), std::to_string(holder.pid()) + "\n");
+
+  holder.send_signal(GetParam().signal);
+  EXPECT_EQ(holder.wait(), 128 + GetParam().signal) << holder.output();
+  EXPECT_EQ(holder.term_signal(), GetParam().signal) << holder.output();
+  EXPECT_NE(holder.output().find("lockable: " + std::string(GetParam().name) +
+                                 ": released dev-a1; no report is written\n"),
+            std::string::npos)
+      << holder.output();
+  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
+  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+  EXPECT_FALSE(fs::exists(xml("signal")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, SignalTest,
+                         ::testing::Values(SignalCase{"SIGINT", SIGINT},
+                                           SignalCase{"SIGTERM", SIGTERM}),
+                         CaseName());
+
+// A program that handles SIGTERM itself keeps its handler: the plugin installs none over it.
+TEST_F(PluginE2eTest, AProgramsOwnSignalHandlerWins) {
+  const DefaultSignalAction default_action(SIGTERM);
+  Child holder(args(FIXTURE_PROGRAM, "own", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+               program_options({{"E2E_REQUIREMENTS", "kind=a"},
+                                {"E2E_RELEASE_FILE", (dir() / "never").string()},
+                                {"E2E_OWN_SIGTERM", "1"}},
+                               output_file()));
+  holder.wait_for_output("suite HeldSuite: locked dev-a1");
+  holder.send_signal(SIGTERM);
+  EXPECT_EQ(holder.wait(), 7) << holder.output();
+  EXPECT_NE(holder.output().find("own SIGTERM handler"), std::string::npos) << holder.output();
+  EXPECT_EQ(holder.output().find("lockable: SIGTERM"), std::string::npos) << holder.output();
 }
 
 // ctest runs one GoogleTest test per process; with -j4 and two "p" devices, four processes

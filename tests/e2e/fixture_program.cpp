@@ -4,10 +4,14 @@
 //   E2E_RELEASE_FILE  HeldSuite.HoldsTheDevice waits until this file exists
 //   E2E_HOLD_MS       HeldSuite.HoldsTheDevice and ParallelSuite tests sleep this long
 //   E2E_EXIT          ExitingSuite.ExitsMidSuite calls std::exit(3)
+//   E2E_OWN_SIGTERM   main() installs its own SIGTERM handler (prints, exits with 7)
 #include <lockable/error.hpp>
 #include <lockable/gtest.hpp>
 
 #include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -104,7 +108,14 @@ TEST(GlobalDeviceTest, ReadsTheGlobalDevice) {
 // Built a second time with E2E_NO_MAIN and GTest::gtest_main: suites then configure themselves
 // from LOCKABLE_* variables, without init().
 #ifndef E2E_NO_MAIN
+extern "C" void own_sigterm_handler(int) {
+  static const char text[] = "own SIGTERM handler\n";
+  [[maybe_unused]] const auto written = ::write(STDOUT_FILENO, text, sizeof text - 1);
+  ::_exit(7);
+}
+
 int main(int argc, char** argv) {
+  if (std::getenv("E2E_OWN_SIGTERM") != nullptr) ::signal(SIGTERM, own_sigterm_handler);
   testing::InitGoogleTest(&argc, argv);
   try {
     lockable::gtest::init(&argc, argv);

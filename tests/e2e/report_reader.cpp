@@ -227,6 +227,11 @@ bool XmlElement::has_attribute(const std::string& key) const {
 
 XmlElement parse_xml(const std::string& text) { return XmlParser(text).document(); }
 
+std::string TestCaseReport::get(const std::string& key) const {
+  const auto it = properties.find(key);
+  return it == properties.end() ? "" : it->second;
+}
+
 std::string SuiteReport::get(const std::string& key) const {
   const auto it = properties.find(key);
   return it == properties.end() ? "" : it->second;
@@ -268,6 +273,12 @@ Report parse_xml_report(const std::string& text) {
         } else if (child.name == "skipped") {
           test.result = "skipped";
           test.message += child.attribute("message") + "\n";
+        } else if (child.name == "properties") {
+          for (const auto& property : child.children) {
+            if (property.name == "property") {
+              test.properties[property.attribute("name")] = property.attribute("value");
+            }
+          }
         }
       }
       suite.tests.push_back(std::move(test));
@@ -297,6 +308,7 @@ Report parse_json_report(const std::string& text) {
       TestCaseReport test;
       test.name = test_object.value("name", "");
       test.result = lower(test_object.value("result", ""));
+      test.properties = scalar_keys(test_object);
       for (const auto& failure : test_object.value("failures", nlohmann::json::array())) {
         test.failed = true;
         test.message += failure.value("failure", "") + "\n";

@@ -35,6 +35,13 @@ struct TestCaseReport {
   bool failed = false;
   /// Failure and skip messages, joined.
   std::string message;
+  /// XML: only the <properties><property name= value=/> children of <testcase> (what JUnit
+  /// readers show), not its attributes. JSON: every string/number key of the test object.
+  std::map<std::string, std::string> properties;
+
+  /// The property or "" when absent.
+  std::string get(const std::string& key) const;
+  bool has(const std::string& key) const { return properties.count(key) != 0; }
 };
 
 struct SuiteReport {

@@ -32,6 +32,9 @@ constexpr const char* kElementForm = R"(<?xml version="1.0" encoding="UTF-8"?>
       <property name="lockable_requirements" value="{&quot;os&quot;:&quot;Android&quot;}"/>
     </properties>
     <testcase name="T" status="run" result="completed" classname="S">
+      <properties>
+        <property name="lockable_resource_id" value="dev-1"/>
+      </properties>
       <failure message="boom &amp; more" type=""><![CDATA[boom]]></failure>
     </testcase>
   </testsuite>
@@ -57,6 +60,10 @@ TEST(ReportReaderTest, ReadsTestResultsAndMessages) {
   const auto failed = parse_xml_report(kElementForm).suite("S").tests.at(0);
   EXPECT_TRUE(failed.failed);
   EXPECT_EQ(failed.message, "boom & more\n");
+  // Test properties come from <property> children only, never from <testcase> attributes.
+  EXPECT_EQ(failed.get("lockable_resource_id"), "dev-1");
+  EXPECT_FALSE(skipped.has("lockable_resource_id"));
+  EXPECT_FALSE(failed.has("classname"));
 }
 
 TEST(ReportReaderTest, RejectsMalformedXml) {

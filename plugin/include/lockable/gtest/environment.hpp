@@ -12,8 +12,9 @@ namespace lockable::gtest {
 /// Locks one device for the whole test program (for rigs where every test uses the same device):
 /// locks in `SetUp()`, before the first suite, and releases in `TearDown()`, after the last. The
 /// allocation is recorded as `lockable_*` properties on the report's top-level `<testsuites>`
-/// element. When no device can be had, `lockable_error` is recorded there and every test fails
-/// (or is skipped, with `on_unavailable=skip`) with the reason, without running.
+/// element, and as `lockable_global_*` (but the duration) on each test. When no device can be
+/// had, `lockable_error` is recorded there and every test fails (or is skipped, with
+/// `on_unavailable=skip`) with the reason as its message, at its TEST/TEST_F, without running.
 ///
 /// `init()` and `lockable::gtest_main` register it when requirements are configured; register it
 /// yourself only if you want a device without the `--lockable_requirements` flag:

@@ -8,7 +8,6 @@
 
 #include <cstddef>
 #include <iterator>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -26,14 +25,16 @@ struct SuiteState;
 /// A new state, owned by the runtime for the rest of the program.
 SuiteState& new_suite_state();
 /// Locks the suite's devices (from `requirements()`, called here so that a parse error fails the
-/// suite), records the report properties, or fails / marks the suite skipped with the reason.
+/// suite) and records the report properties on the suite; without a device, keeps the reason for
+/// set_up_test() and records it as `lockable_error`.
 void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)());
 /// Releases the devices and records the hold durations.
 void tear_down_suite(SuiteState& state);
-/// The skip reason when the suite is skipped for want of a device, else nullptr.
-const std::string* skip_reason(const SuiteState& state) noexcept;
-/// Why the suite's tests must not run any more: a held device was lost (lease backends).
-std::optional<std::string> loss(const SuiteState& state);
+/// Per test, before its body: records the suite's allocation on the test (so that it lands in
+/// the test's `<properties>`), and, when the suite has no device or lost it, fails the test
+/// (skips it with on_unavailable=skip) with the reason, at the user's TEST_F. GoogleTest then
+/// does not run the body.
+void set_up_test(const SuiteState& state);
 /// The allocation `index`; throws lockable::Error saying why there is none.
 const Allocation& allocation(const SuiteState& state, std::size_t index);
 std::size_t device_count(const SuiteState& state) noexcept;
@@ -85,13 +86,20 @@ struct HasRequirementsConstant<T, std::void_t<decltype(T::kRequirements)>> : std
 /// Report: the suite's `<testsuite>` gets `lockable_resource_id`, `lockable_alloc_id`,
 /// `lockable_requirements`, `lockable_allocation_queue_time`, `lockable_allocation_start_time`
 /// and `lockable_allocation_duration` (numbered `_1`, `_2`, ... with several devices), or
-/// `lockable_error` when no device could be locked.
+/// `lockable_error` when no device could be locked. Each test of the suite gets the same
+/// properties but the duration (known only at the release) as its own `<property>` elements,
+/// where JUnit readers and CI servers show them.
+///
+/// When no device can be locked, every test of the suite fails with the reason as its failure
+/// message (or is skipped with it, with on_unavailable=skip), pointing at the TEST_F, without
+/// running its body.
 ///
 /// A device lost while held (a lease backend's lease expired) fails the running test, every
 /// later test of the suite fails without running, and the reason lands in `lockable_lost`.
 ///
 /// A derived class that defines its own `SetUpTestSuite()`/`TearDownTestSuite()`/`SetUp()` must
-/// call this class's version first (and return from `SetUp()` when `IsSkipped()`).
+/// call this class's version first (and return from `SetUp()` when `IsSkipped()` or
+/// `HasFatalFailure()`).
 template <class Derived>
 class LockableTest : public ::testing::Test {
  public:
@@ -109,14 +117,9 @@ class LockableTest : public ::testing::Test {
   static std::size_t device_count() noexcept { return detail::device_count(state()); }
 
  protected:
-  // GoogleTest 1.12 ignores GTEST_SKIP() in SetUpTestSuite(), so skipping happens per test.
-  void SetUp() override {
-    if (const std::string* reason = detail::skip_reason(state())) GTEST_SKIP() << *reason;
-    if (const auto lost = detail::loss(state())) {
-      const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-      GTEST_FAIL_AT(test->file(), test->line()) << *lost;
-    }
-  }
+  // GoogleTest 1.12 ignores a skip in SetUpTestSuite() and turns a failure there into skipped
+  // tests without its text, so a missing device fails (or skips) each test here instead.
+  void SetUp() override { detail::set_up_test(state()); }
 
  private:
   static detail::SuiteState& state() {
