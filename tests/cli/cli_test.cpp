@@ -104,7 +104,7 @@ class Holder {
  private:
   static std::vector<std::string> with_command(std::vector<std::string> args,
                                                const std::string& script) {
-    args.insert(args.end(), {"--", "sh", "-c", script});
+    args.insert(args.end(), {"--no-shell", "--", "sh", "-c", script});
     return args;
   }
   static lockable::test::ChildOptions log_options(const fs::path& ready, fs::path log) {
@@ -159,7 +159,7 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, CommandSeesDeviceAttributesAndItsExitStatusIsLockables) {
   const auto result =
-      run(base({"--requirements", "os=Android", "--", "sh", "-c",
+      run(base({"--requirements", "os=Android", "--no-shell", "--", "sh", "-c",
                 R"(test "$OS" = Android && test "$ID" = dut-a && test "$SERIAL" = SER-A &&)"
                 R"( test "$LOCKABLE_RESOURCE_ID" = dut-a && test "$USB" = '{"hub":1,"port":2}')"
                 R"( && exit 7; exit 1)"}));
@@ -170,8 +170,9 @@ TEST_F(CliTest, CommandSeesDeviceAttributesAndItsExitStatusIsLockables) {
 
 TEST_F(CliTest, CommandEnvironmentHoldsAllocIdResourceJsonAndInheritedVariables) {
   const auto env_file = dir_.path() / "env.txt";
-  const auto result = run(base({"--requirements", "id=dut-a", "--", "sh", "-c", "env > \"$OUT\""}),
-                          {"OUT=" + env_file.string(), "INHERITED_VAR=kept"});
+  const auto result =
+      run(base({"--requirements", "id=dut-a", "--no-shell", "--", "sh", "-c", "env > \"$OUT\""}),
+          {"OUT=" + env_file.string(), "INHERITED_VAR=kept"});
   ASSERT_EQ(result.exit_code, 0) << result;
   std::map<std::string, std::string> env;
   std::istringstream lines(read_text(env_file));
@@ -191,14 +192,16 @@ TEST_F(CliTest, CommandEnvironmentHoldsAllocIdResourceJsonAndInheritedVariables)
 }
 
 TEST_F(CliTest, CommandKilledBySignalGives128PlusSignal) {
-  const auto result = run(base({"--", "sh", "-c", "kill -KILL $$"}));
+  const auto result = run(base({"--no-shell", "--", "sh", "-c", "kill -KILL $$"}));
   EXPECT_EQ(result.exit_code, 128 + SIGKILL) << result;
   EXPECT_NE(result.err.find("lockable: released"), std::string::npos) << result;
 }
 
 TEST_F(CliTest, CommandOptionsAfterTheCommandNameBelongToTheCommand) {
-  const auto result = run(base({"sh", "-c", "exit 3", "--timeout", "-1"}));
-  EXPECT_EQ(result.exit_code, 3) << result;
+  const auto direct = run(base({"--no-shell", "sh", "-c", "exit 3", "--timeout", "-1"}));
+  EXPECT_EQ(direct.exit_code, 3) << direct;
+  const auto shell = run(base({"exit", "4", "--timeout", "-1"}));
+  EXPECT_EQ(shell.exit_code, 4) << shell;
 }
 
 TEST_F(CliTest, OneQuotedWordWithShellSyntaxRunsInAShellLikeThePythonCli) {
@@ -207,9 +210,10 @@ TEST_F(CliTest, OneQuotedWordWithShellSyntaxRunsInAShellLikeThePythonCli) {
 }
 
 TEST_F(CliTest, ResourcesJsonInTheCurrentDirectoryIsTheDefault) {
-  const auto result = run({"--lock-folder", locks_.string(), "--hostname", "localhost",
-                           "--requirements", "os=iOS", "sh", "-c", R"(test "$ID" = dut-b)"},
-                          {}, dir_.path());
+  const auto result =
+      run({"--lock-folder", locks_.string(), "--hostname", "localhost", "--requirements", "os=iOS",
+           "--no-shell", "sh", "-c", R"(test "$ID" = dut-b)"},
+          {}, dir_.path());
   EXPECT_EQ(result.exit_code, 0) << result;
 }
 
@@ -217,7 +221,7 @@ TEST_F(CliTest, EmptyRequirementsInEitherSpellingMatchAnyDevice) {
   for (const auto& spelling : std::vector<std::vector<std::string>>{
            {"--requirements", ""}, {"--requirements="}, {"--requirements", "{}"}}) {
     auto args = base(spelling);
-    args.insert(args.end(), {"-q", "sh", "-c", "test -n \"$LOCKABLE_RESOURCE_ID\""});
+    args.insert(args.end(), {"-q", "test", "-n", "\"$LOCKABLE_RESOURCE_ID\""});
     const auto result = run(args);
     EXPECT_EQ(result.exit_code, 0) << spelling.front() << "\n" << result;
   }
@@ -286,9 +290,11 @@ TEST(CliValidateTest, BadFieldsListsEveryProblem) {
   EXPECT_GE(lines, 6u) << result;
 }
 
-TEST(CliValidateTest, UnreadableFileExits3) {
+// One rule for --validate-only: any problem with the file, missing or invalid, exits 1 (as the
+// Python CLI); 3 is for runs only.
+TEST(CliValidateTest, MissingFileExits1LikeAnInvalidOne) {
   const auto result = run({"--validate-only", "--resources", "/nonexistent/resources.json"});
-  EXPECT_EQ(result.exit_code, 3) << result;
+  EXPECT_EQ(result.exit_code, 1) << result;
   EXPECT_NE(result.err.find("lockable: /nonexistent/resources.json"), std::string::npos) << result;
   EXPECT_NE(result.err.find("--resources"), std::string::npos) << result;
 }
@@ -467,7 +473,7 @@ TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand
 
 TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
   const auto pid_file = dir_.path() / "grandchild.pid";
-  const auto result = run(base({"--requirements", "id=dut-b", "--", "sh", "-c",
+  const auto result = run(base({"--requirements", "id=dut-b", "--no-shell", "--", "sh", "-c",
                                 "sleep 600 </dev/null >/dev/null 2>&1 & echo $! > \"$PIDFILE\""}),
                           {"PIDFILE=" + pid_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result;
@@ -482,7 +488,7 @@ TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
 TEST_F(CliTest, CommandInheritsNoDescriptorIntoTheLockFolder) {
   const auto fds_file = dir_.path() / "fds.txt";
   const auto result =
-      run(base({"--", "sh", "-c",
+      run(base({"--no-shell", "--", "sh", "-c",
                 "for f in /proc/$$/fd/*; do readlink \"$f\" || true; done > \"$FDS\""}),
           {"FDS=" + fds_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result;
@@ -540,7 +546,7 @@ TEST_F(CliTest, OutputNeverContainsTheEnvironmentOrAttributeValues) {
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
   const std::vector<std::vector<std::string>> runs = {
       base({"--requirements", "id=dut-a", "true"}),
-      base({"--requirements", "id=dut-a", "--", "sh", "-c", "exit 5"}),
+      base({"--requirements", "id=dut-a", "--no-shell", "--", "sh", "-c", "exit 5"}),
       base({"--requirements", "os=Windows", "true"}),
       base({"--requirements", "id=dut-b", "--timeout", "0.1", "true"}),
       base({"status"}),
