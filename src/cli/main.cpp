@@ -37,8 +37,8 @@ std::string unreadable_reason(const std::string& path, int error) {
   std::string text = std::strerror(error);
   if (error == ENOENT || error == ENOTDIR) {
     return text +
-           "; check the path, or give the file with --resources FILE (default: "
-           "resources.json in the current directory)";
+           "; check the path, or give the file with --resources FILE or LOCKABLE_RESOURCES "
+           "(default: resources.json in the current directory)";
   }
   if (error == EACCES || error == EPERM) {
     return text + "; make it readable by this user (e.g. chmod a+r '" + path +
@@ -97,7 +97,7 @@ struct Settings {
   std::optional<Setting> lock_folder;
   std::optional<Setting> timeout;
   std::optional<Setting> hostname;
-  std::string requirements;
+  std::optional<Setting> requirements;
 };
 
 Settings resolve_settings(const CommandLine& line) {
@@ -112,10 +112,19 @@ Settings resolve_settings(const CommandLine& line) {
   settings.lock_folder = pick(line.lock_folder, "--lock-folder", env.lock_folder);
   settings.timeout = pick(line.timeout, "--timeout", env.timeout);
   settings.hostname = pick(line.hostname, "--hostname", env.hostname);
-  if (auto s = pick(line.requirements, "--requirements", env.requirements)) {
-    settings.requirements = s->value;
-  }
+  settings.requirements = pick(line.requirements, "--requirements", env.requirements);
   return settings;
+}
+
+// Names the variable when the requirements came from one: a flag the user sees, a variable not.
+Requirements parse_requirements(const std::optional<Setting>& setting) {
+  if (!setting) return Requirements::parse("");
+  try {
+    return Requirements::parse(setting->value);
+  } catch (const RequirementsError& error) {
+    if (setting->source.rfind("--", 0) == 0) throw;
+    throw RequirementsError(setting->source + ": " + error.what());
+  }
 }
 
 int validate_only(const std::string& resources_path) {
@@ -123,8 +132,9 @@ int validate_only(const std::string& resources_path) {
   try {
     const Resources resources =
         parse_resources_text(read_resources_file(resources_path), resources_path);
-    for (const auto& resource : resources)
+    for (const auto& resource : resources) {
       warn_withheld("warning: " + resources_path + ": ", resource);
+    }
     std::cout << resources_path << ": " << resources.size()
               << (resources.size() == 1 ? " resource" : " resources") << ", valid" << std::endl;
     return kOk;
@@ -170,7 +180,7 @@ int run(const CommandLine& line, SignalRelay& relay) {
     return kOk;
   }
 
-  const Requirements requirements = Requirements::parse(settings.requirements);
+  const Requirements requirements = parse_requirements(settings.requirements);
   const auto launch = resolve_command(line.command, !line.no_shell);
   if (const auto* error = std::get_if<LaunchError>(&launch)) {
     std::cerr << error->message << std::endl;

@@ -305,8 +305,7 @@ TEST(CliHelpTest, HelpShowsEveryDefaultAndVariable) {
   }
 }
 
-// ---- LOCKABLE_* variables, shared with the plugin
-// ------------------------------------------------
+// ---- LOCKABLE_* variables, shared with the plugin -----------------------------------------------
 
 TEST_F(CliTest, LockableVariablesConfigureTheCliAsThePlugin) {
   const auto shared = dir_.path() / "shared-locks";
@@ -336,15 +335,17 @@ TEST_F(CliTest, FlagsWinOverLockableVariables) {
   EXPECT_FALSE(fs::exists(dir_.path() / "not-this"));
 }
 
-TEST_F(CliTest, BadLockableVariableIsAUsageErrorNamingIt) {
+TEST_F(CliTest, BadLockableVariableIsAnErrorNamingIt) {
   const auto result = run(base({"true"}), {"LOCKABLE_TIMEOUT=-1"});
   EXPECT_EQ(result.exit_code, 2) << result;
   EXPECT_NE(result.err.find("LOCKABLE_TIMEOUT: must not be negative"), std::string::npos) << result;
+  const auto requirements = run(base({"true"}), {"LOCKABLE_REQUIREMENTS={\"os\":"});
+  EXPECT_EQ(requirements.exit_code, 4) << requirements;
+  EXPECT_EQ(requirements.err.rfind("lockable: LOCKABLE_REQUIREMENTS: ", 0), 0u) << requirements;
   EXPECT_FALSE(fs::exists(locks_));
 }
 
-// ---- the default lock folder
-// ---------------------------------------------------------------------
+// ---- the default lock folder --------------------------------------------------------------------
 
 TEST_F(CliTest, DefaultLockFolderIsPythonsTempDirAndABadTmpdirIsNeverCreated) {
   const auto missing = dir_.path() / "no-such-tmp" / "sub";
@@ -373,8 +374,7 @@ TEST_F(CliTest, BadOptionChangesNothingOnDisk) {
   }
 }
 
-// ---- the command's environment
-// --------------------------------------------------------------------
+// ---- the command's environment ------------------------------------------------------------------
 
 TEST_F(CliTest, AttributesNeverReplaceWhatTheCommandRunsOrLoads) {
   write_file(resources_, Json::array({{{"id", "dut-p"},
@@ -431,8 +431,7 @@ TEST_F(CliTest, EnvironmentTooLargeForExecIsLockablesErrorAndTheDeviceIsReleased
   EXPECT_FALSE(is_flocked(lock_file("dut-big")));
 }
 
-// ---- the resources file
-// --------------------------------------------------------------------------
+// ---- the resources file -------------------------------------------------------------------------
 
 TEST_F(CliTest, FifoAsResourcesFileIsRefusedAtOnce) {
   const auto fifo = dir_.path() / "resources.fifo";
