@@ -758,6 +758,47 @@ TEST_F(CliTest, SignalSentToLockablesWholeProcessGroupReachesTheCommandOnce) {
   EXPECT_FALSE(is_flocked(lock_file("dut-b")));
 }
 
+TEST_F(CliTest, CtrlCInATerminalReachesTheCommandOnceFromTheTerminal) {
+  // `script` gives lockable a terminal whose foreground group it leads; the command shares it.
+  const auto mark = dir_.path() / "signals";
+  const auto ready = dir_.path() / "ready";
+  const auto pid_file = dir_.path() / "command.pid";
+  const auto recorder = dir_.path() / "recorder.py";
+  write_file(recorder,
+             "import os, signal\n"
+             "wanted = {signal.SIGINT, signal.SIGTERM}\n"
+             "signal.pthread_sigmask(signal.SIG_BLOCK, wanted)\n"
+             "open(os.environ['PIDFILE'], 'w').write(str(os.getpid()))\n"
+             "open(os.environ['READY'], 'w').close()\n"
+             "while True:\n"
+             "    info = signal.sigwaitinfo(wanted)\n"
+             "    with open(os.environ['MARK'], 'a') as mark:\n"
+             "        mark.write('%d %d\\n' % (info.si_signo, info.si_code))\n"
+             "    if info.si_signo == signal.SIGTERM:\n"
+             "        break\n");
+  std::string command = LOCKABLE_CLI_PATH;
+  for (const auto& word :
+       base({"--requirements", "id=dut-b", "--no-shell", "/usr/bin/python3", recorder.string()})) {
+    command += " '" + word + "'";
+  }
+  auto options = lockable_options(
+      {"MARK=" + mark.string(), "READY=" + ready.string(), "PIDFILE=" + pid_file.string()}, {});
+  options.in = lockable::test::Stream::pipe();
+  options.out = lockable::test::Stream::file(dir_.path() / "script.log");
+  lockable::test::Child terminal({"/usr/bin/script", "-qec", command, "/dev/null"}, options);
+  ASSERT_TRUE(wait_for_file(ready)) << read_text(dir_.path() / "script.log");
+  terminal.write_line("\x03");  // Ctrl-C typed at the terminal
+  const auto deadline = Clock::now() + kGuard;
+  while (read_text(mark).empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(::kill(std::stoi(read_text(pid_file)), SIGTERM), 0);
+  EXPECT_EQ(terminal.wait(kGuard), 0) << read_text(dir_.path() / "script.log");
+  // SIGINT once, from the terminal (SI_KERNEL): lockable passed on no second copy.
+  EXPECT_EQ(read_text(mark), std::to_string(SIGINT) + " " + std::to_string(SI_KERNEL) + "\n" +
+                                 std::to_string(SIGTERM) + " " + std::to_string(SI_USER) + "\n");
+}
+
 TEST_F(CliTest, CommandDiesWhenLockableIsKilled) {
   const auto pid_file = dir_.path() / "command.pid";
   Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}),
