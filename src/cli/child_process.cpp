@@ -162,7 +162,13 @@ std::optional<LaunchError> check_exec_size(const Launch& launch,
   std::size_t total = 0;
   std::vector<std::pair<std::size_t, std::string>> too_long;
   std::vector<std::pair<std::size_t, std::string>> sizes;
-  for (const auto& text : launch.argv) total += text.size() + 1 + sizeof(char*);
+  for (const auto& text : launch.argv) {
+    total += text.size() + 1 + sizeof(char*);
+    if (text.size() + 1 > kMaxOneString) {
+      too_long.emplace_back(text.size() + 1, "the command line");
+      sizes.emplace_back(text.size() + 1, "the command line");
+    }
+  }
   for (const auto& text : environment) {
     total += text.size() + 1 + sizeof(char*);
     const std::string name = text.substr(0, text.find('='));
@@ -178,7 +184,7 @@ std::optional<LaunchError> check_exec_size(const Launch& launch,
   }
   std::string why;
   if (!too_long.empty()) {
-    why = "a variable may hold at most " + std::to_string(kMaxOneString) + " bytes";
+    why = "one argument or variable may hold at most " + std::to_string(kMaxOneString) + " bytes";
   } else {
     why = "the command line and environment total " + std::to_string(total) +
           " bytes, the limit is " + std::to_string(limit - kMargin);
