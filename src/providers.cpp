@@ -52,13 +52,18 @@ class FileProvider : public ResourceProvider {
 
   Resources load() override {
     loaded_.reset();
-    const FileDescriptor file(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    const FileDescriptor file(::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (file.get() < 0) fail_errno("cannot open the resources file");
     struct stat info {};
     // Stamp before reading: an edit racing with the read then shows up as a change later.
     if (::fstat(file.get(), &info) != 0) fail_errno("cannot stat the resources file");
     if (S_ISDIR(info.st_mode)) {
       fail("is a directory; point to a resources.json file inside it");
+    }
+    if (!S_ISREG(info.st_mode)) {
+      // A FIFO, socket or device: reading it may never end, and it cannot be watched for changes.
+      fail("is not a regular file; point to a resources.json file");
     }
     std::string text;
     char buffer[65536];

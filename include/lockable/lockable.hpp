@@ -9,6 +9,7 @@
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>
 #include <lockable/resource.hpp>
+#include <lockable/settings.hpp>
 #include <lockable/version.hpp>
 
 #include <chrono>

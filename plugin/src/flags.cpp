@@ -1,6 +1,7 @@
 #include <lockable/error.hpp>
 #include <lockable/gtest/flags.hpp>
 #include <lockable/requirements.hpp>
+#include <lockable/settings.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,23 +17,24 @@ constexpr std::string_view kDashedPrefix = "--lockable-";
 
 struct FlagSpec {
   const char* name;  // without the prefix
-  const char* env;
+  const char* env;   // the library's name for the variable, shared with the CLI
+  std::optional<Setting> EnvironmentSettings::*from_env;
   const char* help;
 };
 
-constexpr FlagSpec kFlags[] = {
-    {"resources", "LOCKABLE_RESOURCES",
+const FlagSpec kFlags[] = {
+    {"resources", kResourcesVariable, &EnvironmentSettings::resources,
      "resources.json describing the devices (default: resources.json in the working directory)"},
-    {"requirements", "LOCKABLE_REQUIREMENTS",
+    {"requirements", kRequirementsVariable, &EnvironmentSettings::requirements,
      "lock one device matching this for the whole program, e.g. '{\"os\":\"Android\"}' or "
      "'os=Android' (default: none; suites deriving from LockableTest lock their own)"},
-    {"timeout", "LOCKABLE_TIMEOUT",
+    {"timeout", kTimeoutVariable, &EnvironmentSettings::timeout,
      "seconds to wait for a busy device, fractions allowed (default: 1000)"},
-    {"lock_folder", "LOCKABLE_LOCK_FOLDER",
+    {"lock_folder", kLockFolderVariable, &EnvironmentSettings::lock_folder,
      "folder holding the <id>.pid lock files (default: the system temp dir, as Python lockable)"},
-    {"hostname", "LOCKABLE_HOSTNAME",
+    {"hostname", kHostnameVariable, &EnvironmentSettings::hostname,
      "this host's name for the implicit hostname filter (default: gethostname())"},
-    {"on_unavailable", "LOCKABLE_ON_UNAVAILABLE",
+    {"on_unavailable", kOnUnavailableVariable, &EnvironmentSettings::on_unavailable,
      "fail|skip: what a suite does when no device matches or all stay busy (default: fail)"},
 };
 
@@ -52,23 +54,12 @@ const FlagSpec* find_flag(std::string_view name) {
   return nullptr;
 }
 
-// A raw value plus where it came from ("--lockable_timeout" or "LOCKABLE_TIMEOUT"), so that an
-// error names what the user has to change.
-struct Setting {
-  std::string value;
-  std::string source;
-};
-
+// A flag wins over its variable; the variables are read by the library, as the CLI reads them.
 Config build_config(const std::map<std::string, Setting>& flags, const EnvLookup& env) {
+  const EnvironmentSettings from_env = environment_settings(env);
   const auto lookup = [&](const FlagSpec& spec) -> std::optional<Setting> {
     if (const auto it = flags.find(spec.name); it != flags.end()) return it->second;
-    if (env) {
-      // An empty variable counts as unset, as shells make it easy to export one by accident.
-      if (auto value = env(spec.env); value && !value->empty()) {
-        return Setting{std::move(*value), spec.env};
-      }
-    }
-    return std::nullopt;
+    return from_env.*spec.from_env;
   };
   const auto spec = [](const char* name) -> const FlagSpec& { return *find_flag(name); };
 
@@ -110,8 +101,7 @@ const char* to_string(OnUnavailable value) noexcept {
 }
 
 std::optional<std::string> process_environment(const std::string& name) {
-  if (const char* value = std::getenv(name.c_str())) return std::string(value);
-  return std::nullopt;
+  return getenv_lookup(name);
 }
 
 Config config_from_environment(const EnvLookup& env) { return build_config({}, env); }

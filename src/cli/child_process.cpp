@@ -2,7 +2,9 @@
 
 #include "exit_codes.hpp"
 
+#include <fcntl.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +18,8 @@
 #include <optional>
 #include <set>
 #include <thread>
+
+extern char** environ;
 
 namespace lockable::cli {
 namespace {
@@ -98,15 +102,98 @@ std::string signal_name(int signal) {
   }
 }
 
+// Whether /bin/sh knows `word` as a builtin, keyword or program: `command -v` asked of the
+// shell itself, so the answer is exactly the shell's, whichever shell /bin/sh is.
+bool shell_knows(const std::string& word) {
+  std::vector<std::string> argv{"sh", "-c", "command -v -- \"$1\" >/dev/null 2>&1", "sh", word};
+  auto pointers = c_strings(argv);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  pid_t pid = 0;
+  const int error = posix_spawn(&pid, "/bin/sh", &actions, nullptr, pointers.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) return true;  // Cannot ask: let the shell decide when it runs the command.
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return !(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
+// Whether lockable's process group is the foreground group of its controlling terminal.
+bool in_terminal_foreground() {
+  const int tty = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+  if (tty < 0) return false;
+  const bool foreground = tcgetpgrp(tty) == getpgrp();
+  close(tty);
+  return foreground;
+}
+
 }  // namespace
 
-std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>& command) {
+std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>& command,
+                                                  bool shell) {
   auto found = find_executable(command);
-  if (std::holds_alternative<LaunchError>(found) && command.size() == 1 &&
-      has_shell_syntax(command.front())) {
-    return Launch{"/bin/sh", {"sh", "-c", command.front()}};
+  if (!shell) return found;
+  std::string line;
+  for (const auto& word : command) line += (line.empty() ? "" : " ") + word;
+  const std::string& first = command.front();
+  const auto* error = std::get_if<LaunchError>(&found);
+  // Only a plain first word can be judged before the shell expands anything; the shell itself
+  // says whether it is a builtin or keyword (cd, exec, if, ...).
+  // A path (with a `/`) is never a builtin, and is judged exactly as exec would.
+  if (error != nullptr && !first.empty() && !has_shell_syntax(first) &&
+      (first.find('/') != std::string::npos || !shell_knows(first))) {
+    return *error;
   }
-  return found;
+  return Launch{"/bin/sh", {"sh", "-c", line}};
+}
+
+std::optional<LaunchError> check_exec_size(const Launch& launch,
+                                           const std::vector<std::string>& environment,
+                                           const std::string& resource_id) {
+  // Linux refuses one string longer than MAX_ARG_STRLEN (32 pages) and all of them, with their
+  // pointers, over a quarter of the stack limit (what sysconf(_SC_ARG_MAX) reports). The margin
+  // leaves room for what a shell adds (PWD, OLDPWD, ...) before it execs the command.
+  constexpr std::size_t kMaxOneString = 32 * 4096;
+  constexpr std::size_t kMargin = 4096;
+  const long arg_max = sysconf(_SC_ARG_MAX);
+  const std::size_t limit = arg_max > 0 ? static_cast<std::size_t>(arg_max) : 2097152;
+  std::size_t total = 0;
+  std::vector<std::pair<std::size_t, std::string>> too_long;
+  std::vector<std::pair<std::size_t, std::string>> sizes;
+  for (const auto& text : launch.argv) {
+    total += text.size() + 1 + sizeof(char*);
+    if (text.size() + 1 > kMaxOneString) {
+      too_long.emplace_back(text.size() + 1, "the command line");
+      sizes.emplace_back(text.size() + 1, "the command line");
+    }
+  }
+  for (const auto& text : environment) {
+    total += text.size() + 1 + sizeof(char*);
+    const std::string name = text.substr(0, text.find('='));
+    sizes.emplace_back(text.size() + 1, name);
+    if (text.size() + 1 > kMaxOneString) too_long.emplace_back(text.size() + 1, name);
+  }
+  if (too_long.empty() && total + kMargin <= limit) return std::nullopt;
+  std::sort(sizes.rbegin(), sizes.rend());
+  std::string largest;
+  for (std::size_t i = 0; i < sizes.size() && i < 3; ++i) {
+    largest +=
+        (i == 0 ? "" : ", ") + sizes[i].second + " " + std::to_string(sizes[i].first) + " bytes";
+  }
+  std::string why;
+  if (!too_long.empty()) {
+    why = "one argument or variable may hold at most " + std::to_string(kMaxOneString) + " bytes";
+  } else {
+    why = "the command line and environment total " + std::to_string(total) +
+          " bytes, the limit is " + std::to_string(limit - kMargin);
+  }
+  return LaunchError{kCannotExecute,
+                     "lockable: cannot run the command: the environment for " + resource_id +
+                         " is too large for exec (" + why + "; largest: " + largest +
+                         "); shorten those attributes of " + resource_id +
+                         " in the resources file, or unset large variables before lockable"};
 }
 
 std::vector<std::string> child_environment(const char* const* environ_entries,
@@ -140,8 +227,13 @@ void SignalRelay::relay_loop() {
     if (signal < 0) continue;  // EINTR
     std::lock_guard<std::mutex> lock(mutex_);
     if (child_ > 0) {
-      // SI_KERNEL: the terminal sent it to the whole foreground group, the child included.
-      if (info.si_code != SI_KERNEL) kill(child_, signal);
+      if (child_in_our_group_) {
+        // SI_KERNEL: the terminal sent it to the whole foreground group, the child included.
+        if (info.si_code != SI_KERNEL) kill(child_, signal);
+      } else {
+        // The whole group of the command, as a terminal or a group kill would have reached it.
+        kill(-child_, signal);
+      }
     } else if (deferring_) {
       if (pending_signal_ == 0) pending_signal_ = signal;
     } else {
@@ -159,44 +251,81 @@ void SignalRelay::defer_signals() {
 
 std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
                                                 const std::vector<std::string>& environment) {
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setsigmask(&attributes, &original_mask_);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-  auto argv_strings = launch.argv;
+  // Everything the child needs is built before fork(): between fork and exec only
+  // async-signal-safe calls are allowed in a threaded process.
+  auto argv = c_strings(launch.argv);
+  std::vector<std::string> sh_strings = launch.argv;
+  // A script without a #! line: shells run it with sh, and so do we.
+  sh_strings.insert(sh_strings.begin(), "sh");
+  sh_strings[1] = launch.path;
+  auto sh_argv = c_strings(sh_strings);
   auto envp = c_strings(environment);
+  const bool share_group = in_terminal_foreground();
+  const pid_t parent = getpid();
 
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    return LaunchError{kCannotExecute,
+                       std::string("lockable: cannot start the command: ") + std::strerror(errno)};
+  }
   pid_t pid = 0;
-  int error = 0;
   {
-    // Held across the spawn so that a signal arriving meanwhile is relayed, not lost.
+    // Held across the fork so that a signal arriving meanwhile is relayed, not lost.
     std::lock_guard<std::mutex> lock(mutex_);
     if (pending_signal_ != 0) {
-      posix_spawnattr_destroy(&attributes);
+      close(report[0]);
+      close(report[1]);
       return exit_code_for_signal(pending_signal_);
     }
-    auto argv = c_strings(argv_strings);
-    error = posix_spawn(&pid, launch.path.c_str(), nullptr, &attributes, argv.data(), envp.data());
-    if (error == ENOEXEC) {
-      // A script without a #! line: shells run it with sh, and so do we.
-      argv_strings.insert(argv_strings.begin(), "sh");
-      argv_strings[1] = launch.path;
-      argv = c_strings(argv_strings);
-      error = posix_spawn(&pid, "/bin/sh", nullptr, &attributes, argv.data(), envp.data());
+    pid = fork();
+    if (pid == 0) {
+      close(report[0]);
+      if (!share_group) setpgid(0, 0);
+      // Without the lock lockable holds, the command must not go on using the device.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(kCannotExecute);  // lockable died before prctl()
+      pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
+      execve(launch.path.c_str(), argv.data(), envp.data());
+      if (errno == ENOEXEC) execve("/bin/sh", sh_argv.data(), envp.data());
+      const int error = errno;
+      (void)!write(report[1], &error, sizeof error);
+      _exit(kCannotExecute);
     }
-    if (error == 0) child_ = pid;
+    if (pid > 0) {
+      // Also here, so that the group exists before any relay reaches for it.
+      if (!share_group) setpgid(pid, pid);
+      child_ = pid;
+      child_in_our_group_ = share_group;
+    }
   }
-  posix_spawnattr_destroy(&attributes);
-  if (error != 0) {
-    return LaunchError{error == ENOENT ? kCommandNotFound : kCannotExecute,
-                       "lockable: " + launch.argv.front() + ": " + std::strerror(error)};
+  close(report[1]);
+  if (pid < 0) {
+    close(report[0]);
+    return LaunchError{kCannotExecute,
+                       std::string("lockable: cannot start the command: ") + std::strerror(errno)};
   }
+  int exec_error = 0;
+  ssize_t got = 0;
+  while ((got = read(report[0], &exec_error, sizeof exec_error)) < 0 && errno == EINTR) {
+  }
+  close(report[0]);
 
+  // Wait without reaping: while the child is a zombie its pid cannot be reused, so a relay that
+  // still sees child_ set signals the right process (or a zombie). Reap only once it is cleared.
+  siginfo_t info{};
+  while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    child_ = 0;
+  }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  child_ = 0;
+  if (got == static_cast<ssize_t>(sizeof exec_error)) {
+    return LaunchError{exec_error == ENOENT ? kCommandNotFound : kCannotExecute,
+                       "lockable: " + launch.argv.front() + ": " + std::strerror(exec_error)};
+  }
   if (WIFSIGNALED(status)) return exit_code_for_signal(WTERMSIG(status));
   return WEXITSTATUS(status);
 }

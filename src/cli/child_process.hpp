@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -25,11 +26,20 @@ struct LaunchError {
   std::string message;
 };
 
-/// Finds the executable like a shell: a name with a `/` is used as is, others are searched in
-/// PATH. One word holding shell syntax (`'adb -s $SERIAL shell'`) that names no executable runs
-/// as `/bin/sh -c WORD`, because the Python CLI ran every command through a shell. Done before
-/// locking so that a typo does not wait for a device.
-std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>& command);
+/// What `command` runs. With `shell` (the default, as the Python CLI): `/bin/sh -c` with the
+/// words joined by single spaces. Without: the first word is found like a shell finds it (a
+/// name with a `/` as is, others in PATH) and gets the words as its argv. Either way a first
+/// word that names no program, shell builtin or keyword is reported (127) now, before locking,
+/// so that a typo does not wait for a device.
+std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>& command,
+                                                  bool shell);
+
+/// Why `launch` with `environment` cannot be exec'd (Linux: one string over 128 KiB, or all of
+/// them over ARG_MAX with a margin for what a shell adds), naming the largest variables; nullopt
+/// when it fits. `resource_id` names the device in the message.
+std::optional<LaunchError> check_exec_size(const Launch& launch,
+                                           const std::vector<std::string>& environment,
+                                           const std::string& resource_id);
 
 /// `environ` with `overrides` replacing variables of the same name, as `NAME=value` strings.
 std::vector<std::string> child_environment(const char* const* environ_entries,
@@ -42,8 +52,12 @@ std::vector<std::string> child_environment(const char* const* environ_entries,
 ///     at once with 128+signal; no device is held, and the kernel drops any flock anyway.
 ///   - After it and before the command starts, the signal is remembered and `run` does not
 ///     start the command.
-///   - While the command runs, the signal is passed on to it, except one the terminal sent to
-///     the whole foreground process group (Ctrl-C), which the command already received.
+///   - While the command runs, the signal is passed on to it exactly once. When lockable runs
+///     in the foreground of a terminal, the command shares its process group (so that it can
+///     read the terminal and Ctrl-Z works), and a signal the terminal sent to that group
+///     (Ctrl-C) is not passed on: the command has it already. Otherwise the command gets its own
+///     process group, so that a signal sent to lockable's whole group (`kill -TERM -PGID`,
+///     `kill %1`) reaches it once, through lockable; it is killed if lockable dies.
 /// One per process; never destroyed (its thread lives until exit).
 class SignalRelay {
  public:
@@ -67,7 +81,11 @@ class SignalRelay {
   sigset_t relayed_{};
   sigset_t original_mask_{};
   std::mutex mutex_;
+  /// The running command, 0 when none; cleared before the command is reaped, so that a kill()
+  /// never reaches a reused pid.
   pid_t child_ = 0;
+  /// Whether the command shares lockable's process group (see the class comment).
+  bool child_in_our_group_ = false;
   bool deferring_ = false;
   int pending_signal_ = 0;
 };

@@ -2,11 +2,15 @@
 
 #include "exit_codes.hpp"
 
+#include <lockable/lock_folder.hpp>
 #include <lockable/lockable.hpp>
+#include <lockable/settings.hpp>
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <initializer_list>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -14,13 +18,13 @@ namespace lockable::cli {
 namespace {
 
 constexpr const char* kDescription =
-    "Locks a device from resources.json that matches the requirements, runs COMMAND with the\n"
-    "device's attributes in its environment (OS, SERIAL, ..., LOCKABLE_RESOURCE_ID,\n"
-    "LOCKABLE_ALLOC_ID, LOCKABLE_RESOURCE as JSON), and unlocks the device when COMMAND ends.\n"
-    "SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lockable are passed on to COMMAND; the device\n"
-    "is released in every case. COMMAND is executed directly, without a shell; to use shell\n"
-    "syntax ($SERIAL, pipes), pass it as one quoted word, e.g. lockable 'adb -s $SERIAL shell'\n"
-    "(run with /bin/sh -c, as the Python lockable CLI did), or use sh -c.";
+    "Locks a device from the resources file that matches the requirements, runs COMMAND with the\n"
+    "device's attributes in its environment, and unlocks the device when COMMAND ends.\n"
+    "COMMAND's words are joined with spaces and run by /bin/sh -c, as the Python lockable CLI\n"
+    "runs them, so  lockable --requirements '{\"online\":true}' echo using resource: '$ID'\n"
+    "prints the device's id. With --no-shell they are executed directly, each word one argument.\n"
+    "SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lockable reach COMMAND once; the device is\n"
+    "released in every case.";
 
 constexpr const char* kFooter =
     "Requirements: JSON ('{\"os\":\"Android\",\"board.rev\":{\"$gte\":2}}') or "
@@ -28,21 +32,37 @@ constexpr const char* kFooter =
     "('os=Android&version=14'); empty means any device. Only online devices of --hostname are\n"
     "considered unless the requirements name 'online' or 'hostname' (null lifts the filter).\n"
     "\n"
+    "COMMAND's environment: lockable's own, plus one variable per top-level attribute of the\n"
+    "device: the key upper-cased, every character outside A-Z 0-9 _ replaced by _ (id -> ID,\n"
+    "usb-port -> USB_PORT, a non-ASCII letter -> one _ per byte); strings as they are, other\n"
+    "values as JSON (ONLINE=true, USB={\"hub\":1}). Plus LOCKABLE_RESOURCE_ID, LOCKABLE_ALLOC_ID\n"
+    "and LOCKABLE_RESOURCE (all attributes as JSON). An attribute never replaces a variable\n"
+    "that decides what COMMAND runs or loads (PATH, HOME, SHELL, IFS, ENV, BASH_ENV, LD_*, ...):\n"
+    "lockable says which ones it left out, and --validate-only warns about them.\n"
+    "lockable never prints the environment it passes to COMMAND.\n"
+    "\n"
+    "Each option falls back to its LOCKABLE_* variable (the GoogleTest plugin reads the same\n"
+    "ones), then to its default; an empty variable counts as unset, an empty option value is\n"
+    "an error (except --requirements \"\": any device).\n"
+    "\n"
     "Exit status:\n"
     "  COMMAND's status  COMMAND ran (killed by signal N: 128+N, as a shell reports it)\n"
     "  0    --validate-only: the resources file is valid; status: printed\n"
-    "  1    --validate-only: the resources file has problems (all are listed)\n"
+    "  1    --validate-only: the resources file is missing, unreadable or invalid (every\n"
+    "       problem is listed); a COMMAND given with it is not run\n"
     "  2    usage error: unknown option, bad option value (e.g. --timeout -1), no command\n"
-    "  3    resources file invalid or unreadable\n"
+    "  3    resources file missing, unreadable or invalid (when running COMMAND or status)\n"
     "  4    requirements malformed\n"
     "  5    no resource can ever match the requirements (the reason for each is listed)\n"
     "  6    timeout: every matching resource stayed busy (the holders are listed)\n"
     "  7    lock folder unusable\n"
     "  8    internal error (please report it)\n"
-    "  126  COMMAND found but cannot be executed\n"
+    "  126  COMMAND found but cannot be executed, or its environment is too large for exec\n"
     "  127  COMMAND not found\n"
     "\n"
-    "lockable never prints the environment it passes to COMMAND.";
+    "Defaults that differ from the Python lockable CLI on purpose: --timeout 1000 s (Python:\n"
+    "1 s), --lock-folder the system temp dir (Python CLI: '.'; the Python library and pytest\n"
+    "plugin: the temp dir, as here).";
 
 std::string default_timeout_text();
 
@@ -61,8 +81,10 @@ struct Parser {
   CLI::App* status_command = nullptr;
   // Options that consume the next word; needed to find where the command starts.
   std::set<std::string> valued;
+  // Every long option, to refuse one taken as another option's value.
+  std::set<std::string> known{"--help", "--version"};
   CommandLine line;
-  std::string timeout_text;
+  std::map<std::string, std::string> values;
 
   Parser() {
     app.formatter(std::make_shared<Formatter>());
@@ -70,41 +92,62 @@ struct Parser {
     app.set_version_flag("--version", std::string("lockable ") + kVersion,
                          "Print the version and exit");
     app.get_formatter()->column_width(30);
-    app.add_flag("--validate-only", line.validate_only,
-                 "Only check the resources file (needs no command): exit 0 when valid, 1 with "
-                 "every problem listed");
-    add_valued("--lock-folder", "DIR", line.lock_folder,
-               "Folder of the <id>.pid lock files (default: the system temp dir, TMPDIR or /tmp)");
-    add_valued("--resources", "FILE", line.resources,
+    add_flag("--validate-only", line.validate_only,
+             "Only check the resources file: exit 0 when valid, 1 with every problem listed; a "
+             "COMMAND after it is accepted (as the Python CLI wants one) and not run");
+    add_valued("--lock-folder", "DIR", kLockFolderVariable,
+               "Folder of the <id>.pid lock files (default: the system temp dir as Python's "
+               "tempfile finds it, here " +
+                   default_lock_folder().string() + "; the Python CLI's default is .)");
+    add_valued("--resources", "FILE", kResourcesVariable,
                "The resources file (default: resources.json in the current directory)");
-    add_valued("--timeout", "SECONDS", timeout_text,
+    add_valued("--timeout", "SECONDS", kTimeoutVariable,
                "Seconds to wait for a busy device, fractions allowed (default: " +
-                   default_timeout_text() + ")");
-    add_valued("--hostname", "HOST", line.hostname,
-               "Only devices of this host (default: this host)");
-    add_valued("--requirements", "REQ", line.requirements,
+                   default_timeout_text() + "; the Python CLI's default is 1)");
+    add_valued("--hostname", "HOST", kHostnameVariable,
+               "Only devices of this host (default: this host, " + this_hostname() + ")");
+    add_valued("--requirements", "REQ", kRequirementsVariable,
                "What the device must satisfy (default: any device)");
-    app.add_flag("-q,--quiet", line.quiet, "Do not print the locked/released/progress lines");
-    app.add_flag("--status", line.status, "Same as the status subcommand");
-    app.add_flag("--json", line.json, "status: print JSON instead of a table");
+    add_flag("--no-shell", line.no_shell,
+             "Execute COMMAND's words directly (PATH search, no shell, each word one argument)");
+    add_flag("-q,--quiet", line.quiet, "Do not print the locked/released/progress lines");
+    add_flag("--status", line.status_flag, "Same as the status subcommand");
+    add_flag("--json", line.json, "status: print JSON instead of a table");
     status_command = app.add_subcommand(
         "status", "Print every resource as free, busy (with its holder) or offline");
     // Options after `status` belong to the main app (`lockable status --json`).
     status_command->fallthrough();
   }
 
-  void add_valued(const std::string& name, const std::string& value_name, std::string& target,
+  void add_flag(const std::string& names, bool& target, const std::string& help) {
+    app.add_flag(names, target, help);
+    known.insert(names.substr(names.find("--")));
+  }
+
+  void add_valued(const std::string& name, const std::string& value_name, const char* variable,
                   const std::string& help) {
     // The last occurrence wins, so a wrapper script's defaults can be overridden.
-    app.add_option(name, target, help)
+    app.add_option(name, values[name], help + " [env " + variable + "]")
         ->type_name(value_name)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     valued.insert(name);
+    known.insert(name);
   }
 
   bool takes_value(const std::string& word) const {
     return word.rfind("--", 0) == 0 && word.find('=') == std::string::npos &&
            valued.count(word) != 0;
+  }
+
+  // `--` or one of our long options, with or without `=value`.
+  bool is_option(const std::string& word) const {
+    return word == "--" ||
+           (word.rfind("--", 0) == 0 && known.count(word.substr(0, word.find('='))) != 0);
+  }
+
+  std::optional<std::string> value_of(const std::string& name) {
+    if (app.count(name) == 0) return std::nullopt;
+    return values[name];
   }
 };
 
@@ -138,6 +181,11 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
       // Joined as --opt=value so that a value starting with '-' (--timeout -1) stays a value
       // and reaches the validation that explains it.
       if (parser.takes_value(word) && i + 1 < argc) {
+        if (parser.is_option(argv[i + 1])) {
+          return usage_error(word + " needs a value, found the option " + argv[i + 1] + "; write " +
+                             word + " VALUE (" + word + "=" + argv[i + 1] +
+                             " if the value really is that)");
+        }
         const std::string value = argv[++i];
         // CLI11 reads an empty `--opt=` as "value follows", so an empty value stays apart.
         if (value.empty()) {
@@ -176,17 +224,35 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   }
 
   CommandLine line = std::move(parser.line);
-  line.status = line.status || parser.status_command->parsed();
-  if (parser.app.count("--timeout") != 0) line.timeout = parser.timeout_text;
+  line.status = line.status_flag || parser.status_command->parsed();
+  line.lock_folder = parser.value_of("--lock-folder");
+  line.resources = parser.value_of("--resources");
+  line.timeout = parser.value_of("--timeout");
+  line.hostname = parser.value_of("--hostname");
+  line.requirements = parser.value_of("--requirements");
   line.command = std::move(command);
 
+  for (const auto& [name, value] :
+       std::initializer_list<std::pair<const char*, const std::optional<std::string>&>>{
+           {"--lock-folder", line.lock_folder},
+           {"--resources", line.resources},
+           {"--hostname", line.hostname}}) {
+    if (value && value->empty()) {
+      return usage_error(std::string(name) + " must not be empty; give a value, or leave " + name +
+                         " out for its default");
+    }
+  }
   if (line.status && line.validate_only) {
     return usage_error("status and --validate-only cannot be combined; use one of them");
   }
   if (line.json && !line.status) return usage_error("--json only applies to status");
-  if ((line.status || line.validate_only) && !line.command.empty()) {
-    return usage_error(std::string(line.status ? "status" : "--validate-only") +
-                       " takes no command, found \"" + line.command.front() +
+  if (line.status && !line.command.empty()) {
+    if (line.status_flag) {
+      return usage_error("--status takes no command, found \"" + line.command.front() +
+                         "\"; leave out --status to run the command, or the command to print "
+                         "the status");
+    }
+    return usage_error("status takes no command, found \"" + line.command.front() +
                        "\"; to run a command named status, write: lockable [OPTIONS] -- status");
   }
   if (!line.status && !line.validate_only && line.command.empty()) {

@@ -12,19 +12,22 @@ struct CommandLine {
   bool validate_only = false;
   /// `lockable status` or `lockable --status`.
   bool status = false;
+  /// Set by the `--status` flag rather than the `status` word (for the hint of a usage error).
+  bool status_flag = false;
   /// Machine-readable status output.
   bool json = false;
   /// No "locked"/"released" lines and no progress lines.
   bool quiet = false;
-  /// Empty: the system temp dir.
-  std::string lock_folder;
-  std::string resources = "resources.json";
-  /// Unset: `lockable::Options::default_timeout`.
+  /// Run the command's words directly with exec, without a shell.
+  bool no_shell = false;
+  /// Each unset when its flag is absent: the `LOCKABLE_*` variable, then the default, apply.
+  /// A flag given with an empty value is kept (and refused later, except --requirements).
+  std::optional<std::string> lock_folder;
+  std::optional<std::string> resources;
   std::optional<std::string> timeout;
-  /// Empty: this host.
-  std::string hostname;
-  std::string requirements;
-  /// The command and its arguments, passed to exec untouched.
+  std::optional<std::string> hostname;
+  std::optional<std::string> requirements;
+  /// The command and its arguments as typed; joined with spaces for the shell unless no_shell.
   std::vector<std::string> command;
 };
 
@@ -42,7 +45,9 @@ struct ParseResult {
 /// Parses `argv`. Options come first; the command starts at the first word that is neither an
 /// option nor an option's value (or after `--`), and everything from there on belongs to the
 /// command, options included (`lockable make -j4`). `status` as the first such word is the
-/// subcommand; `lockable -- status` runs a command named status. Never throws.
+/// subcommand; `lockable -- status` runs a command named status. An option that takes a value
+/// followed by another option (`--resources --lock-folder L`) is a usage error, not a file
+/// named `--lock-folder` (`--resources=--lock-folder` names one). Never throws.
 ParseResult parse_command_line(int argc, const char* const* argv);
 
 }  // namespace lockable::cli

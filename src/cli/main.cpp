@@ -8,13 +8,16 @@
 
 #include <lockable/environment.hpp>
 #include <lockable/lockable.hpp>
+#include <lockable/settings.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 extern char** environ;
 
@@ -29,25 +32,110 @@ std::string format_seconds(std::chrono::duration<double> duration) {
   return text;
 }
 
-// Read here rather than in the provider so that an unreadable file is told apart from an
-// invalid one (--validate-only exits 3 for the first, 1 for the second).
-std::string read_resources_file(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    throw ResourcesError(
-        path, {{path, std::string("cannot read the resources file: ") + std::strerror(errno) +
-                          "; give its path with --resources FILE"}});
+// Why `path` cannot be read, with the fix for that reason.
+std::string unreadable_reason(const std::string& path, int error) {
+  std::string text = std::strerror(error);
+  if (error == ENOENT || error == ENOTDIR) {
+    return text +
+           "; check the path, or give the file with --resources FILE or LOCKABLE_RESOURCES "
+           "(default: resources.json in the current directory)";
   }
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
+  if (error == EACCES || error == EPERM) {
+    return text + "; make it readable by this user (e.g. chmod a+r '" + path +
+           "', and a+x on its folders) or run lockable as a user who may read it";
+  }
+  return text;
 }
 
-int validate_only(const CommandLine& line) {
-  const std::string text = read_resources_file(line.resources);
+// Read here rather than only in the provider so that the messages can name our flag. Opened
+// non-blocking and checked to be a regular file: a FIFO or a device would block forever.
+std::string read_resources_file(const std::string& path) {
+  const auto fail = [&](const std::string& why) { throw ResourcesError(path, {{path, why}}); };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) fail("cannot read the resources file: " + unreadable_reason(path, errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    const bool directory = S_ISDIR(info.st_mode);
+    ::close(fd);
+    fail(directory ? "is a directory; give the resources.json file inside it with --resources"
+                   : "is not a regular file (a FIFO, socket or device would never end); give "
+                     "a resources.json file with --resources");
+  }
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const auto count = ::read(fd, buffer, sizeof buffer);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) {
+      const int error = errno;
+      ::close(fd);
+      fail("cannot read the resources file: " + unreadable_reason(path, error));
+    }
+    if (count == 0) break;
+    text.append(buffer, static_cast<std::size_t>(count));
+  }
+  ::close(fd);
+  return text;
+}
+
+// Once per resource: the attributes its command will not see, and why.
+void warn_withheld(const std::string& prefix, const Resource& resource) {
+  const auto withheld = withheld_attributes(resource);
+  if (withheld.empty()) return;
+  std::string text;
+  for (const auto& attribute : withheld) {
+    text += (text.empty() ? "" : "; ") +
+            Json(attribute.key).dump(-1, ' ', false, Json::error_handler_t::replace) + " (" +
+            attribute.reason + ")";
+  }
+  say(prefix + resource.id + ": attributes not exported to the command: " + text);
+}
+
+// The settings the user gave, each from its flag, else its LOCKABLE_* variable.
+struct Settings {
+  std::string resources = "resources.json";
+  std::optional<Setting> lock_folder;
+  std::optional<Setting> timeout;
+  std::optional<Setting> hostname;
+  std::optional<Setting> requirements;
+};
+
+Settings resolve_settings(const CommandLine& line) {
+  const EnvironmentSettings env = environment_settings();
+  const auto pick = [](const std::optional<std::string>& flag, const char* name,
+                       const std::optional<Setting>& variable) -> std::optional<Setting> {
+    if (flag) return Setting{*flag, name};
+    return variable;
+  };
+  Settings settings;
+  if (auto s = pick(line.resources, "--resources", env.resources)) settings.resources = s->value;
+  settings.lock_folder = pick(line.lock_folder, "--lock-folder", env.lock_folder);
+  settings.timeout = pick(line.timeout, "--timeout", env.timeout);
+  settings.hostname = pick(line.hostname, "--hostname", env.hostname);
+  settings.requirements = pick(line.requirements, "--requirements", env.requirements);
+  return settings;
+}
+
+// Names the variable when the requirements came from one: a flag the user sees, a variable not.
+Requirements parse_requirements(const std::optional<Setting>& setting) {
+  if (!setting) return Requirements::parse("");
   try {
-    const Resources resources = parse_resources_text(text, line.resources);
-    std::cout << line.resources << ": " << resources.size()
+    return Requirements::parse(setting->value);
+  } catch (const RequirementsError& error) {
+    if (setting->source.rfind("--", 0) == 0) throw;
+    throw RequirementsError(setting->source + ": " + error.what());
+  }
+}
+
+int validate_only(const std::string& resources_path) {
+  // One rule: any problem with the file, unreadable or invalid, exits 1 (as the Python CLI).
+  try {
+    const Resources resources =
+        parse_resources_text(read_resources_file(resources_path), resources_path);
+    for (const auto& resource : resources) {
+      warn_withheld("warning: " + resources_path + ": ", resource);
+    }
+    std::cout << resources_path << ": " << resources.size()
               << (resources.size() == 1 ? " resource" : " resources") << ", valid" << std::endl;
     return kOk;
   } catch (const ResourcesError& error) {
@@ -57,11 +145,16 @@ int validate_only(const CommandLine& line) {
 }
 
 int run(const CommandLine& line, SignalRelay& relay) {
+  // Every option is checked before anything touches the disk (the lock folder is created by
+  // the Lockable), so a bad one changes nothing.
+  const Settings settings = resolve_settings(line);
   Options options;
-  options.hostname = line.hostname;
-  options.resources = std::filesystem::path(line.resources);
-  options.lock_folder = line.lock_folder;
-  if (line.timeout) options.default_timeout = parse_timeout(*line.timeout, "--timeout");
+  if (settings.hostname) options.hostname = settings.hostname->value;
+  options.resources = std::filesystem::path(settings.resources);
+  if (settings.lock_folder) options.lock_folder = settings.lock_folder->value;
+  if (settings.timeout) {
+    options.default_timeout = parse_timeout(settings.timeout->value, settings.timeout->source);
+  }
   const bool quiet = line.quiet;
   options.log = [quiet](const std::string& message) {
     if (quiet) return;
@@ -72,9 +165,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
       say(message);
     }
   };
-  if (line.validate_only) return validate_only(line);
+  if (line.validate_only) return validate_only(settings.resources);
   // The provider would also fail on an unreadable file, but only we can name the flag.
-  read_resources_file(line.resources);
+  read_resources_file(settings.resources);
 
   if (line.status) {
     Lockable lockable(std::move(options));
@@ -87,8 +180,8 @@ int run(const CommandLine& line, SignalRelay& relay) {
     return kOk;
   }
 
-  const Requirements requirements = Requirements::parse(line.requirements);
-  const auto launch = resolve_command(line.command);
+  const Requirements requirements = parse_requirements(settings.requirements);
+  const auto launch = resolve_command(line.command, !line.no_shell);
   if (const auto* error = std::get_if<LaunchError>(&launch)) {
     std::cerr << error->message << std::endl;
     return error->exit_code;
@@ -101,8 +194,15 @@ int run(const CommandLine& line, SignalRelay& relay) {
     say("locked " + allocation.resource_id() + " (alloc " + allocation.alloc_id() + ") after " +
         format_seconds(allocation.queue_time()) + " s");
   }
-  const auto result =
-      relay.run(std::get<Launch>(launch), child_environment(environ, environment_for(allocation)));
+  warn_withheld("", allocation.resource());
+  const auto environment = child_environment(environ, environment_for(allocation));
+  std::variant<int, LaunchError> result = 0;
+  if (auto too_large =
+          check_exec_size(std::get<Launch>(launch), environment, allocation.resource_id())) {
+    result = std::move(*too_large);
+  } else {
+    result = relay.run(std::get<Launch>(launch), environment);
+  }
   allocation.unlock();
   if (!quiet) {
     say("released " + allocation.resource_id() + " after " + format_seconds(allocation.duration()) +

@@ -536,9 +536,17 @@ std::string dump(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  // Back off over continuation bytes (10xxxxxx) to the start of the cut character.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut));
+}
+
 std::string shown(const Json& value, std::size_t limit) {
   auto text = dump(value);
-  if (text.size() > limit) text = text.substr(0, limit) + "...";
+  if (text.size() > limit) text = utf8_prefix(text, limit) + "...";
   return text;
 }
 

@@ -114,6 +114,10 @@ std::string invalid_key_reason(std::string_view key);
 /// Compact JSON text that never throws (invalid UTF-8 is replaced).
 std::string dump(const Json& value);
 
+/// The longest prefix of `text` of at most `max_bytes` bytes that does not end inside a UTF-8
+/// character (a cut never leaves half a character in a message).
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
+
 /// `dump`, shortened to about `limit` bytes so that one huge value cannot flood a message.
 std::string shown(const Json& value, std::size_t limit = 60);
 

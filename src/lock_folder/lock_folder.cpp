@@ -756,10 +756,4 @@ std::unique_ptr<LockBackend> make_lock_folder_backend(std::filesystem::path fold
   return std::make_unique<LockFolderBackend>(std::move(folder));
 }
 
-std::filesystem::path default_lock_folder() {
-  const char* tmpdir = std::getenv("TMPDIR");
-  if (tmpdir != nullptr && *tmpdir != '\0') return tmpdir;
-  return "/tmp";
-}
-
 }  // namespace lockable

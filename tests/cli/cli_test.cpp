@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -86,10 +88,11 @@ bool wait_for_file(const fs::path& path) {
 class Holder {
  public:
   Holder(const fs::path& dir, std::vector<std::string> args, const std::string& script,
-         const std::string& name = "holder")
+         const std::string& name = "holder", std::vector<std::string> env = {},
+         std::vector<std::string> wrapper = {})
       : ready_(dir / (name + ".ready")),
-        child_(lockable_argv(with_command(std::move(args), script)),
-               log_options(ready_, dir / (name + ".log"))) {}
+        child_(wrapped(std::move(wrapper), lockable_argv(with_command(std::move(args), script))),
+               log_options(ready_, dir / (name + ".log"), std::move(env))) {}
 
   /// The command runs (so the device is locked) once it has touched $READY.
   bool wait_until_locked() const { return wait_for_file(ready_); }
@@ -104,11 +107,18 @@ class Holder {
  private:
   static std::vector<std::string> with_command(std::vector<std::string> args,
                                                const std::string& script) {
-    args.insert(args.end(), {"--", "sh", "-c", script});
+    args.insert(args.end(), {"--no-shell", "--", "sh", "-c", script});
     return args;
   }
-  static lockable::test::ChildOptions log_options(const fs::path& ready, fs::path log) {
-    auto options = lockable_options({"READY=" + ready.string()}, {});
+  static std::vector<std::string> wrapped(std::vector<std::string> wrapper,
+                                          std::vector<std::string> argv) {
+    wrapper.insert(wrapper.end(), argv.begin(), argv.end());
+    return wrapper;
+  }
+  static lockable::test::ChildOptions log_options(const fs::path& ready, fs::path log,
+                                                  std::vector<std::string> env) {
+    env.push_back("READY=" + ready.string());
+    auto options = lockable_options(env, {});
     options.out = lockable::test::Stream::file(std::move(log));
     options.err = lockable::test::Stream::same_as_stdout();
     return options;
@@ -159,7 +169,7 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, CommandSeesDeviceAttributesAndItsExitStatusIsLockables) {
   const auto result =
-      run(base({"--requirements", "os=Android", "--", "sh", "-c",
+      run(base({"--requirements", "os=Android", "--no-shell", "--", "sh", "-c",
                 R"(test "$OS" = Android && test "$ID" = dut-a && test "$SERIAL" = SER-A &&)"
                 R"( test "$LOCKABLE_RESOURCE_ID" = dut-a && test "$USB" = '{"hub":1,"port":2}')"
                 R"( && exit 7; exit 1)"}));
@@ -170,8 +180,9 @@ TEST_F(CliTest, CommandSeesDeviceAttributesAndItsExitStatusIsLockables) {
 
 TEST_F(CliTest, CommandEnvironmentHoldsAllocIdResourceJsonAndInheritedVariables) {
   const auto env_file = dir_.path() / "env.txt";
-  const auto result = run(base({"--requirements", "id=dut-a", "--", "sh", "-c", "env > \"$OUT\""}),
-                          {"OUT=" + env_file.string(), "INHERITED_VAR=kept"});
+  const auto result =
+      run(base({"--requirements", "id=dut-a", "--no-shell", "--", "sh", "-c", "env > \"$OUT\""}),
+          {"OUT=" + env_file.string(), "INHERITED_VAR=kept"});
   ASSERT_EQ(result.exit_code, 0) << result;
   std::map<std::string, std::string> env;
   std::istringstream lines(read_text(env_file));
@@ -191,14 +202,16 @@ TEST_F(CliTest, CommandEnvironmentHoldsAllocIdResourceJsonAndInheritedVariables)
 }
 
 TEST_F(CliTest, CommandKilledBySignalGives128PlusSignal) {
-  const auto result = run(base({"--", "sh", "-c", "kill -KILL $$"}));
+  const auto result = run(base({"--no-shell", "--", "sh", "-c", "kill -KILL $$"}));
   EXPECT_EQ(result.exit_code, 128 + SIGKILL) << result;
   EXPECT_NE(result.err.find("lockable: released"), std::string::npos) << result;
 }
 
 TEST_F(CliTest, CommandOptionsAfterTheCommandNameBelongToTheCommand) {
-  const auto result = run(base({"sh", "-c", "exit 3", "--timeout", "-1"}));
-  EXPECT_EQ(result.exit_code, 3) << result;
+  const auto direct = run(base({"--no-shell", "sh", "-c", "exit 3", "--timeout", "-1"}));
+  EXPECT_EQ(direct.exit_code, 3) << direct;
+  const auto shell = run(base({"exit", "4", "--timeout", "-1"}));
+  EXPECT_EQ(shell.exit_code, 4) << shell;
 }
 
 TEST_F(CliTest, OneQuotedWordWithShellSyntaxRunsInAShellLikeThePythonCli) {
@@ -207,9 +220,10 @@ TEST_F(CliTest, OneQuotedWordWithShellSyntaxRunsInAShellLikeThePythonCli) {
 }
 
 TEST_F(CliTest, ResourcesJsonInTheCurrentDirectoryIsTheDefault) {
-  const auto result = run({"--lock-folder", locks_.string(), "--hostname", "localhost",
-                           "--requirements", "os=iOS", "sh", "-c", R"(test "$ID" = dut-b)"},
-                          {}, dir_.path());
+  const auto result =
+      run({"--lock-folder", locks_.string(), "--hostname", "localhost", "--requirements", "os=iOS",
+           "--no-shell", "sh", "-c", R"(test "$ID" = dut-b)"},
+          {}, dir_.path());
   EXPECT_EQ(result.exit_code, 0) << result;
 }
 
@@ -217,7 +231,7 @@ TEST_F(CliTest, EmptyRequirementsInEitherSpellingMatchAnyDevice) {
   for (const auto& spelling : std::vector<std::vector<std::string>>{
            {"--requirements", ""}, {"--requirements="}, {"--requirements", "{}"}}) {
     auto args = base(spelling);
-    args.insert(args.end(), {"-q", "sh", "-c", "test -n \"$LOCKABLE_RESOURCE_ID\""});
+    args.insert(args.end(), {"-q", "test", "-n", "\"$LOCKABLE_RESOURCE_ID\""});
     const auto result = run(args);
     EXPECT_EQ(result.exit_code, 0) << spelling.front() << "\n" << result;
   }
@@ -242,6 +256,248 @@ TEST_F(CliTest, DoubleDashRunsACommandNamedStatus) {
   EXPECT_EQ(subcommand.exit_code, 0) << subcommand;
   EXPECT_EQ(subcommand.out.find("i-am-the-status-command"), std::string::npos) << subcommand;
   EXPECT_NE(subcommand.out.find("dut-b"), std::string::npos) << subcommand;
+}
+
+// ---- the Python CLI's command form ------------------------------------------------------------
+
+TEST_F(CliTest, CommandWordsAreJoinedAndRunByTheShellAsThePythonCliRunsThem) {
+  // The Python CLI's own usage example, word for word.
+  const auto result =
+      run(base({"--requirements", R"({"online":true})", "echo", "using", "resource:", "$ID"}));
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "using resource: dut-a\n") << result;
+  const auto pipe = run(base({"--requirements", "os=iOS", "echo", "$OS", "|", "tr", "a-z", "A-Z"}));
+  EXPECT_EQ(pipe.out, "IOS\n") << pipe;
+}
+
+TEST_F(CliTest, NoShellExecutesTheWordsUntouched) {
+  const auto result = run(base({"--requirements", "os=iOS", "--no-shell", "echo", "$OS", "a  b"}));
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "$OS a  b\n") << result;
+}
+
+TEST_F(CliTest, ShellBuiltinsAndKeywordsAreNotMistakenForMissingCommands) {
+  const auto result = run(base({"if", "test", "$OS", "=", "Android;", "then", "exit", "5;", "fi"}));
+  EXPECT_EQ(result.exit_code, 5) << result;
+  const auto builtin = run(base({"cd", "/", "&&", "exit", "6"}));
+  EXPECT_EQ(builtin.exit_code, 6) << builtin;
+}
+
+TEST_F(CliTest, ValidateOnlyAcceptsACommandLikeThePythonCliAndDoesNotRunIt) {
+  const auto mark = dir_.path() / "ran";
+  const auto result = run(base({"--validate-only", "touch", mark.string()}));
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, resources_.string() + ": 3 resources, valid\n") << result;
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_FALSE(fs::exists(locks_)) << "validation touches no lock folder";
+}
+
+TEST(CliHelpTest, HelpShowsEveryDefaultAndVariable) {
+  const auto temp = TempDir();
+  const auto result = run({"--help"}, {"TMPDIR=" + temp.path().string()});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  for (const std::string& text : std::vector<std::string>{
+           "default: 1000", "the Python CLI's default is 1)", temp.path().string(),
+           "the Python CLI's default is .)", "default: resources.json", "--no-shell", "/bin/sh -c",
+           "LOCKABLE_LOCK_FOLDER", "LOCKABLE_RESOURCES", "LOCKABLE_TIMEOUT", "LOCKABLE_HOSTNAME",
+           "LOCKABLE_REQUIREMENTS", "USB_PORT", "PATH, HOME"}) {
+    EXPECT_NE(result.out.find(text), std::string::npos) << text << "\n" << result;
+  }
+}
+
+// ---- LOCKABLE_* variables, shared with the plugin -----------------------------------------------
+
+TEST_F(CliTest, LockableVariablesConfigureTheCliAsThePlugin) {
+  const auto shared = dir_.path() / "shared-locks";
+  const std::vector<std::string> env{
+      "LOCKABLE_LOCK_FOLDER=" + shared.string(), "LOCKABLE_RESOURCES=" + resources_.string(),
+      "LOCKABLE_HOSTNAME=localhost", "LOCKABLE_REQUIREMENTS=os=iOS", "LOCKABLE_TIMEOUT=0"};
+  const auto result = run({"test", "$ID", "=", "dut-b"}, env);
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_TRUE(fs::exists(shared / "dut-b.pid")) << "locked in LOCKABLE_LOCK_FOLDER";
+
+  // A device held through the variables is busy for a run given the same folder as a flag.
+  auto holder_env = env;
+  Holder holder(dir_.path(), {}, kWaitForever, "env-holder", holder_env);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  EXPECT_TRUE(is_flocked(shared / "dut-b.pid"));
+  const auto busy = run(base(
+      {"--lock-folder", shared.string(), "--requirements", "os=iOS", "--timeout", "0", "true"}));
+  EXPECT_EQ(busy.exit_code, 6) << busy;
+}
+
+TEST_F(CliTest, FlagsWinOverLockableVariables) {
+  const auto result = run(base({"--requirements", "os=Android", "test", "$ID", "=", "dut-a"}),
+                          {"LOCKABLE_LOCK_FOLDER=" + (dir_.path() / "not-this").string(),
+                           "LOCKABLE_REQUIREMENTS=os=iOS", "LOCKABLE_RESOURCES=/nonexistent"});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_TRUE(fs::exists(lock_file("dut-a")));
+  EXPECT_FALSE(fs::exists(dir_.path() / "not-this"));
+}
+
+TEST_F(CliTest, BadLockableVariableIsAnErrorNamingIt) {
+  const auto result = run(base({"true"}), {"LOCKABLE_TIMEOUT=-1"});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_NE(result.err.find("LOCKABLE_TIMEOUT: must not be negative"), std::string::npos) << result;
+  const auto requirements = run(base({"true"}), {"LOCKABLE_REQUIREMENTS={\"os\":"});
+  EXPECT_EQ(requirements.exit_code, 4) << requirements;
+  EXPECT_EQ(requirements.err.rfind("lockable: LOCKABLE_REQUIREMENTS: ", 0), 0u) << requirements;
+  EXPECT_FALSE(fs::exists(locks_));
+}
+
+// ---- the default lock folder --------------------------------------------------------------------
+
+TEST_F(CliTest, DefaultLockFolderIsPythonsTempDirAndABadTmpdirIsNeverCreated) {
+  const auto missing = dir_.path() / "no-such-tmp" / "sub";
+  const auto temp = dir_.path() / "temp";
+  fs::create_directories(temp);
+  const std::vector<std::string> args{"--resources", resources_.string(), "--hostname",
+                                      "localhost",   "--requirements",    "os=iOS",
+                                      "true"};
+  // TMPDIR unusable: the next of TEMP, TMP, /tmp ... is used, as Python's tempfile does.
+  const auto result = run(args, {"TMPDIR=" + missing.string(), "TEMP=" + temp.string(), "TMP="});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_FALSE(fs::exists(dir_.path() / "no-such-tmp"));
+  EXPECT_TRUE(fs::exists(temp / "dut-b.pid"));
+}
+
+TEST_F(CliTest, BadOptionChangesNothingOnDisk) {
+  const auto fresh = dir_.path() / "new-lock-folder";
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"--timeout", "-1", "true"},
+                                                               {"--requirements", "{", "true"},
+                                                               {"no-such-command-4f1e"}}) {
+    auto args = base({"--lock-folder", fresh.string()});
+    args.insert(args.end(), bad.begin(), bad.end());
+    const auto result = run(args);
+    EXPECT_NE(result.exit_code, 0) << result;
+    EXPECT_FALSE(fs::exists(fresh)) << bad.front() << "\n" << result;
+  }
+}
+
+// ---- the command's environment ------------------------------------------------------------------
+
+TEST_F(CliTest, AttributesNeverReplaceWhatTheCommandRunsOrLoads) {
+  write_file(resources_, Json::array({{{"id", "dut-p"},
+                                       {"online", true},
+                                       {"hostname", "localhost"},
+                                       {"path", "/nowhere"},
+                                       {"HOME", "/nohome"},
+                                       {"Ld_Preload", "/evil.so"},
+                                       {"usb-port", "3"},
+                                       {"größe", "L"}}})
+                             .dump());
+  const auto out_file = dir_.path() / "seen.txt";
+  const auto result =
+      run(base({"--no-shell", "--", "sh", "-c",
+                "printf '%s|%s|%s|%s|%s\\n' \"$PATH\" \"$HOME\" \"${LD_PRELOAD-unset}\" "
+                "\"$USB_PORT\" \"$GR____E\" > \"$OUT\""}),
+          {"OUT=" + out_file.string(), "HOME=/home/tester", "LD_PRELOAD="});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(read_text(out_file), std::string(std::getenv("PATH")) + "|/home/tester|unset|3|L\n");
+  // Said once, naming each attribute and why.
+  const std::string said = "lockable: dut-p: attributes not exported to the command: ";
+  ASSERT_NE(result.err.find(said), std::string::npos) << result;
+  EXPECT_EQ(result.err.find(said), result.err.rfind(said)) << result;
+  for (const std::string text :
+       {"\"HOME\"", "\"Ld_Preload\"", "\"path\"", "PATH decides which programs the command runs",
+        "LD_PRELOAD changes what the command loads"}) {
+    EXPECT_NE(result.err.find(text), std::string::npos) << text << "\n" << result;
+  }
+
+  const auto check = run({"--validate-only", "--resources", resources_.string()});
+  EXPECT_EQ(check.exit_code, 0) << check;
+  EXPECT_NE(check.err.find("warning: " + resources_.string() + ": dut-p: attributes not exported"),
+            std::string::npos)
+      << check;
+  EXPECT_NE(check.err.find("\"path\" (PATH decides"), std::string::npos) << check;
+}
+
+TEST_F(CliTest, EnvironmentTooLargeForExecIsLockablesErrorAndTheDeviceIsReleased) {
+  write_file(resources_, Json::array({{{"id", "dut-big"},
+                                       {"online", true},
+                                       {"hostname", "localhost"},
+                                       {"big", std::string(200000, 'x')}}})
+                             .dump());
+  const auto result = run(base({"echo", "never"}));
+  EXPECT_EQ(result.exit_code, 126) << result.err.substr(0, 2000);
+  EXPECT_EQ(result.out, "");
+  EXPECT_NE(result.err.find("lockable: cannot run the command: the environment for dut-big is "
+                            "too large for exec"),
+            std::string::npos)
+      << result.err.substr(0, 2000);
+  EXPECT_NE(result.err.find("BIG 200005 bytes"), std::string::npos) << result.err.substr(0, 2000);
+  EXPECT_EQ(result.err.find("sh:"), std::string::npos) << result.err.substr(0, 2000);
+  EXPECT_NE(result.err.find("lockable: released dut-big"), std::string::npos);
+  EXPECT_FALSE(is_flocked(lock_file("dut-big")));
+}
+
+// ---- the resources file -------------------------------------------------------------------------
+
+TEST_F(CliTest, FifoAsResourcesFileIsRefusedAtOnce) {
+  const auto fifo = dir_.path() / "resources.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto validate = run({"--validate-only", "--resources", fifo.string()});
+  EXPECT_EQ(validate.exit_code, 1) << validate;
+  EXPECT_NE(validate.err.find(fifo.string() + ": is not a regular file"), std::string::npos)
+      << validate;
+  const auto command = run(base({"--resources", fifo.string(), "true"}));
+  EXPECT_EQ(command.exit_code, 3) << command;
+  EXPECT_NE(command.err.find("is not a regular file"), std::string::npos) << command;
+}
+
+TEST_F(CliTest, UnreadableResourcesFileSaysHowToFixThePermission) {
+  fs::permissions(resources_, fs::perms::owner_write);
+  std::vector<std::string> args{"--validate-only", "--resources", resources_.string()};
+  if (::geteuid() == 0) {
+    // Root reads any file: run lockable as nobody, which may not read it.
+    fs::permissions(dir_.path(), fs::perms::all);
+    args = {"--reuid=65534",   "--regid=65534",   "--clear-groups", "--",
+            LOCKABLE_CLI_PATH, "--validate-only", "--resources",    resources_.string()};
+    auto options = lockable_options({}, {});
+    options.out = lockable::test::Stream::pipe();
+    options.err = lockable::test::Stream::pipe();
+    args.insert(args.begin(), "/usr/bin/setpriv");
+    const auto result = lockable::test::run(args, options, kGuard);
+    EXPECT_EQ(result.exit_code, 1) << result;
+    EXPECT_NE(result.err.find("Permission denied; make it readable by this user (e.g. chmod a+r"),
+              std::string::npos)
+        << result;
+    EXPECT_EQ(result.err.find("give its path with --resources"), std::string::npos) << result;
+    return;
+  }
+  const auto result = run(args);
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_NE(result.err.find("Permission denied; make it readable by this user (e.g. chmod a+r"),
+            std::string::npos)
+      << result;
+}
+
+bool valid_utf8(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const std::size_t length = byte < 0x80           ? 1
+                               : (byte >> 5) == 0x6  ? 2
+                               : (byte >> 4) == 0xE  ? 3
+                               : (byte >> 3) == 0x1E ? 4
+                                                     : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+TEST_F(CliTest, ShortenedIdsInMessagesNeverCutACharacterInHalf) {
+  std::string id;
+  for (int i = 0; i < 40; ++i) id += "ä";  // 80 bytes: the 60-byte cut falls inside one
+  write_file(resources_, Json::array({{{"id", id}, {"online", "yes"}}}).dump());
+  const auto result = run({"--validate-only", "--resources", resources_.string()});
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_NE(result.err.find("(id \"ää"), std::string::npos) << result;
+  EXPECT_TRUE(valid_utf8(result.err)) << result;
 }
 
 // ---- --validate-only ------------------------------------------------------------------------
@@ -286,9 +542,11 @@ TEST(CliValidateTest, BadFieldsListsEveryProblem) {
   EXPECT_GE(lines, 6u) << result;
 }
 
-TEST(CliValidateTest, UnreadableFileExits3) {
+// One rule for --validate-only: any problem with the file, missing or invalid, exits 1 (as the
+// Python CLI); 3 is for runs only.
+TEST(CliValidateTest, MissingFileExits1LikeAnInvalidOne) {
   const auto result = run({"--validate-only", "--resources", "/nonexistent/resources.json"});
-  EXPECT_EQ(result.exit_code, 3) << result;
+  EXPECT_EQ(result.exit_code, 1) << result;
   EXPECT_NE(result.err.find("lockable: /nonexistent/resources.json"), std::string::npos) << result;
   EXPECT_NE(result.err.find("--resources"), std::string::npos) << result;
 }
@@ -358,7 +616,30 @@ INSTANTIATE_TEST_SUITE_P(
                   {"./no/such/file"},
                   127,
                   {"lockable: ./no/such/file: No such file or directory"}},
-        ErrorCase{"DirectoryAsCommand", {"/"}, 126, {"lockable: /: Is a directory"}}),
+        ErrorCase{"DirectoryAsCommand", {"/"}, 126, {"lockable: /: Is a directory"}},
+        ErrorCase{"EmptyHostname", {"--hostname", "", "true"}, 2, {"--hostname must not be empty"}},
+        ErrorCase{"EmptyLockFolder",
+                  {"--lock-folder", "", "true"},
+                  2,
+                  {"--lock-folder must not be empty"}},
+        ErrorCase{"EmptyResources", {"--resources=", "true"}, 2, {"--resources must not be empty"}},
+        ErrorCase{"OptionAsAnOptionsValue",
+                  {"--resources", "--lock-folder", "L", "true"},
+                  2,
+                  {"--resources needs a value, found the option --lock-folder",
+                   "--resources=--lock-folder"}},
+        ErrorCase{"DoubleDashAsAnOptionsValue",
+                  {"--requirements", "--", "true"},
+                  2,
+                  {"--requirements needs a value"}},
+        ErrorCase{"StatusFlagWithCommand",
+                  {"--status", "--", "true"},
+                  2,
+                  {"--status takes no command, found \"true\"", "leave out --status"}},
+        ErrorCase{"UnknownCommandInTheShell",
+                  {"no-such-command-4f1e", "--flag", "'$ID'"},
+                  127,
+                  {"lockable: no-such-command-4f1e: command not found"}}),
     CaseName());
 
 TEST_F(CliTest, NonExecutableCommandExits126) {
@@ -440,6 +721,107 @@ INSTANTIATE_TEST_SUITE_P(
                                  42}),
     CaseName());
 
+// Each signal the command receives, as "<signal> <sender pid>" lines in $MARK; ends on SIGTERM.
+const std::string kSignalRecorder =
+    "exec /usr/bin/python3 -c '\n"
+    "import os, signal\n"
+    "wanted = {signal.SIGHUP, signal.SIGTERM}\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK, wanted)\n"
+    "open(os.environ[\"READY\"], \"w\").close()\n"
+    "while True:\n"
+    "    info = signal.sigwaitinfo(wanted)\n"
+    "    with open(os.environ[\"MARK\"], \"a\") as mark:\n"
+    "        mark.write(\"%d %d\\n\" % (info.si_signo, info.si_pid))\n"
+    "    if info.si_signo == signal.SIGTERM:\n"
+    "        break\n"
+    "'";
+
+TEST_F(CliTest, SignalSentToLockablesWholeProcessGroupReachesTheCommandOnce) {
+  const auto mark = dir_.path() / "signals";
+  // setsid: lockable leads its own process group, as a shell job or a CI step would.
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kSignalRecorder, "holder",
+                {"MARK=" + mark.string()}, {"/usr/bin/setsid"});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  ASSERT_EQ(::kill(-holder.pid(), SIGHUP), 0);
+  const auto deadline = Clock::now() + kGuard;
+  while (read_text(mark).empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Then SIGTERM to lockable alone; relayed after any pending SIGHUP, it ends the command.
+  EXPECT_EQ(holder.signal_and_wait(SIGTERM), 0) << holder.log();
+  const std::string lockable_pid = std::to_string(holder.pid());
+  // Had the group's SIGHUP reached the command directly, a line would name this test's pid
+  // (and a second SIGHUP would follow, relayed).
+  EXPECT_EQ(read_text(mark), std::to_string(SIGHUP) + " " + lockable_pid + "\n" +
+                                 std::to_string(SIGTERM) + " " + lockable_pid + "\n")
+      << holder.log();
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
+}
+
+TEST_F(CliTest, CtrlCInATerminalReachesTheCommandOnceFromTheTerminal) {
+  // `script` gives lockable a terminal whose foreground group it leads; the command shares it.
+  const auto mark = dir_.path() / "signals";
+  const auto ready = dir_.path() / "ready";
+  const auto pid_file = dir_.path() / "command.pid";
+  const auto recorder = dir_.path() / "recorder.py";
+  write_file(recorder,
+             "import os, signal\n"
+             "wanted = {signal.SIGINT, signal.SIGTERM}\n"
+             "signal.pthread_sigmask(signal.SIG_BLOCK, wanted)\n"
+             "open(os.environ['PIDFILE'], 'w').write(str(os.getpid()))\n"
+             "open(os.environ['READY'], 'w').close()\n"
+             "while True:\n"
+             "    info = signal.sigwaitinfo(wanted)\n"
+             "    with open(os.environ['MARK'], 'a') as mark:\n"
+             "        mark.write('%d %d\\n' % (info.si_signo, info.si_code))\n"
+             "    if info.si_signo == signal.SIGTERM:\n"
+             "        break\n");
+  std::string command = LOCKABLE_CLI_PATH;
+  for (const auto& word :
+       base({"--requirements", "id=dut-b", "--no-shell", "/usr/bin/python3", recorder.string()})) {
+    command += " '" + word + "'";
+  }
+  auto options = lockable_options(
+      {"MARK=" + mark.string(), "READY=" + ready.string(), "PIDFILE=" + pid_file.string()}, {});
+  options.in = lockable::test::Stream::pipe();
+  options.out = lockable::test::Stream::file(dir_.path() / "script.log");
+  lockable::test::Child terminal({"/usr/bin/script", "-qec", command, "/dev/null"}, options);
+  ASSERT_TRUE(wait_for_file(ready)) << read_text(dir_.path() / "script.log");
+  terminal.write_line("\x03");  // Ctrl-C typed at the terminal
+  const auto deadline = Clock::now() + kGuard;
+  while (read_text(mark).empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(::kill(std::stoi(read_text(pid_file)), SIGTERM), 0);
+  EXPECT_EQ(terminal.wait(kGuard), 0) << read_text(dir_.path() / "script.log");
+  // SIGINT once, from the terminal (SI_KERNEL): lockable passed on no second copy.
+  EXPECT_EQ(read_text(mark), std::to_string(SIGINT) + " " + std::to_string(SI_KERNEL) + "\n" +
+                                 std::to_string(SIGTERM) + " " + std::to_string(SI_USER) + "\n");
+}
+
+TEST_F(CliTest, CommandDiesWhenLockableIsKilled) {
+  const auto pid_file = dir_.path() / "command.pid";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}),
+                "echo $$ > \"$PIDFILE\"; touch \"$READY\"; exec sleep 600", "holder",
+                {"PIDFILE=" + pid_file.string()});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const pid_t command = std::stoi(read_text(pid_file));
+  // SIGKILL cannot be passed on, and the device is free once lockable is gone: the command must
+  // not go on using it.
+  EXPECT_EQ(holder.signal_and_wait(SIGKILL), 1000 + SIGKILL);
+  const auto deadline = Clock::now() + kGuard;
+  const auto alive = [command] {
+    const std::string stat = read_text("/proc/" + std::to_string(command) + "/stat");
+    const auto close = stat.rfind(')');
+    return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] != 'Z';
+  };
+  while (alive() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_FALSE(alive()) << "the command outlived lockable";
+  if (alive()) ::kill(command, SIGKILL);
+}
+
 TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand) {
   Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
@@ -467,7 +849,7 @@ TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand
 
 TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
   const auto pid_file = dir_.path() / "grandchild.pid";
-  const auto result = run(base({"--requirements", "id=dut-b", "--", "sh", "-c",
+  const auto result = run(base({"--requirements", "id=dut-b", "--no-shell", "--", "sh", "-c",
                                 "sleep 600 </dev/null >/dev/null 2>&1 & echo $! > \"$PIDFILE\""}),
                           {"PIDFILE=" + pid_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result;
@@ -482,7 +864,7 @@ TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
 TEST_F(CliTest, CommandInheritsNoDescriptorIntoTheLockFolder) {
   const auto fds_file = dir_.path() / "fds.txt";
   const auto result =
-      run(base({"--", "sh", "-c",
+      run(base({"--no-shell", "--", "sh", "-c",
                 "for f in /proc/$$/fd/*; do readlink \"$f\" || true; done > \"$FDS\""}),
           {"FDS=" + fds_file.string()});
   ASSERT_EQ(result.exit_code, 0) << result;
@@ -540,7 +922,7 @@ TEST_F(CliTest, OutputNeverContainsTheEnvironmentOrAttributeValues) {
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
   const std::vector<std::vector<std::string>> runs = {
       base({"--requirements", "id=dut-a", "true"}),
-      base({"--requirements", "id=dut-a", "--", "sh", "-c", "exit 5"}),
+      base({"--requirements", "id=dut-a", "--no-shell", "--", "sh", "-c", "exit 5"}),
       base({"--requirements", "os=Windows", "true"}),
       base({"--requirements", "id=dut-b", "--timeout", "0.1", "true"}),
       base({"status"}),

@@ -1,9 +1,11 @@
 #include <lockable/environment.hpp>
+#include <lockable/settings.hpp>
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace lockable {
 namespace {
@@ -106,6 +108,74 @@ TEST(EnvironmentForTest, SortedByName) {
   for (std::size_t i = 1; i < variables.size(); ++i) {
     EXPECT_LT(variables[i - 1].first, variables[i].first);
   }
+}
+
+TEST(EnvironmentForTest, AttributesNeverSetWhatACommandRunsOrLoads) {
+  const auto resource = make_resource({{"id", "dut-1"},
+                                       {"path", "/evil"},
+                                       {"Home", "/nohome"},
+                                       {"ld_preload", "x.so"},
+                                       {"ld-library-path", "/lib"},
+                                       {"pythonpath", "/py"},
+                                       {"ifs", "x"},
+                                       {"lockable_lock_folder", "/elsewhere"},
+                                       {"os", "Android"}});
+  const auto env = as_map(environment_for(resource, "a"));
+  for (const char* name : {"PATH", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "IFS",
+                           "LOCKABLE_LOCK_FOLDER"}) {
+    EXPECT_EQ(env.count(name), 0u) << name;
+  }
+  EXPECT_EQ(env.at("OS"), "Android");
+  EXPECT_EQ(env.at("ID"), "dut-1");
+}
+
+TEST(EnvironmentForTest, WithheldAttributesSayWhichAndWhy) {
+  const auto resource = make_resource({{"id", "dut-1"},
+                                       {"", "nameless"},
+                                       {"PATH", "/evil"},
+                                       {"serial-port", "dash"},
+                                       {"serial_port", "underscore"},
+                                       {"os", "Android"}});
+  const auto withheld = withheld_attributes(resource);
+  ASSERT_EQ(withheld.size(), 3u);
+  EXPECT_EQ(withheld[0].key, "");
+  EXPECT_EQ(withheld[0].reason, "an empty key names no variable");
+  EXPECT_EQ(withheld[1].key, "PATH");
+  EXPECT_EQ(withheld[1].reason, "PATH decides which programs the command runs");
+  EXPECT_EQ(withheld[2].key, "serial_port");
+  EXPECT_EQ(withheld[2].name, "SERIAL_PORT");
+  EXPECT_EQ(withheld[2].reason, "SERIAL_PORT is already set from the attribute \"serial-port\"");
+}
+
+TEST(ProtectedVariableTest, OrdinaryDeviceNamesAreFree) {
+  for (const char* name : {"OS", "SERIAL", "HOSTNAME", "ONLINE", "ID", "USB_PORT", "PATHS",
+                           "HOMEPAGE", "LD", "LOCKABLE"}) {
+    EXPECT_EQ(protected_variable_reason(name), "") << name;
+  }
+  for (const char* name : {"PATH", "HOME", "SHELL", "LD_AUDIT", "BASH_ENV", "BASH_FUNC_X%%",
+                           "GLIBC_TUNABLES", "LOCKABLE_TIMEOUT"}) {
+    EXPECT_NE(protected_variable_reason(name), "") << name;
+  }
+}
+
+TEST(EnvironmentSettingsTest, ReadsEveryLockableVariableAndTreatsEmptyAsUnset) {
+  const std::map<std::string, std::string> variables{
+      {"LOCKABLE_RESOURCES", "lab.json"}, {"LOCKABLE_REQUIREMENTS", "os=iOS"},
+      {"LOCKABLE_TIMEOUT", "5"},          {"LOCKABLE_LOCK_FOLDER", "/locks"},
+      {"LOCKABLE_HOSTNAME", ""},          {"LOCKABLE_ON_UNAVAILABLE", "skip"}};
+  const auto settings = environment_settings([&](const std::string& name) {
+    const auto it = variables.find(name);
+    return it == variables.end() ? std::nullopt : std::optional<std::string>(it->second);
+  });
+  ASSERT_TRUE(settings.resources);
+  EXPECT_EQ(settings.resources->value, "lab.json");
+  EXPECT_EQ(settings.resources->source, "LOCKABLE_RESOURCES");
+  EXPECT_EQ(settings.requirements->value, "os=iOS");
+  EXPECT_EQ(settings.timeout->value, "5");
+  EXPECT_EQ(settings.lock_folder->source, "LOCKABLE_LOCK_FOLDER");
+  EXPECT_FALSE(settings.hostname);
+  EXPECT_EQ(settings.on_unavailable->value, "skip");
+  EXPECT_FALSE(environment_settings(nullptr).resources);
 }
 
 class NoopLock : public HeldLock {

@@ -77,6 +77,16 @@ TEST_F(FileProviderTest, DirectoryIsRejected) {
             dir_.string() + ": is a directory; point to a resources.json file inside it");
 }
 
+TEST_F(FileProviderTest, FifoIsRejectedWithoutWaitingForAWriter) {
+  // Before the fix, open() blocked here forever (no writer ever comes); ctest's timeout failed it.
+  const auto path = dir_ / "resources.fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  const auto provider = make_file_provider(path);
+  EXPECT_EQ(load_error(*provider),
+            path.string() + ": is not a regular file; point to a resources.json file");
+  EXPECT_TRUE(provider->changed());
+}
+
 TEST_F(FileProviderTest, UnreadableFileNamesThePath) {
   if (::geteuid() == 0) GTEST_SKIP() << "root can read any file";
   const auto path = write("secret.json", kTwo);
