@@ -7,6 +7,7 @@
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
+#include <lockable/lock_folder.hpp>
 #include <lockable/lockable.hpp>
 
 #include <cerrno>
@@ -77,12 +78,15 @@ int run(const CommandLine& line, SignalRelay& relay) {
   read_resources_file(line.resources);
 
   if (line.status) {
-    Lockable lockable(std::move(options));
+    // A read-only observer: status works in a folder this account may not write, and changes
+    // nothing on disk (no folder, lock file or queue ticket is created).
+    auto observer = make_lock_folder_observer(options.lock_folder);
+    Lockable lockable(std::move(options), make_file_provider(line.resources), std::move(observer));
     const auto statuses = lockable.status();
     if (line.json) {
-      std::cout << status_json(statuses).dump(2) << std::endl;
+      std::cout << status_json(statuses, lockable.hostname()).dump(2) << std::endl;
     } else {
-      std::cout << status_table(statuses) << std::flush;
+      std::cout << status_table(statuses, lockable.hostname()) << std::flush;
     }
     return kOk;
   }
