@@ -80,8 +80,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (line.status) {
     // A read-only observer: status works in a folder this account may not write, and changes
     // nothing on disk (no folder, lock file or queue ticket is created).
+    auto provider = make_file_provider(std::get<std::filesystem::path>(options.resources));
     auto observer = make_lock_folder_observer(options.lock_folder);
-    Lockable lockable(std::move(options), make_file_provider(line.resources), std::move(observer));
+    Lockable lockable(std::move(options), std::move(provider), std::move(observer));
     const auto statuses = lockable.status();
     if (line.json) {
       std::cout << status_json(statuses, lockable.hostname()).dump(2) << std::endl;

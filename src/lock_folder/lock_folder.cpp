@@ -332,6 +332,11 @@ int write_details(const fs::path& path, const std::string& content) {
   return 0;
 }
 
+bool alive(long pid) {
+  return pid > 0 && pid <= std::numeric_limits<pid_t>::max() &&
+         (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
 // The holder of `<folder>/<id>.pid`, read without writing anything (also for a read-only
 // observer): nullopt when free. A free file that names another live process counts as held by
 // it, as lockers leave such a file alone (see live_other_pid).
@@ -354,7 +359,11 @@ std::optional<HolderInfo> read_holder(const fs::path& folder, const std::string&
   if (json_fd) {
     info = HolderInfo::from_json(Json::parse(read_all(json_fd.get()), nullptr, false));
     // A details file left by a killed holder must not be shown for a new (e.g. Python) holder.
-    if (pid_in_file > 0 && info.pid != pid_in_file) info = HolderInfo{};
+    // But a holder of another account's read-only file could not write its pid there: when the
+    // file names a dead process and the details a live one, the details are the holder's.
+    if (pid_in_file > 0 && info.pid != pid_in_file && !(alive(info.pid) && !alive(pid_in_file))) {
+      info = HolderInfo{};
+    }
   }
   if (info.pid == 0) info.pid = pid_in_file;
   return info;
@@ -682,14 +691,18 @@ class Watcher {
       : queue_dir_(std::move(queue_dir)) {
     fd_ = Fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd_) {
-      fall_back(folder, errno, "fs.inotify.max_user_instances", log);
+      fall_back(folder, errno, "raise fs.inotify.max_user_instances", log);
       return;
     }
     folder_wd_ =
         ::inotify_add_watch(fd_.get(), folder.c_str(),
                             IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB);
     if (folder_wd_ < 0 || !watch_queue()) {
-      fall_back(folder, errno, "fs.inotify.max_user_watches", log);
+      const int error = errno;
+      fall_back(folder, error,
+                error == ENOSPC ? "raise fs.inotify.max_user_watches"
+                                : "check that the lock folder and its .lockable-queue exist",
+                log);
     }
   }
 
@@ -730,12 +743,12 @@ class Watcher {
   }
 
  private:
-  void fall_back(const fs::path& folder, int error, const std::string& limit, const Log& log) {
+  void fall_back(const fs::path& folder, int error, const std::string& fix, const Log& log) {
     fd_.reset();
     if (log) {
       log("lockable: warning: cannot watch lock folder " + folder.string() +
           " (inotify: " + errno_text(error) + "), so waiters look again every " +
-          std::to_string(kPollInterval.count()) + " ms instead; raise " + limit);
+          std::to_string(kPollInterval.count()) + " ms instead; " + fix);
     }
   }
 
@@ -873,6 +886,14 @@ class LockFolderBackend final : public LockBackend {
           std::remove_if(mine.begin(), mine.end(), [](const auto& weak) { return weak.expired(); }),
           mine.end());
       mine.push_back(state);
+      // Forget threads whose tickets are all gone (a thread per request leaves one entry each).
+      if (tickets_.size() > kMaxTicketThreads) {
+        for (auto it = tickets_.begin(); it != tickets_.end();) {
+          const bool gone = std::all_of(it->second.begin(), it->second.end(),
+                                        [](const auto& weak) { return weak.expired(); });
+          it = gone ? tickets_.erase(it) : std::next(it);
+        }
+      }
     }
     return std::make_unique<FolderTicket>(std::move(state));
   }
@@ -1037,7 +1058,8 @@ class LockFolderBackend final : public LockBackend {
   std::shared_ptr<ProbeCache> probes_ = std::make_shared<ProbeCache>();
   std::shared_ptr<EmptyQueueCache> empty_queue_ = std::make_shared<EmptyQueueCache>();
   std::shared_ptr<QueueWarning> queue_warning_ = std::make_shared<QueueWarning>();
-  // The tickets of each waiting thread (see publish_own_tickets).
+  // The tickets of each waiting thread (see publish_own_tickets), swept past this many threads.
+  static constexpr std::size_t kMaxTicketThreads = 64;
   std::map<std::thread::id, std::vector<std::weak_ptr<TicketState>>> tickets_;
   std::atomic<int> probe_flags_{O_RDONLY};
 };

@@ -220,6 +220,14 @@ TEST_F(SharedFolder, ReadOnlyLeftoverOfAnotherAccountIsLockedWithoutRewritingIt)
       run(as(kDaemon, cli({"--requirements", "id=d1", "--timeout", "10", "--", "true"})));
   EXPECT_EQ(result.exit_code, 0) << result;
   EXPECT_EQ(test::read_text(file), std::to_string(dead) + "\n");
+  // While held that way, status names the holder from its details, not the dead pid.
+  auto holder = start(as(kDaemon, hold("id=d1")));
+  ASSERT_EQ(holder->read_line(kGuard), "locked d1") << holder->output();
+  const auto status = run(cli({"status", "--json"}));
+  ASSERT_EQ(status.exit_code, 0) << status;
+  EXPECT_EQ(Json::parse(status.out)[0].at("holder").at("pid"), holder->pid()) << status;
+  holder->write_line("");
+  EXPECT_EQ(holder->read_line(kGuard), "released");
   // Its owner, with the Python package, can still take it.
   const auto python = run(as(
       kNobody, {"/usr/bin/python3", (bin_ / "python_pid_lock.py").string(), "try", file.string()}));
