@@ -609,15 +609,19 @@ class FolderTicket final : public QueueTicket {
     std::vector<std::vector<std::string>> wanted;
     for (const auto& name : names) {
       // A ticket read before is still the same while its inode stays locked (a changed ticket
-      // is a new inode, and its waiter unlocks the old one): one flock and one fstat instead of
-      // open, fstat, flock, read and close, for every earlier waiter, on every wake-up.
+      // is a new inode, and its waiter unlocks the old one): one flock instead of open, fstat,
+      // flock, read and close, for every earlier waiter, on every wake-up.
       const auto cached = read_tickets_.find(name);
       if (cached != read_tickets_.end()) {
-        if (::flock(cached->second.fd.get(), LOCK_SH | LOCK_NB) != 0) {
+        auto& ticket = cached->second;
+        if (::flock(ticket.fd.get(), LOCK_SH | LOCK_NB) != 0) {
+          // A touch only moves the time forward: the time seen last proves the ticket fresh
+          // until it is kStaleTicketAge old, so most wake-ups need no fstat.
           struct stat st {};
-          if (::fstat(cached->second.fd.get(), &st) == 0 && !stale(st, now)) {
-            wanted.push_back(cached->second.wanted);
+          if (stale(ticket.mtime, now) && ::fstat(ticket.fd.get(), &st) == 0) {
+            ticket.mtime = st.st_mtim;
           }
+          if (!stale(ticket.mtime, now)) wanted.push_back(ticket.wanted);
           continue;
         }
         read_tickets_.erase(cached);  // replaced or abandoned: read the path afresh
@@ -634,9 +638,9 @@ class FolderTicket final : public QueueTicket {
         continue;
       }
       auto ids = parse(read_all(fd.get()));
-      if (!stale(st, now)) wanted.push_back(ids);
+      if (!stale(st.st_mtim, now)) wanted.push_back(ids);
       if (read_tickets_.size() < kMaxReadTickets) {
-        read_tickets_.emplace(name, ReadTicket{std::move(fd), std::move(ids)});
+        read_tickets_.emplace(name, ReadTicket{std::move(fd), std::move(ids), st.st_mtim});
       }
     }
     // Forget waiters that left (served or gone), closing their descriptors.
@@ -650,9 +654,9 @@ class FolderTicket final : public QueueTicket {
  private:
   // A locked ticket its waiter has not touched for kStaleTicketAge: the waiter is stopped or
   // wedged, and must not hold later waiters back until it runs again.
-  static bool stale(const struct stat& st, const timespec& now) {
-    const auto age = std::chrono::seconds(now.tv_sec - st.st_mtim.tv_sec) +
-                     std::chrono::nanoseconds(now.tv_nsec - st.st_mtim.tv_nsec);
+  static bool stale(const timespec& mtime, const timespec& now) {
+    const auto age = std::chrono::seconds(now.tv_sec - mtime.tv_sec) +
+                     std::chrono::nanoseconds(now.tv_nsec - mtime.tv_nsec);
     return age > kStaleTicketAge;
   }
 
@@ -672,6 +676,7 @@ class FolderTicket final : public QueueTicket {
   struct ReadTicket {
     Fd fd;  // read-only: closing it emits no event that waiters watch
     std::vector<std::string> wanted;
+    timespec mtime;  // as last seen
   };
 
   std::shared_ptr<TicketState> state_;

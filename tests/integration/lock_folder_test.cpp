@@ -446,21 +446,21 @@ TEST_F(LockFolder, TicketErrorReachesTheThreadThatOwnsTheTicket) {
 TEST_F(LockFolder, StaleTicketOfAStoppedWaiterIsIgnoredUntilTouchedAgain) {
   const auto queue = dir_.path() / ".lockable-queue";
   auto earlier = backend_->enqueue({"a"}, me());
-  auto later = backend_->enqueue({"a"}, me());
+  auto later = backend_->enqueue({"b"}, me());
   backend_->wait_for_change(std::chrono::steady_clock::now());
   using Wanted = std::vector<std::vector<std::string>>;
-  EXPECT_EQ(later->wanted_by_earlier_waiters(), (Wanted{{"a"}}));
   // As if `earlier`'s waiter had been stopped for a minute.
   std::filesystem::path earlier_file;
   for (const auto& entry : std::filesystem::directory_iterator(queue)) {
     if (earlier_file.empty() || entry.path() < earlier_file) earlier_file = entry.path();
   }
   age(earlier_file, 60);
-  EXPECT_EQ(later->wanted_by_earlier_waiters(), Wanted{});
+  auto newcomer = backend_->enqueue({"a"}, me());
+  EXPECT_EQ(newcomer->wanted_by_earlier_waiters(), (Wanted{{"b"}}));
   // Its waiter runs again: its next wait touches the ticket (at most once a second).
   std::this_thread::sleep_for(1100ms);
   backend_->wait_for_change(std::chrono::steady_clock::now());
-  EXPECT_EQ(later->wanted_by_earlier_waiters(), (Wanted{{"a"}}));
+  EXPECT_EQ(newcomer->wanted_by_earlier_waiters(), (Wanted{{"a"}, {"b"}}));
 }
 
 // ---- a read-only observer -----------------------------------------------------------------------
