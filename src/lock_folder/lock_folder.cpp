@@ -1029,9 +1029,10 @@ class LockFolderBackend final : public LockBackend {
       // Without write_fd: another account's file that we may not write (left 0644 by an older
       // version, or by a killed Python holder, in a sticky folder where we may not replace it).
       // The flock on the read-only descriptor is the lock; the pid in the file stays the one
-      // just checked by live_other_pid: a dead process or a provably reused pid. Such a file can
-      // thus never name a live process that blocks a later locker: the rule above skips reused
-      // pids for us, and the Python package (only its owner can use the file) finds a dead pid.
+      // just checked by live_other_pid: a dead process or a provably reused pid, never ours. So
+      // our hold never leaves our live pid behind to block a later locker: the rule above skips
+      // reused pids for us, and the Python package (only the file's owner can use it) finds the
+      // dead pid, exactly as with any file a killed Python holder leaves.
       if (write_fd) {
         const std::string pid_line = std::to_string(::getpid()) + "\n";
         if (!replace_content(write_fd.get(), pid_line, opened.st_size)) {
