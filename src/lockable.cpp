@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -409,6 +410,9 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
   // part before failing on a busy one writes its lock file, and that write wakes this very waiter,
   // which would spin for as long as the busy part stays busy.
   std::set<std::string> found_busy;
+  // Devices whose lock file is unusable (a symlink, a FIFO...): skipped for this request, with one
+  // warning each.
+  std::map<std::string, std::string> unusable;
   bool waiting = false;
   for (;;) {
     if (cancelled.load()) {
@@ -464,7 +468,8 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
       std::vector<std::vector<std::size_t>> usable(candidates.size());
       for (std::size_t i = 0; i < candidates.size(); ++i) {
         for (const auto index : candidates[i]) {
-          if (claimable.count(resources[index].id) != 0 && busy.count(index) == 0) {
+          if (claimable.count(resources[index].id) != 0 && busy.count(index) == 0 &&
+              unusable.count(resources[index].id) == 0) {
             usable[i].push_back(index);
           }
         }
@@ -483,7 +488,15 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
         const Resource& resource = resources[(*assignment)[i]];
         HolderInfo holder{static_cast<long>(::getpid()), hostname, new_uuid(),
                           std::chrono::system_clock::now(), requirements[i].json()};
-        locks[i] = backend->try_lock(resource, holder);
+        try {
+          locks[i] = backend->try_lock(resource, holder);
+        } catch (const ResourceUnusableError& error) {
+          if (unusable.emplace(resource.id, error.what()).second) {
+            log("lockable: warning: skipping " + resource.id + ": " + error.what());
+          }
+          complete = false;
+          break;
+        }
         if (!locks[i]) {
           busy.insert((*assignment)[i]);
           found_busy.insert(resource.id);
@@ -520,6 +533,21 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
                                  std::move(lock));
       }
       return allocations;
+    }
+
+    if (!unusable.empty()) {
+      std::vector<std::vector<std::size_t>> usable(candidates.size());
+      for (std::size_t i = 0; i < candidates.size(); ++i) {
+        for (const auto index : candidates[i]) {
+          if (unusable.count(resources[index].id) == 0) usable[i].push_back(index);
+        }
+      }
+      if (!assign_distinct(usable)) {
+        std::string text = "no usable device for " + wanted_text + " in " + backend->describe() +
+                           ": the lock files of the matching devices cannot be used:";
+        for (const auto& entry : unusable) text += "\n  " + entry.first + ": " + entry.second;
+        throw BackendError(text);
+      }
     }
 
     const auto now = Clock::now();

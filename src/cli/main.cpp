@@ -7,6 +7,7 @@
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
+#include <lockable/lock_folder.hpp>
 #include <lockable/lockable.hpp>
 #include <lockable/settings.hpp>
 
@@ -170,12 +171,16 @@ int run(const CommandLine& line, SignalRelay& relay) {
   read_resources_file(settings.resources);
 
   if (line.status) {
-    Lockable lockable(std::move(options));
+    // A read-only observer: status works in a folder this account may not write, and changes
+    // nothing on disk (no folder, lock file or queue ticket is created).
+    auto provider = make_file_provider(std::get<std::filesystem::path>(options.resources));
+    auto observer = make_lock_folder_observer(options.lock_folder);
+    Lockable lockable(std::move(options), std::move(provider), std::move(observer));
     const auto statuses = lockable.status();
     if (line.json) {
-      std::cout << status_json(statuses).dump(2) << std::endl;
+      std::cout << status_json(statuses, lockable.hostname()).dump(2) << std::endl;
     } else {
-      std::cout << status_table(statuses) << std::flush;
+      std::cout << status_table(statuses, lockable.hostname()) << std::flush;
     }
     return kOk;
   }

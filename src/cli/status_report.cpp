@@ -23,7 +23,12 @@ std::string state_name(ResourceStatus::State state) {
   return "unknown";
 }
 
-std::string status_table(const std::vector<ResourceStatus>& statuses) {
+bool for_this_host(const Resource& resource, const std::string& this_host) {
+  return resource.hostname() == this_host;
+}
+
+std::string status_table(const std::vector<ResourceStatus>& statuses,
+                         const std::string& this_host) {
   std::size_t id_width = 2;
   std::size_t host_width = 8;
   for (const auto& status : statuses) {
@@ -38,19 +43,26 @@ std::string status_table(const std::vector<ResourceStatus>& statuses) {
                        padded(status.resource.hostname(), host_width) +
                        padded(state_name(status.state), 9);
     if (status.holder) line += status.holder->describe();
+    if (!for_this_host(status.resource, this_host)) {
+      if (status.holder) line += "; ";
+      const std::string host = status.resource.hostname();
+      line += "not for this host (" + this_host + "): " +
+              (host.empty() ? std::string("names no hostname") : "only lockable on " + host);
+    }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     text += line + "\n";
   }
   return text;
 }
 
-Json status_json(const std::vector<ResourceStatus>& statuses) {
+Json status_json(const std::vector<ResourceStatus>& statuses, const std::string& this_host) {
   Json list = Json::array();
   for (const auto& status : statuses) {
     list.push_back({{"id", status.resource.id},
                     {"hostname", status.resource.hostname()},
                     {"state", state_name(status.state)},
-                    {"holder", status.holder ? status.holder->to_json() : Json(nullptr)}});
+                    {"holder", status.holder ? status.holder->to_json() : Json(nullptr)},
+                    {"for_this_host", for_this_host(status.resource, this_host)}});
   }
   return list;
 }

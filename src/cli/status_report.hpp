@@ -10,12 +10,18 @@ namespace lockable::cli {
 /// "free", "busy" or "offline".
 std::string state_name(ResourceStatus::State state);
 
-/// One line per resource: id, host, state, and for busy ones the holder (pid, host,
-/// allocation id, since when), under a header line. Ends with a newline.
-std::string status_table(const std::vector<ResourceStatus>& statuses);
+/// True when a lock on `this_host` may use `resource` (the implicit hostname filter): it names
+/// this host.
+bool for_this_host(const Resource& resource, const std::string& this_host);
 
-/// A JSON array of {"id", "hostname", "state", "holder"}; "holder" is HolderInfo::to_json() for
-/// busy resources and null otherwise. Attributes are left out: they may hold credentials.
-Json status_json(const std::vector<ResourceStatus>& statuses);
+/// One line per resource: id, host, state, and for busy ones the holder (pid, host,
+/// allocation id, since when), under a header line. A device of another host says so (a lock
+/// here never takes it). Ends with a newline.
+std::string status_table(const std::vector<ResourceStatus>& statuses, const std::string& this_host);
+
+/// A JSON array of {"id", "hostname", "state", "holder", "for_this_host"}; "holder" is
+/// HolderInfo::to_json() for busy resources and null otherwise; "for_this_host" is false for a
+/// device of another host. Attributes are left out: they may hold credentials.
+Json status_json(const std::vector<ResourceStatus>& statuses, const std::string& this_host);
 
 }  // namespace lockable::cli

@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <signal.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -300,6 +302,78 @@ TEST_F(Fairness, LockManyWaiterDoesNotWakeItselfWhileOnePartStaysBusy) {
   EXPECT_EQ(held_b->read_line(kGuard), "released");
   expect_done(*pair, "W1");
   EXPECT_EQ(ledger(), (Names{"W1"}));
+}
+
+// ---- a stopped waiter ---------------------------------------------------------------------------
+
+class StoppedWaiter : public Fairness {
+ protected:
+  // The modification time of `pid`'s ticket, or 0 when it has none.
+  double ticket_mtime(pid_t pid) const {
+    const fs::path queue = locks_ / ".lockable-queue";
+    const std::string tag = "-" + std::to_string(pid) + "-";
+    double mtime = 0;
+    if (DIR* dir = ::opendir(queue.c_str())) {
+      while (const dirent* entry = ::readdir(dir)) {
+        const std::string name = entry->d_name;
+        struct stat st {};
+        if (name.front() != '.' && name.find(tag) != std::string::npos &&
+            ::stat((queue / name).c_str(), &st) == 0) {
+          mtime = static_cast<double>(st.st_mtim.tv_sec) +
+                  static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
+        }
+      }
+      ::closedir(dir);
+    }
+    return mtime;
+  }
+
+  static double wall_now() {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+  }
+
+  // Polls until `pid` touched its ticket after `since` (a live waiter does so every second).
+  ::testing::AssertionResult touched_after(pid_t pid, double since) const {
+    const auto deadline = std::chrono::steady_clock::now() + kGuard;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (ticket_mtime(pid) > since) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(20ms);
+    }
+    return ::testing::AssertionFailure() << "pid " << pid << " never touched its ticket";
+  }
+};
+
+TEST_F(StoppedWaiter, StopsHoldingLaterWaitersBackAndGetsItsPlaceBackWhenContinued) {
+  write_resources(Json::array({device("dut-1", "dut")}));
+  auto held = holder({"kind=dut"});
+  ASSERT_EQ(held->read_line(kGuard), "locked dut-1");
+  auto first = holder({"kind=dut"});
+  ASSERT_TRUE(queued(*first, "first"));
+  first->send_signal(SIGSTOP);  // Ctrl-Z while waiting
+  auto second = holder({"kind=dut"});
+  ASSERT_TRUE(queued(*second, "second"));
+  held->write_line("");
+  ASSERT_EQ(held->read_line(kGuard), "released");
+  // `first` cannot take the device while stopped; once its ticket has gone untouched for the
+  // bound (5 s) it no longer holds `second` back.
+  ASSERT_EQ(second->read_line(kGuard), "locked dut-1");
+
+  // Running again, `first` touches its ticket and counts again at its place of arrival: ahead of
+  // a waiter that arrived after it.
+  const double continued = wall_now();
+  first->send_signal(SIGCONT);
+  ASSERT_TRUE(touched_after(first->pid(), continued));
+  auto third = waiter("third", {"kind=dut"});
+  ASSERT_TRUE(queued(*third, "third"));
+  second->write_line("");
+  EXPECT_EQ(second->read_line(kGuard), "released");
+  EXPECT_EQ(first->read_line(kGuard), "locked dut-1");
+  EXPECT_FALSE(ledger_has("third"));
+  first->write_line("");
+  EXPECT_EQ(first->read_line(kGuard), "released");
+  expect_done(*third, "third");
 }
 
 }  // namespace

@@ -6,7 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
 
 #include <thread>
 
@@ -256,6 +261,236 @@ TEST_F(LockFolder, TicketOfADeadWaiterIsRemoved) {
   using Wanted = std::vector<std::vector<std::string>>;
   EXPECT_EQ(mine->wanted_by_earlier_waiters(), Wanted{});
   EXPECT_FALSE(std::filesystem::exists(queue / "00000000000000000001-1-0.ticket"));
+}
+
+// ---- a Python holder in the middle of its release ----------------------------------------------
+
+char process_state(pid_t pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+}
+
+TEST_F(LockFolder, PythonHolderStoppedBetweenCloseAndUnlinkIsNeverJoined) {
+  // The `pid` package releases by close() then unlink(). A holder descheduled between the two
+  // leaves a free file naming its live pid: taking it would let that unlink remove our file while
+  // the next locker creates a new one. However long the stop, we must not take it.
+  auto python = python_lock("hold-stop", pid_file("dut"));
+  ASSERT_EQ(python->read_line(10s), "locked");
+  python->write_line("");
+  ASSERT_EQ(python->read_line(10s), "closed");
+  const auto stop_guard = std::chrono::steady_clock::now() + 10s;
+  while (process_state(python->pid()) != 'T' && std::chrono::steady_clock::now() < stop_guard) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(process_state(python->pid()), 'T');
+  ASSERT_FALSE(is_flocked(pid_file("dut")));  // closed: only its pid still names it
+  // Well past the 500 ms of patience the old code granted such a file.
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(backend_->holder_of("dut")->pid, python->pid());  // and status says who
+  python->send_signal(SIGCONT);
+  EXPECT_EQ(python->read_line(10s), "released");
+  EXPECT_EQ(python->wait(), 0);
+  // The unlink is done: we lock the file that replaces it, the one every other locker sees.
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+  EXPECT_FALSE(lock->lost());
+}
+
+// Sets the modification time of `path` to `seconds_ago` before now.
+void age(const std::filesystem::path& path, int seconds_ago) {
+  timespec times[2]{};
+  ::clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= seconds_ago;
+  times[1] = times[0];
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+TEST_F(LockFolder, FileNamingAProcessStartedAfterItWasWrittenIsTaken) {
+  // A stale file of a killed holder whose pid was reused by an unrelated, later process.
+  test::write_file(pid_file("dut"), "");
+  age(pid_file("dut"), 30);
+  Child later({"/bin/sleep", "60"});
+  test::write_file(pid_file("dut"), std::to_string(later.pid()) + "\n");
+  age(pid_file("dut"), 30);
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_EQ(read_text(pid_file("dut")), std::to_string(::getpid()) + "\n");
+}
+
+TEST_F(LockFolder, FileNamingALiveProcessThatStartedBeforeIsNeverTaken) {
+  Child earlier({"/bin/sleep", "60"});
+  std::this_thread::sleep_for(50ms);
+  test::write_file(pid_file("dut"), std::to_string(earlier.pid()) + "\n");
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+    std::this_thread::sleep_for(50ms);
+  }
+  earlier.kill_now();  // now it names a dead process: free
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
+TEST_F(LockFolder, HolderNoticesItsFileWasRemovedAndWarnsOnRelease) {
+  std::vector<std::string> warnings;
+  auto backend = make_lock_folder_backend(
+      dir_.path(), [&](const std::string& line) { warnings.push_back(line); });
+  auto kept = backend->try_lock(resource("kept"), me());
+  auto lock = backend->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_FALSE(lock->lost());
+  std::filesystem::remove(pid_file("dut"));
+  EXPECT_TRUE(lock->lost());
+  lock->release();
+  kept->release();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(pid_file("dut").string() + " was removed or replaced"),
+            std::string::npos)
+      << warnings[0];
+  // The next lock uses a new file at the path.
+  auto again = backend->try_lock(resource("dut"), me());
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+}
+
+TEST_F(LockFolder, HolderNoticesItsFileWasReplaced) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  test::write_file(pid_file("dut"), "");  // rename() over it
+  EXPECT_TRUE(lock->lost());
+}
+
+// ---- files that are not regular files -----------------------------------------------------------
+
+TEST_F(LockFolder, DirectoryAtTheLockFileIsUnusableAndSaysRemoveIt) {
+  std::filesystem::create_directory(pid_file("dut"));
+  try {
+    backend_->try_lock(resource("dut"), me());
+    FAIL() << "expected ResourceUnusableError";
+  } catch (const ResourceUnusableError& error) {
+    EXPECT_EQ(error.resource_id(), "dut");
+    const std::string what = error.what();
+    EXPECT_NE(what.find(pid_file("dut").string() + " is a directory"), std::string::npos) << what;
+    EXPECT_NE(what.find("remove it"), std::string::npos) << what;
+    EXPECT_EQ(what.find("writable"), std::string::npos) << what;
+  }
+}
+
+// ---- the queue folder ---------------------------------------------------------------------------
+
+TEST_F(LockFolder, QueueFolderRemovedWhileStartingIsMadeAgain) {
+  // A temp cleaner (here a tight rmdir loop) removing .lockable-queue between its mkdir and the
+  // inotify watch.
+  const auto queue = dir_.path() / ".lockable-queue";
+  std::atomic<bool> stop{false};
+  std::thread cleaner([&] {
+    while (!stop) ::rmdir(queue.c_str());
+  });
+  int failures = 0;
+  std::string last_error;
+  for (int i = 0; i < 100; ++i) {
+    try {
+      auto backend = make_lock_folder_backend(dir_.path());
+      auto lock = backend->try_lock(resource("dut"), me());
+      if (!lock) ++failures;
+    } catch (const std::exception& error) {
+      ++failures;
+      last_error = error.what();
+    }
+  }
+  stop = true;
+  cleaner.join();
+  EXPECT_EQ(failures, 0) << last_error;
+}
+
+TEST_F(LockFolder, EachWaiterPublishesOnlyItsOwnTicket) {
+  const auto queue = dir_.path() / ".lockable-queue";
+  auto mine = backend_->enqueue({"a"}, me());  // this thread's, not yet waiting
+  std::size_t seen_by_other = 0;
+  std::thread other([&] {
+    auto theirs = backend_->enqueue({"b"}, me());
+    backend_->wait_for_change(std::chrono::steady_clock::now());
+    seen_by_other = static_cast<std::size_t>(std::distance(
+        std::filesystem::directory_iterator(queue), std::filesystem::directory_iterator()));
+  });
+  other.join();
+  EXPECT_EQ(seen_by_other, 1u);  // only the other thread's ticket
+  EXPECT_TRUE(std::filesystem::is_empty(queue));
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  EXPECT_FALSE(std::filesystem::is_empty(queue));
+}
+
+TEST_F(LockFolder, TicketErrorReachesTheThreadThatOwnsTheTicket) {
+  const auto queue = dir_.path() / ".lockable-queue";
+  auto mine = backend_->enqueue({"a"}, me());  // this thread's, not yet published
+  std::filesystem::remove(queue);
+  test::write_file(queue, "not a folder");  // no ticket can be written now
+  std::string other_error;
+  std::thread other([&] {
+    try {
+      backend_->wait_for_change(std::chrono::steady_clock::now());
+    } catch (const std::exception& error) {
+      other_error = error.what();
+    }
+  });
+  other.join();
+  EXPECT_EQ(other_error, "");
+  EXPECT_THROW(backend_->wait_for_change(std::chrono::steady_clock::now()), BackendError);
+}
+
+TEST_F(LockFolder, StaleTicketOfAStoppedWaiterIsIgnoredUntilTouchedAgain) {
+  const auto queue = dir_.path() / ".lockable-queue";
+  auto earlier = backend_->enqueue({"a"}, me());
+  auto later = backend_->enqueue({"b"}, me());
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  using Wanted = std::vector<std::vector<std::string>>;
+  // As if `earlier`'s waiter had been stopped for a minute.
+  std::filesystem::path earlier_file;
+  for (const auto& entry : std::filesystem::directory_iterator(queue)) {
+    if (earlier_file.empty() || entry.path() < earlier_file) earlier_file = entry.path();
+  }
+  age(earlier_file, 60);
+  auto newcomer = backend_->enqueue({"a"}, me());
+  EXPECT_EQ(newcomer->wanted_by_earlier_waiters(), (Wanted{{"b"}}));
+  // Its waiter runs again: its next wait touches the ticket (at most once a second).
+  std::this_thread::sleep_for(1100ms);
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  EXPECT_EQ(newcomer->wanted_by_earlier_waiters(), (Wanted{{"a"}, {"b"}}));
+}
+
+// ---- a read-only observer -----------------------------------------------------------------------
+
+TEST_F(LockFolder, ObserverOfAMissingFolderCreatesNothing) {
+  const auto missing = dir_.path() / "missing";
+  auto observer = make_lock_folder_observer(missing);
+  EXPECT_FALSE(observer->holder_of("dut").has_value());
+  EXPECT_THROW(observer->try_lock(resource("dut"), me()), BackendError);
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
+TEST_F(LockFolder, ObserverSeesHoldersAndWritesNothing) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  std::vector<std::string> before;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    before.push_back(entry.path().filename().string());
+  }
+  auto observer = make_lock_folder_observer(dir_.path());
+  const auto holder = observer->holder_of("dut");
+  ASSERT_TRUE(holder.has_value());
+  EXPECT_EQ(holder->alloc_id, "alloc-1");
+  EXPECT_FALSE(observer->holder_of("other").has_value());
+  std::vector<std::string> after;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    after.push_back(entry.path().filename().string());
+  }
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  EXPECT_EQ(before, after);
 }
 
 }  // namespace

@@ -4,11 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
 
@@ -268,6 +271,119 @@ TEST_F(LockableIntegration, StatusShowsFreeBusyAndOffline) {
   ASSERT_TRUE(status[1].holder.has_value());
   EXPECT_EQ(status[1].holder->alloc_id, held.alloc_id());
   EXPECT_EQ(status[2].state, ResourceStatus::State::kOffline);
+}
+
+// ---- one unusable lock file never blocks the other devices -------------------------------------
+
+namespace fs = std::filesystem;
+
+// What sits where a lock folder entry should be.
+enum class Entry { kFifo, kSymlink, kDirectory };
+
+void make_entry(const fs::path& path, Entry entry) {
+  fs::create_directories(path.parent_path());
+  switch (entry) {
+    case Entry::kFifo:
+      ASSERT_EQ(::mkfifo(path.c_str(), 0666), 0) << path;
+      break;
+    case Entry::kSymlink:
+      test::write_file(path.string() + ".target", "");
+      fs::create_symlink(path.string() + ".target", path);
+      break;
+    case Entry::kDirectory:
+      fs::create_directory(path);
+      break;
+  }
+}
+
+struct UnusableCase {
+  std::string name;
+  std::string file;  // relative to the lock folder
+  Entry entry;
+  std::string says;  // in the warning, after the file's path
+};
+
+void PrintTo(const UnusableCase& row, std::ostream* out) { *out << row.name; }
+
+class UnusableEntry : public LockableIntegration,
+                      public ::testing::WithParamInterface<UnusableCase> {};
+
+TEST_P(UnusableEntry, IsSkippedWithOneWarningAndAnotherMatchIsLocked) {
+  const auto& row = GetParam();
+  write_resources(Json::array({device("d1"), device("d2")}));
+  make_entry(locks_ / row.file, row.entry);
+  test::ChildOptions child_options;
+  child_options.err = test::Stream::pipe();
+  // A child with a guard: a FIFO used to block open() for ever.
+  const auto result = test::run(
+      {LOCKABLE_TEST_HELPER, "hold", resources_.string(), locks_.string(), ""}, child_options, 30s);
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "locked d2\nreleased\n") << result;
+  const std::string warning = (locks_ / row.file).string() + " is " + row.says;
+  const auto first = result.err.find(warning);
+  EXPECT_NE(first, std::string::npos) << result;
+  EXPECT_EQ(result.err.find(warning, first + 1), std::string::npos) << "warned twice\n" << result;
+  EXPECT_NE(result.err.find("remove it"), std::string::npos) << result;
+  EXPECT_FALSE(test::is_flocked(locks_ / "d1.pid"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    LockFolder, UnusableEntry,
+    ::testing::Values(
+        UnusableCase{"FifoAtPidFile", "d1.pid", Entry::kFifo, "a FIFO"},
+        UnusableCase{"FifoAtDetailsFile", "d1.pid.json", Entry::kFifo, "a FIFO"},
+        UnusableCase{"SymlinkAtPidFile", "d1.pid", Entry::kSymlink, "a symbolic link"},
+        UnusableCase{"DirectoryAtPidFile", "d1.pid", Entry::kDirectory, "a directory"},
+        UnusableCase{"DirectoryAtDetailsFile", "d1.pid.json", Entry::kDirectory, "a directory"}),
+    test::CaseName());
+
+TEST_F(LockableIntegration, FailsOnlyWhenNoMatchIsUsableNamingEach) {
+  write_resources(Json::array({device("d1"), device("d2")}));
+  make_entry(locks_ / "d1.pid", Entry::kFifo);
+  make_entry(locks_ / "d2.pid", Entry::kDirectory);
+  test::ChildOptions child_options;
+  child_options.err = test::Stream::pipe();
+  const auto result = test::run(
+      {LOCKABLE_TEST_HELPER, "hold", resources_.string(), locks_.string(), ""}, child_options, 30s);
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_NE(result.out.find("error: no usable device"), std::string::npos) << result;
+  EXPECT_NE(result.out.find((locks_ / "d1.pid").string() + " is a FIFO"), std::string::npos)
+      << result;
+  EXPECT_NE(result.out.find((locks_ / "d2.pid").string() + " is a directory"), std::string::npos)
+      << result;
+}
+
+TEST_F(LockableIntegration, FifoTicketInTheQueueNeverBlocksALock) {
+  write_resources(Json::array({device("d1")}));
+  make_entry(locks_ / ".lockable-queue" / "00000000000000000001-1-0.ticket", Entry::kFifo);
+  const auto result =
+      test::run({LOCKABLE_TEST_HELPER, "hold", resources_.string(), locks_.string(), ""}, {}, 30s);
+  EXPECT_EQ(result.out, "locked d1\nreleased\n") << result;
+}
+
+TEST_F(LockableIntegration, UnusableDeviceWarnsOnceWhileWaitingForAnother) {
+  write_resources(Json::array({device("d1"), device("d2")}));
+  make_entry(locks_ / "d1.pid", Entry::kSymlink);
+  auto held = holder({"id=d2"});
+  ASSERT_EQ(held->read_line(10s), "locked d2");
+  std::thread release([&] {
+    std::this_thread::sleep_for(1500ms);  // several wake-ups of the waiter below
+    held->write_line("");
+  });
+  Lockable lockable(options());
+  std::string locked;
+  try {
+    locked = lockable.lock("").resource_id();
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << error.what();
+  }
+  release.join();
+  EXPECT_EQ(locked, "d2");
+  int warnings = 0;
+  for (const auto& line : log_) {
+    if (line.find("skipping d1") != std::string::npos) ++warnings;
+  }
+  EXPECT_EQ(warnings, 1);
 }
 
 }  // namespace

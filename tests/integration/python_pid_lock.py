@@ -3,17 +3,26 @@
 
 Usage:
   python_pid_lock.py hold PATH   lock, print "locked", wait for a line on stdin (or EOF), release
+  python_pid_lock.py hold-stop PATH
+                                 like hold, but stops itself (SIGSTOP) between the close() and
+                                 the unlink() of its release, after printing "closed": a holder
+                                 descheduled in the middle of its release; SIGCONT finishes it
   python_pid_lock.py try PATH    try once; exit 0 if it could lock (then release), 3 if busy
   python_pid_lock.py churn PATH ROUNDS
                                  lock and release ROUNDS times as fast as it can; while holding,
                                  check that PATH.cpp-holds (made by the other side while it
                                  holds) is absent: print "overlap" and exit 9 if not
 
-Lock: open(PATH, 'a+'), fcntl.flock(LOCK_EX | LOCK_NB), truncate, write "<pid>\n".
-Release: close the file, then unlink it (pid's cleanup).
+As pid 3.0's PidFile.create() and close():
+Lock: open(PATH, 'a+'), fcntl.flock(LOCK_EX | LOCK_NB); refuse (busy) a file that names a live
+process (check(): os.kill(pid, 0) succeeds or fails with EPERM), fchmod(0o644), truncate, write
+"<pid>\n", flush.
+Release: close the file, then unlink it if it is a file (pid's cleanup).
 """
+import errno
 import fcntl
 import os
+import signal
 import sys
 
 BUSY = 3
@@ -27,14 +36,31 @@ def lock(path):
         fh.close()
         return None
     fh.seek(0)
+    text = fh.read(16).split("\n", 1)[0].strip()
+    if text and pid_exists(int(text)):
+        fh.close()  # pid's close(cleanup=False): the file stays
+        return None
+    os.fchmod(fh.fileno(), 0o644)
+    fh.seek(0)
     fh.truncate()
     fh.write("%d\n" % os.getpid())
     fh.flush()
     return fh
 
 
-def release(fh, path):
+def pid_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as error:
+        return error.errno == errno.EPERM
+    return True
+
+
+def release(fh, path, stop_between=False):
     fh.close()
+    if stop_between:
+        print("closed", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
     if os.path.isfile(path):
         os.remove(path)
 
@@ -67,9 +93,9 @@ def main():
         print("busy", flush=True)
         return BUSY
     print("locked", flush=True)
-    if mode == "hold":
+    if mode in ("hold", "hold-stop"):
         sys.stdin.readline()
-    release(fh, path)
+    release(fh, path, stop_between=mode == "hold-stop")
     print("released", flush=True)
     return 0
 

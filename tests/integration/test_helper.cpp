@@ -12,9 +12,14 @@
 //   test_helper ledger <resources.json> <lock-folder> <ledger-file> <name> <hold-ms> <req>...
 //       Locks once (lock_many when several), appends "<name>\n" to <ledger-file> while holding,
 //       holds <hold-ms> more, releases, prints "done". The ledger lists the grant order.
+//   test_helper exhaust-inotify <mode> <args...>
+//       Takes every inotify instance this account may still create (as when
+//       fs.inotify.max_user_instances is reached), then runs <mode> as above.
+// The library's warnings and progress lines go to stderr.
 #include <lockable/lockable.hpp>
 
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -37,7 +42,7 @@ lockable::Options options_for(const std::string& resources, const std::string& f
   options.lock_folder = folder;
   options.hostname = "test-host";
   options.default_timeout = lockable::Seconds(120);
-  options.log = [](const std::string&) {};
+  options.log = [](const std::string& line) { std::cerr << line << std::endl; };
   return options;
 }
 
@@ -124,6 +129,13 @@ int ledger(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "exhaust-inotify") {
+    int taken = 0;
+    while (taken < 100000 && ::inotify_init1(IN_CLOEXEC) >= 0) ++taken;  // kept open until exit
+    std::cerr << "test_helper: took " << taken << " inotify instances" << std::endl;
+    --argc;
+    ++argv;
+  }
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
     if (mode == "hold" && argc >= 5) return hold(argc, argv);

@@ -34,7 +34,8 @@ void write_file(const std::filesystem::path& path, const std::string& content);
 std::string read_text(const std::filesystem::path& path);
 
 /// True when some process holds an exclusive or shared flock on `path` (probed without blocking
-/// and released at once); false when nobody does or the file does not exist. This is the lock
+/// and released at once); false when nobody does or the file does not exist. Never blocks, also
+/// not on a FIFO (opened non-blocking). This is the lock
 /// protocol of lockable's lock folder and of the Python `lockable` package.
 bool is_flocked(const std::filesystem::path& path);
 
