@@ -10,19 +10,22 @@
 namespace lockable {
 namespace {
 
+using Log = std::function<void(const std::string&)>;
+
 template <class Made>
 struct Entry {
   SpecScheme info;
-  // Gets the spec without "scheme://" ("" scheme: the whole spec); null when reserved.
-  std::unique_ptr<Made> (*make)(const std::string& rest);
+  // Gets the spec without "scheme://" ("" scheme: the whole spec) and the warning sink; null
+  // when reserved.
+  std::unique_ptr<Made> (*make)(const std::string& rest, const Log& log);
 };
 
-std::unique_ptr<LockBackend> lock_folder(const std::string& path) {
-  return make_lock_folder_backend(path.empty() ? default_lock_folder()
-                                               : std::filesystem::path(path));
+std::unique_ptr<LockBackend> lock_folder(const std::string& path, const Log& log) {
+  return make_lock_folder_backend(
+      path.empty() ? default_lock_folder() : std::filesystem::path(path), log);
 }
 
-std::unique_ptr<ResourceProvider> resources_file(const std::string& path) {
+std::unique_ptr<ResourceProvider> resources_file(const std::string& path, const Log& /*log*/) {
   if (path.empty()) {
     throw ConfigError("no resources given; pass a resources.json path (--resources) or a list");
   }
@@ -72,7 +75,7 @@ std::optional<std::string> scheme_of(const std::string& spec) {
 
 template <class Made>
 std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::string& spec,
-                           const std::string& what) {
+                           const std::string& what, const Log& log) {
   const auto scheme = scheme_of(spec);
   const std::string rest = scheme ? spec.substr(scheme->size() + 3) : spec;
   for (const auto& entry : table) {
@@ -81,7 +84,7 @@ std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::str
       throw ConfigError(what + " \"" + spec + "\": " + entry.info.description +
                         "; use a path for now");
     }
-    return entry.make(rest);
+    return entry.make(rest, log);
   }
   std::string known;
   for (const auto& entry : table) {
@@ -102,12 +105,12 @@ std::vector<SpecScheme> schemes(const std::vector<Entry<Made>>& table) {
 
 }  // namespace
 
-std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec) {
-  return make(backends(), spec, "lock backend");
+std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec, Log log) {
+  return make(backends(), spec, "lock backend", log);
 }
 
 std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec) {
-  return make(providers(), spec, "resources");
+  return make(providers(), spec, "resources", Log{});
 }
 
 std::vector<SpecScheme> lock_backend_schemes() { return schemes(backends()); }

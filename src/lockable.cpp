@@ -623,8 +623,9 @@ Lockable::Lockable(Options options) : impl_(std::make_unique<Impl>()) {
   } else {
     provider = make_list_provider(std::get<Json>(options.resources));
   }
-  auto backend = make_lock_backend(options.lock_backend.empty() ? options.lock_folder.string()
-                                                                : options.lock_backend);
+  auto backend = make_lock_backend(
+      options.lock_backend.empty() ? options.lock_folder.string() : options.lock_backend,
+      options.log);
   Lockable tmp(std::move(options), std::move(provider), std::move(backend));
   impl_ = std::move(tmp.impl_);
 }

@@ -3,6 +3,7 @@
 #include <lockable/backend.hpp>
 #include <lockable/provider.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,7 +28,9 @@ struct SpecScheme {
 ///     backends, which this version does not include (ConfigError saying so).
 /// Any other `scheme://` is a ConfigError naming the value and the schemes that exist.
 /// Backends are registered in one table (src/factory.cpp); front ends never name a backend class.
-std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec);
+/// `log` receives the backend's warnings (stderr when empty).
+std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec,
+                                               std::function<void(const std::string&)> log = {});
 
 /// The resources source a spec names: a resources.json path or `file://PATH`; `http(s)://` is
 /// reserved for the HTTP provider (ConfigError in this version). Empty: ConfigError.
