@@ -236,12 +236,39 @@ void SignalRelay::relay_loop() {
       }
     } else if (deferring_) {
       if (pending_signal_ == 0) pending_signal_ = signal;
+      interrupted_.notify_all();
+    } else if (cancel_) {
+      // Waiting for a device: unwind through the library, which leaves the queue (a lease
+      // backend's lock and queue entry would otherwise stay on the server until they expire).
+      if (pending_signal_ == 0) {
+        pending_signal_ = signal;
+        std::fprintf(stderr, "lockable: interrupted by %s; leaving the queue\n",
+                     signal_name(signal).c_str());
+        std::fflush(stderr);
+      }
+      cancel_();
+      interrupted_.notify_all();
     } else {
       std::fprintf(stderr, "lockable: interrupted by %s\n", signal_name(signal).c_str());
       std::fflush(stderr);
       std::_Exit(exit_code_for_signal(signal));
     }
   }
+}
+
+void SignalRelay::cancel_with(std::function<void()> cancel) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cancel_ = std::move(cancel);
+}
+
+int SignalRelay::interrupted_exit_code() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pending_signal_ != 0 ? exit_code_for_signal(pending_signal_) : 0;
+}
+
+bool SignalRelay::sleep_unless_interrupted(std::chrono::milliseconds duration) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return interrupted_.wait_for(lock, duration, [this] { return pending_signal_ != 0; });
 }
 
 void SignalRelay::defer_signals() {

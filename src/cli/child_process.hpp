@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -65,6 +67,18 @@ class SignalRelay {
   SignalRelay(const SignalRelay&) = delete;
   SignalRelay& operator=(const SignalRelay&) = delete;
 
+  /// While set, a signal that arrives before `defer_signals()` cancels the wait for a device
+  /// instead of ending lockable at once: `cancel` runs on the relay thread (quick, non-blocking:
+  /// Lockable::cancel) and the signal is remembered for `interrupted_exit_code()`. Clear it
+  /// (pass nullptr) before what it refers to goes away.
+  void cancel_with(std::function<void()> cancel);
+
+  /// 128+N when signal N interrupted lockable before the command started, else 0.
+  int interrupted_exit_code();
+
+  /// Sleeps for `duration` unless a signal arrives first; true when one did.
+  bool sleep_unless_interrupted(std::chrono::milliseconds duration);
+
   /// Call once a device is held: from now on signals never end lockable before it releases.
   void defer_signals();
 
@@ -88,6 +102,8 @@ class SignalRelay {
   bool child_in_our_group_ = false;
   bool deferring_ = false;
   int pending_signal_ = 0;
+  std::function<void()> cancel_;
+  std::condition_variable interrupted_;
 };
 
 }  // namespace lockable::cli

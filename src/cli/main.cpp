@@ -193,11 +193,26 @@ int run(const CommandLine& line, SignalRelay& relay) {
   }
 
   Lockable lockable(std::move(options));
-  Allocation allocation = lockable.lock(requirements);
+  // SIGINT/SIGTERM while waiting cancel the wait; the unwinding leaves the queue.
+  relay.cancel_with([&lockable] { lockable.cancel(); });
+  struct StopCancelling {
+    SignalRelay& relay;
+    ~StopCancelling() { relay.cancel_with(nullptr); }
+  } stop_cancelling{relay};
+  Allocation allocation;
+  try {
+    allocation = lockable.lock(requirements);
+  } catch (const CancelledError&) {
+    return relay.interrupted_exit_code();
+  }
   relay.defer_signals();
   if (!quiet) {
     say("locked " + allocation.resource_id() + " (alloc " + allocation.alloc_id() + ") after " +
         format_seconds(allocation.queue_time()) + " s");
+  }
+  // Test hook: a window between the lock and the command's start, for the signal tests.
+  if (const char* pause = std::getenv("LOCKABLE_TEST_PAUSE_BEFORE_COMMAND_MS")) {
+    relay.sleep_unless_interrupted(std::chrono::milliseconds(std::atol(pause)));
   }
   warn_withheld("", allocation.resource());
   const auto environment = child_environment(environ, environment_for(allocation));

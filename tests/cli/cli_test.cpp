@@ -847,6 +847,67 @@ TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand
   EXPECT_TRUE(is_flocked(lock_file("dut-b"))) << "the holder keeps its device";
 }
 
+// Nothing of `pid` is left in the lock folder: no queue ticket, no lock, no pid in a lock file.
+void expect_no_trace(const fs::path& locks, pid_t pid) {
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator(locks / ".lockable-queue", ignored)) {
+    ADD_FAILURE() << "left in the queue: " << entry.path();
+  }
+  for (const auto& entry : fs::directory_iterator(locks, ignored)) {
+    if (entry.path().extension() != ".pid") continue;
+    EXPECT_FALSE(is_flocked(entry.path())) << entry.path() << " is still locked";
+    const std::string content = read_text(entry.path());
+    EXPECT_EQ(content.find(std::to_string(pid)), std::string::npos)
+        << entry.path() << " still names " << pid;
+  }
+}
+
+TEST_F(CliTest, SigintWhileQueuedLeavesTheQueueAndNothingBehind) {
+  auto holder =
+      std::make_unique<Holder>(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder->wait_until_locked()) << holder->log();
+  const auto mark = dir_.path() / "ran";
+  Holder waiter(dir_.path(), base({"--requirements", "id=dut-b", "--timeout", "60"}),
+                "touch \"$READY\" '" + mark.string() + "'", "waiter");
+  const auto queue = locks_ / ".lockable-queue";
+  const auto deadline = Clock::now() + kGuard;
+  bool queued = false;
+  while (!queued && Clock::now() < deadline) {
+    std::error_code ignored;
+    for (const auto& entry : fs::directory_iterator(queue, ignored)) {
+      queued = queued || entry.path().extension() == ".ticket";
+    }
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(queued);
+  const pid_t waiter_pid = waiter.pid();
+  EXPECT_EQ(waiter.signal_and_wait(SIGINT), 128 + SIGINT) << waiter.log();
+  EXPECT_NE(waiter.log().find("interrupted by SIGINT; leaving the queue"), std::string::npos)
+      << waiter.log();
+  EXPECT_FALSE(fs::exists(mark));
+  EXPECT_EQ(holder->signal_and_wait(SIGTERM), 128 + SIGTERM);
+  holder.reset();
+  expect_no_trace(locks_, waiter_pid);
+}
+
+TEST_F(CliTest, SigtermBetweenLockAndCommandStartReleasesAndRunsNothing) {
+  const auto mark = dir_.path() / "ran";
+  Holder locker(dir_.path(), base({"--requirements", "id=dut-b"}),
+                "touch \"$READY\" '" + mark.string() + "'", "locker",
+                {"LOCKABLE_TEST_PAUSE_BEFORE_COMMAND_MS=60000"});
+  const auto deadline = Clock::now() + kGuard;
+  while (locker.log().find("locked dut-b") == std::string::npos && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_NE(locker.log().find("locked dut-b"), std::string::npos) << locker.log();
+  EXPECT_TRUE(is_flocked(lock_file("dut-b")));
+  const pid_t pid = locker.pid();
+  EXPECT_EQ(locker.signal_and_wait(SIGTERM), 128 + SIGTERM) << locker.log();
+  EXPECT_NE(locker.log().find("released dut-b"), std::string::npos) << locker.log();
+  EXPECT_FALSE(fs::exists(mark)) << "the command started after the signal";
+  expect_no_trace(locks_, pid);
+}
+
 TEST_F(CliTest, BackgroundGrandchildDoesNotKeepTheLock) {
   const auto pid_file = dir_.path() / "grandchild.pid";
   const auto result = run(base({"--requirements", "id=dut-b", "--no-shell", "--", "sh", "-c",
