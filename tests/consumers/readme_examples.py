@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Runs the README's GoogleTest plugin and CTest examples exactly as written.
+"""Runs the README's GoogleTest plugin, CTest and library examples exactly as written.
 
+- "## The library": the ```cpp block becomes a program's main() and must run.
 - "## The GoogleTest plugin": the first ```cpp block becomes hw_tests.cpp.
 - "### CTest": the ```cmake block becomes the CMakeLists.txt of a project built against the
   installed package (with resources.json = sample_resources/resources.json next to it), and the
@@ -20,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -126,6 +128,45 @@ def check_ci_excerpt(readme, source_dir, sample_suite, work, env):
                      % (line.strip(), normalize(line)))
 
 
+def check_library_example(readme, prefix, cmake, generator, launcher, work, env):
+    """The library section's ```cpp block, its #include lines on top and the rest as main()'s
+    body, built against the installed package and run next to a resources.json that has the
+    devices it asks for on this host."""
+    cpp = blocks(section(readme, "## The library"), "cpp")
+    if not cpp:
+        fail("README lost the library example")
+    lines = cpp[0].split("\n")
+    includes = [line for line in lines if line.startswith("#include")]
+    body = [line for line in lines if not line.startswith("#include")]
+    project = os.path.join(work, "library")
+    os.mkdir(project)
+    with open(os.path.join(project, "main.cpp"), "w") as out:
+        out.write("\n".join(includes) + "\n#include <string>\nint main() {\n" +
+                  "\n".join(body) + "\n  return 0;\n}\n")
+    with open(os.path.join(project, "CMakeLists.txt"), "w") as out:
+        out.write("cmake_minimum_required(VERSION 3.20)\nproject(readme_library CXX)\n"
+                  "find_package(lockable CONFIG REQUIRED)\n"
+                  "add_executable(example main.cpp)\n"
+                  "target_link_libraries(example PRIVATE lockable::lockable)\n")
+    suffix = os.path.basename(work)
+    host = socket.gethostname()
+    with open(os.path.join(project, "resources.json"), "w") as out:
+        out.write('[{"id": "readme-phone-%s", "online": true, "hostname": "%s", "os": "Android",'
+                  ' "serial": "R1"},\n {"id": "readme-psu-%s", "online": true, "hostname": "%s",'
+                  ' "type": "power_switch"}]\n' % (suffix, host, suffix, host))
+    build = os.path.join(work, "library-build")
+    configure = [cmake, "-S", project, "-B", build, "-G", generator,
+                 "-DCMAKE_PREFIX_PATH=" + prefix]
+    if launcher:
+        configure.append("-DCMAKE_CXX_COMPILER_LAUNCHER=" + launcher)
+    if run(configure, env=env).returncode != 0:
+        fail("the library example does not configure")
+    if run([cmake, "--build", build], env=env).returncode != 0:
+        fail("the library example does not build")
+    if run([os.path.join(build, "example")], cwd=project, env=env).returncode != 0:
+        fail("the library example does not run")
+
+
 def main():
     if len(sys.argv) not in (6, 7):
         sys.exit(__doc__)
@@ -141,7 +182,8 @@ def main():
         os.mkdir(env["LOCKABLE_LOCK_FOLDER"])
         check_ci_excerpt(readme, source_dir, sample_suite, work, env)
         check_ctest_example(readme, source_dir, prefix, cmake, generator, launcher, work, env)
-    print("readme_examples: the plugin and CTest examples run as written")
+        check_library_example(readme, prefix, cmake, generator, launcher, work, env)
+    print("readme_examples: the plugin, CTest and library examples run as written")
 
 
 if __name__ == "__main__":
