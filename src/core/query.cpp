@@ -584,12 +584,14 @@ void collect(const Json& value, const std::vector<std::string>& path, std::size_
   }
 }
 
+// `into_arrays` false: the values themselves only, as inside $elemMatch, where MongoDB matches
+// each element as a single value (an element [1, 2] is not "greater than 1").
 template <typename Predicate>
-bool any_value_or_element(const Candidates& values, Predicate&& predicate) {
+bool any_value_or_element(const Candidates& values, bool into_arrays, Predicate&& predicate) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     const auto& value = values[i];
     if (predicate(value)) return true;
-    if (value.is_array()) {
+    if (into_arrays && value.is_array()) {
       for (const auto& element : value) {
         if (predicate(element)) return true;
       }
@@ -598,11 +600,11 @@ bool any_value_or_element(const Candidates& values, Predicate&& predicate) {
   return false;
 }
 
-bool equals_any(const Candidates& values, const std::vector<Json>& wanted) {
+bool equals_any(const Candidates& values, const std::vector<Json>& wanted, bool into_arrays) {
   if (values.empty()) {
     return std::any_of(wanted.begin(), wanted.end(), [](const Json& w) { return w.is_null(); });
   }
-  return any_value_or_element(values, [&](const Json& value) {
+  return any_value_or_element(values, into_arrays, [&](const Json& value) {
     return std::any_of(wanted.begin(), wanted.end(), [&](const Json& w) { return value == w; });
   });
 }
@@ -672,22 +674,23 @@ bool mod_matches(const Json& value, std::int64_t divisor, std::int64_t remainder
 
 bool match_document(const Node& node, const Json& doc);
 
-bool match_values(const Node& node, const Candidates& values) {
+bool match_values(const Node& node, const Candidates& values, bool into_arrays = true) {
   using Kind = Node::Kind;
   switch (node.kind) {
     case Kind::kAllOf:
-      return std::all_of(node.children.begin(), node.children.end(),
-                         [&](const Node& child) { return match_values(child, values); });
+      return std::all_of(node.children.begin(), node.children.end(), [&](const Node& child) {
+        return match_values(child, values, into_arrays);
+      });
     case Kind::kEq:
-      return equals_any(values, node.values);
+      return equals_any(values, node.values, into_arrays);
     case Kind::kNotEq:
-      return !equals_any(values, node.values);
+      return !equals_any(values, node.values, into_arrays);
     case Kind::kGt:
     case Kind::kGte:
     case Kind::kLt:
     case Kind::kLte: {
       const auto& bound = node.values.front();
-      return any_value_or_element(values, [&](const Json& value) {
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
         if (!comparable(value, bound)) return false;
         switch (node.kind) {
           case Kind::kGt:
@@ -704,14 +707,16 @@ bool match_values(const Node& node, const Candidates& values) {
     case Kind::kExists:
       return values.empty() != node.flag;
     case Kind::kRegex:
-      return any_value_or_element(
-          values, [&](const Json& value) { return regex_matches(*node.regex, value); });
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
+        return regex_matches(*node.regex, value);
+      });
     case Kind::kNot:
-      return !match_values(node.children.front(), values);
+      return !match_values(node.children.front(), values, into_arrays);
     case Kind::kAll:
       if (node.values.empty() || values.empty()) return false;
       return std::all_of(node.values.begin(), node.values.end(), [&](const Json& wanted) {
-        return any_value_or_element(values, [&](const Json& value) { return value == wanted; });
+        return any_value_or_element(values, into_arrays,
+                                    [&](const Json& value) { return value == wanted; });
       });
     case Kind::kSize:
       for (std::size_t i = 0; i < values.size(); ++i) {
@@ -728,10 +733,11 @@ bool match_values(const Node& node, const Candidates& values) {
       }
       return false;
     case Kind::kType:
-      return any_value_or_element(
-          values, [&](const Json& value) { return (type_bit(value) & node.types) != 0; });
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
+        return (type_bit(value) & node.types) != 0;
+      });
     case Kind::kMod:
-      return any_value_or_element(values, [&](const Json& value) {
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
         return mod_matches(value, node.divisor, node.remainder);
       });
     case Kind::kElemMatchValue:
@@ -744,7 +750,7 @@ bool match_values(const Node& node, const Candidates& values) {
           } else {
             Candidates one;
             one.push(&element);
-            if (match_values(node.children.front(), one)) return true;
+            if (match_values(node.children.front(), one, false)) return true;
           }
         }
       }
