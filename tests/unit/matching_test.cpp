@@ -312,6 +312,25 @@ TEST(Matching, FindMatchesReturnsIndexesInInputOrder) {
   EXPECT_EQ(find_matches(resources, Requirements()).size(), 6u);
 }
 
+TEST(Matching, ModAtTheEdgesOfSixtyFourBits) {
+  const auto mod = [](const char* requirement, const char* attributes) {
+    return Requirements::parse(requirement).matches(Json::parse(attributes));
+  };
+  // INT64_MIN % -1 overflows in C++; mathematically it is 0.
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-1, 0]}})", R"({"n": -9223372036854775808})"));
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-9223372036854775808, -1]}})", R"({"n": -1})"));
+  // Above INT64_MAX (unsigned): 2^64 - 1 = 3 * 6148914691236517205.
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-3, 0]}})", R"({"n": 18446744073709551615})"));
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [10, 5]}})", R"({"n": 18446744073709551615})"));
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [10, -5]}})", R"({"n": 18446744073709551615})"));
+  // Doubles beyond 64 bits, and values that are not numbers.
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [3, 1]}})", R"({"n": 1180591620717411303424.0})"));  // 2^70
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [3, 0]}})", R"({"n": 1180591620717411303424.0})"));
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-3, -1]}})", R"({"n": -1180591620717411303424.0})"));
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [2, 0]}})", R"({"n": true})"));
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [2, 0]}})", R"({"n": "4"})"));
+}
+
 TEST(Matching, CheapClausesDecideBeforeRegexClauses) {
   // Equal results whatever order the clauses are written in; the regex one is evaluated last.
   const auto a = Requirements::parse(R"({"model": {"$regex": "^P"}, "os": "Android"})");
