@@ -118,12 +118,12 @@ bool matches_document(const Node& document_node, const Json& doc);
 Query compile_query(const Json& query);
 
 /// Compiles the `key=value` form: `pairs` are (key, raw value text) in the order given;
-/// `true`/`false`/`null` are JSON values, any other text matches itself as a string and the
-/// number it reads as. Throws RequirementsError.
+/// `true`/`false` (any letter case) and `null` are JSON values, any other text matches itself as
+/// a string and the number it reads as. Throws RequirementsError.
 Query compile_pairs(const std::vector<std::pair<std::string, std::string>>& pairs);
 
-/// The JSON value a key=value value stands for in `Requirements::json()`: true/false/null, or
-/// the text as a string.
+/// The JSON value a key=value value stands for in `Requirements::json()`: true/false (any letter
+/// case), null, or the text as a string.
 Json pair_value_json(const std::string& text);
 
 /// Why `key` (a top-level or nested JSON key, or a key=value key) is not a usable attribute
