@@ -502,6 +502,7 @@ class Compiler {
     syntax |= flags.find('s') == std::string::npos ? boost::regex::no_mod_s : boost::regex::mod_s;
     if (flags.find('i') != std::string::npos) syntax |= boost::regex::icase;
     if (flags.find('x') != std::string::npos) syntax |= boost::regex::mod_x;
+    if (flags.find('m') == std::string::npos) pattern = pcre_dollar(pattern);
     Node node;
     node.kind = Node::Kind::kRegex;
     node.expensive = true;
@@ -514,6 +515,56 @@ class Compiler {
            "; write an ECMAScript regular expression, e.g. \"^Pixel [0-9]+$\"");
     }
     return node;
+  }
+
+  // Without m, PCRE's (and Python's) $ also matches before a line break that ends the text;
+  // Boost's only at the very end. Rewrites each $ that is an assertion (not escaped, not in a
+  // character class, \Q...\E or a (?#...) comment) into a lookahead saying exactly that.
+  static std::string pcre_dollar(const std::string& pattern) {
+    std::string out;
+    const std::size_t size = pattern.size();
+    const auto copy_through = [&](std::size_t& i, std::size_t end) {
+      end = std::min(end, size);
+      out.append(pattern, i, end - i);
+      i = end;
+    };
+    bool in_class = false;
+    std::size_t class_start = 0;
+    for (std::size_t i = 0; i < size;) {
+      const char c = pattern[i];
+      if (c == '\\') {
+        if (!in_class && i + 1 < size && pattern[i + 1] == 'Q') {
+          const auto end = pattern.find("\\E", i + 2);
+          copy_through(i, end == std::string::npos ? size : end + 2);
+        } else {
+          copy_through(i, i + 2);
+        }
+      } else if (in_class) {
+        const char next = i + 1 < size ? pattern[i + 1] : '\0';
+        if (c == '[' && (next == ':' || next == '=' || next == '.')) {
+          const auto end = pattern.find(std::string{next, ']'}, i + 2);
+          copy_through(i, end == std::string::npos ? size : end + 2);
+        } else {
+          // A ] right after [ or [^ is a literal.
+          if (c == ']' && i != class_start) in_class = false;
+          copy_through(i, i + 1);
+        }
+      } else if (c == '[') {
+        in_class = true;
+        copy_through(i, i + 1);
+        if (i < size && pattern[i] == '^') copy_through(i, i + 1);
+        class_start = i;
+      } else if (c == '(' && pattern.compare(i, 3, "(?#") == 0) {
+        const auto end = pattern.find(')', i + 3);
+        copy_through(i, end == std::string::npos ? size : end + 1);
+      } else if (c == '$') {
+        out += "(?=\\n?\\z)";
+        ++i;
+      } else {
+        copy_through(i, i + 1);
+      }
+    }
+    return out;
   }
 
   // Fails with `before` + the unknown flags + `after` when `flags` has any but i, m, s, x.

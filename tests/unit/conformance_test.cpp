@@ -222,3 +222,38 @@ INSTANTIATE_TEST_SUITE_P(Table, Conformance, ::testing::ValuesIn(kCases), CaseNa
 
 }  // namespace
 }  // namespace lockable
+
+namespace lockable {
+namespace {
+
+// PCRE (MongoDB) and Python: without m, $ matches at the end and before a final line break; a $
+// that is escaped, in a class or in \Q...\E is a dollar sign.
+TEST(ConformanceRegex, DollarMatchesBeforeAFinalLineBreakAsInPcre) {
+  std::vector<Resource> list;
+  const char* const kTexts[] = {"b\n", "b", "b\nc", "b\n\n", "a$", "x]$"};
+  for (const char* text : kTexts) {
+    list.push_back({"r" + std::to_string(list.size()), Json{{"t", text}}});
+  }
+  const Resources resources(std::move(list));
+  const std::pair<const char*, std::vector<std::size_t>> kDollarCases[] = {
+      {R"({"t": {"$regex": "b$"}})", {0, 1}},
+      {R"({"t": {"$regex": "/b$/"}})", {0, 1}},
+      {R"({"t": {"$regex": "b$", "$options": "m"}})", {0, 1, 2, 3}},
+      {R"({"t": {"$regex": "\\$"}})", {4, 5}},
+      {R"({"t": {"$regex": "a[$]"}})", {4}},
+      {R"({"t": {"$regex": "[]$]$"}})", {4, 5}},
+      {R"({"t": {"$regex": "[^]$]$"}})", {0, 1, 2, 3}},
+      {R"({"t": {"$regex": "\\Q]$\\E"}})", {5}},
+      {R"({"t": {"$regex": "[[:alpha:]]$"}})", {0, 1, 2}},
+      {R"({"t": {"$regex": "b(?#$)$"}})", {0, 1}},
+      {R"({"t": {"$regex": "b $ # end", "$options": "x"}})", {0, 1}},
+  };
+  for (const auto& [query, expected] : kDollarCases) {
+    const auto requirements = Requirements::parse(query);
+    EXPECT_EQ(detail::scan_matches(resources, requirements), expected) << query;
+    EXPECT_EQ(detail::indexed_matches(resources, requirements), expected) << query;
+  }
+}
+
+}  // namespace
+}  // namespace lockable
