@@ -502,12 +502,18 @@ class Compiler {
     syntax |= flags.find('s') == std::string::npos ? boost::regex::no_mod_s : boost::regex::mod_s;
     if (flags.find('i') != std::string::npos) syntax |= boost::regex::icase;
     if (flags.find('x') != std::string::npos) syntax |= boost::regex::mod_x;
-    if (flags.find('m') == std::string::npos) pattern = pcre_dollar(pattern);
     Node node;
     node.kind = Node::Kind::kRegex;
     node.expensive = true;
     try {
       node.regex = std::make_shared<const boost::regex>(pattern, syntax);
+      // Boost's $ without m is the end of the text, which is PCRE's answer for every text that
+      // does not end in a line break; only those get the rewritten (slower) pattern.
+      const auto final_break =
+          flags.find('m') == std::string::npos ? pcre_dollar(pattern) : pattern;
+      if (final_break != pattern) {
+        node.regex_final_break = std::make_shared<const boost::regex>(final_break, syntax);
+      }
     } catch (const std::exception& e) {
       std::string why = e.what();
       while (!why.empty() && (why.back() == '.' || why.back() == ' ')) why.pop_back();
@@ -518,8 +524,9 @@ class Compiler {
   }
 
   // Without m, PCRE's (and Python's) $ also matches before a line break that ends the text;
-  // Boost's only at the very end. Rewrites each $ that is an assertion (not escaped, not in a
-  // character class, \Q...\E or a (?#...) comment) into a lookahead saying exactly that.
+  // Boost's only at the very end. For texts ending in a line break, rewrites each $ that is an
+  // assertion (not escaped, not in a character class, \Q...\E or a (?#...) comment) into a
+  // lookahead saying exactly that.
   static std::string pcre_dollar(const std::string& pattern) {
     std::string out;
     const std::size_t size = pattern.size();
@@ -664,10 +671,12 @@ bool comparable(const Json& a, const Json& b) {
   return (a.is_number() && b.is_number()) || (a.is_string() && b.is_string());
 }
 
-bool regex_matches(const boost::regex& regex, const Json& value) {
+bool regex_matches(const Node& node, const Json& value) {
   if (!value.is_string()) return false;
+  const auto& text = value.get_ref<const std::string&>();
+  const bool final_break = node.regex_final_break && !text.empty() && text.back() == '\n';
   try {
-    return boost::regex_search(value.get_ref<const std::string&>(), regex);
+    return boost::regex_search(text, final_break ? *node.regex_final_break : *node.regex);
   } catch (const std::runtime_error&) {
     // Boost gives up on catastrophic backtracking; such a pattern simply does not match.
     return false;
@@ -758,9 +767,8 @@ bool match_values(const Node& node, const Candidates& values, bool into_arrays =
     case Kind::kExists:
       return values.empty() != node.flag;
     case Kind::kRegex:
-      return any_value_or_element(values, into_arrays, [&](const Json& value) {
-        return regex_matches(*node.regex, value);
-      });
+      return any_value_or_element(values, into_arrays,
+                                  [&](const Json& value) { return regex_matches(node, value); });
     case Kind::kNot:
       return !match_values(node.children.front(), values, into_arrays);
     case Kind::kAll:

@@ -76,6 +76,9 @@ struct Node {
   std::int64_t divisor = 1;       // kMod
   std::int64_t remainder = 0;     // kMod
   std::shared_ptr<const boost::regex> regex;
+  /// kRegex: the pattern for texts that end in a line break, where PCRE's $ (without m) also
+  /// matches before that break; null when the pattern has no such $.
+  std::shared_ptr<const boost::regex> regex_final_break;
   std::vector<Node> children;
   /// True when this node or a child runs a regex: such nodes are evaluated last in a conjunction.
   bool expensive = false;
