@@ -22,12 +22,15 @@ const Query& query_of(const Requirements& requirements);
 ///
 /// Forms accepted by `parse`:
 ///   - a JSON object, possibly spanning lines: `{"os": "Android", "board.rev": {"$gte": 2}}`
-///   - `key=value&key2=value2`: `true`/`false`/`null` are JSON values; any other value matches a
-///     string, and also the number it reads as (`ver=11` matches "11" and 11).
+///   - `key=value&key2=value2`: `true`/`false` (any letter case) and `null` are JSON values; any
+///     other value matches a string, and also the number it reads as (`ver=11` matches "11" and
+///     11). An empty value is an error.
 ///   - an empty or blank text: no requirement (matches everything).
-/// Dotted keys address nested attributes in both forms. Operators: $eq $ne $gt $gte $lt $lte $in
-/// $nin $exists $regex (+$options "i") $and $or $nor $not $all $size $elemMatch. Errors
-/// (RequirementsError) are raised here, never while matching. Immutable and cheap to copy.
+/// Dotted keys address nested attributes in both forms. Operators (MongoDB semantics): $eq $ne
+/// $gt $gte $lt $lte $in $nin $exists $type $mod $regex (pattern or "/pattern/flags", $options
+/// i m s x) $and $or $nor $not $all (values or $elemMatch clauses) $size (a length or a
+/// condition on it) $elemMatch. Errors (RequirementsError), invalid UTF-8 included, are raised
+/// here, never while matching. Immutable and cheap to copy.
 class Requirements {
  public:
   /// Matches everything.

@@ -43,7 +43,7 @@ bool Device::has(std::string_view key) const noexcept {
 std::string Device::str(std::string_view key) const {
   const Json& value = (*this)[key];
   if (value.is_string()) return value.get<std::string>();
-  return value.dump();
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace lockable::gtest

@@ -30,7 +30,9 @@ void record_lock_properties(const std::vector<Allocation>& allocations, const st
     };
     ::testing::Test::RecordProperty(name("resource_id"), a.resource_id());
     ::testing::Test::RecordProperty(name("alloc_id"), a.alloc_id());
-    ::testing::Test::RecordProperty(name("requirements"), a.requirements().dump());
+    ::testing::Test::RecordProperty(
+        name("requirements"),
+        a.requirements().dump(-1, ' ', false, Json::error_handler_t::replace));
     ::testing::Test::RecordProperty(name("allocation_queue_time"), format_seconds(a.queue_time()));
     ::testing::Test::RecordProperty(name("allocation_start_time"), format_iso8601(a.start_time()));
   }

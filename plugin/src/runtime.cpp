@@ -45,7 +45,7 @@ std::string requirements_text(const std::vector<Requirements>& requirements) {
   if (requirements.size() == 1) return requirements.front().to_string();
   Json list = Json::array();
   for (const auto& r : requirements) list.push_back(r.json());
-  return list.dump();
+  return list.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace

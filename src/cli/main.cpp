@@ -178,7 +178,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
     Lockable lockable(std::move(options), std::move(provider), std::move(observer));
     const auto statuses = lockable.status();
     if (line.json) {
-      std::cout << status_json(statuses, lockable.hostname()).dump(2) << std::endl;
+      std::cout << status_json(statuses, lockable.hostname())
+                       .dump(2, ' ', false, Json::error_handler_t::replace)
+                << std::endl;
     } else {
       std::cout << status_table(statuses, lockable.hostname()) << std::flush;
     }

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -15,8 +18,29 @@ namespace {
 constexpr std::size_t kReasonLimit = 200;
 
 constexpr const char* kValueOperators =
-    "$eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex (with $options), $not, $all, "
-    "$size, $elemMatch";
+    "$eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $type, $mod, $regex (with $options), "
+    "$not, $all, $size, $elemMatch";
+
+constexpr const char* kRegexFlags =
+    "i (ignore case), m (^ and $ at line breaks), s (. matches a line break), x (ignore blanks "
+    "and # comments)";
+
+// MongoDB's $type names and numbers (BSON types). Types JSON cannot hold map to no bit, so they
+// are accepted, as MongoDB accepts them, and match nothing.
+struct TypeName {
+  const char* alias;
+  int number;
+  std::uint32_t bits;
+};
+constexpr std::array<TypeName, 21> kTypeNames = {{
+    {"double", 1, kTypeDouble}, {"string", 2, kTypeString}, {"object", 3, kTypeObject},
+    {"array", 4, kTypeArray},   {"binData", 5, 0},          {"undefined", 6, 0},
+    {"objectId", 7, 0},         {"bool", 8, kTypeBool},     {"date", 9, 0},
+    {"null", 10, kTypeNull},    {"regex", 11, 0},           {"dbPointer", 12, 0},
+    {"javascript", 13, 0},      {"symbol", 14, 0},          {"javascriptWithScope", 15, 0},
+    {"int", 16, kTypeInteger},  {"timestamp", 17, 0},       {"long", 18, kTypeInteger},
+    {"decimal", 19, 0},         {"minKey", -1, 0},          {"maxKey", 127, 0},
+}};
 
 [[noreturn]] void fail(const std::string& message) {
   throw RequirementsError("requirements: " + message);
@@ -175,9 +199,9 @@ class Compiler {
   [[noreturn]] static void reject_document_operator(const std::string& key,
                                                     const std::string& label) {
     if (key == "$options") fail("$options" + under(label) + " needs a $regex next to it");
-    static const std::array<const char*, 14> value_ops = {
-        "$eq",  "$ne",     "$gt",    "$gte", "$lt",  "$lte",  "$in",
-        "$nin", "$exists", "$regex", "$not", "$all", "$size", "$elemMatch"};
+    static const std::array<const char*, 16> value_ops = {
+        "$eq",     "$ne",   "$gt",  "$gte",   "$lt",  "$lte", "$in",   "$nin",
+        "$exists", "$type", "$mod", "$regex", "$not", "$all", "$size", "$elemMatch"};
     for (const char* op : value_ops) {
       if (key == op) {
         fail("operator " + key + under(label) + " must be applied to a field, e.g. " +
@@ -237,6 +261,7 @@ class Compiler {
                                        : Node::Kind::kLte;
       return make_values(kind, {operand});
     }
+    if (op == "$all" && operand.is_array()) return compile_all(operand, label);
     if (op == "$in" || op == "$nin" || op == "$all") {
       if (!operand.is_array()) need("an array, e.g. [\"a\", \"b\"]");
       std::vector<Json> values(operand.begin(), operand.end());
@@ -252,10 +277,23 @@ class Compiler {
       node.flag = operand.get<bool>();
       return node;
     }
+    if (op == "$type") return compile_type(operand, label);
+    if (op == "$mod") return compile_mod(operand, label);
+    if (op == "$size" && operand.is_object()) {
+      // mongoquery's extension: a condition on the length, {"$size": {"$gt": 2}}.
+      if (operand.empty() || !has_operator_keys(operand, label)) {
+        need("a non-negative integer or an object of operators on the length, e.g. {\"$gt\": 2}");
+      }
+      Node node;
+      node.kind = Node::Kind::kSizeMatch;
+      node.children.push_back(compile_operators(operand, label));
+      node.expensive = node.children.front().expensive;
+      return node;
+    }
     if (op == "$size") {
       const bool ok = operand.is_number_unsigned() ||
                       (operand.is_number_integer() && operand.get<std::int64_t>() >= 0);
-      if (!ok) need("a non-negative integer");
+      if (!ok) need("a non-negative integer (or a condition on the length, e.g. {\"$gt\": 2})");
       Node node;
       node.kind = Node::Kind::kSize;
       node.size = operand.get<std::size_t>();
@@ -298,37 +336,255 @@ class Compiler {
     fail("unknown operator " + in_quotes(op) + under(label) + "; use one of " + kValueOperators);
   }
 
+  // $all of $elemMatch clauses: each clause is matched by some element (MongoDB). Otherwise
+  // $all lists values, which may not be operator objects (MongoDB: "no $ expressions in $all").
+  Node compile_all(const Json& operand, const std::string& label) {
+    const auto is_elem_match = [](const Json& element) {
+      return element.is_object() && element.size() == 1 && element.contains("$elemMatch");
+    };
+    const bool any_elem_match = std::any_of(operand.begin(), operand.end(), is_elem_match);
+    std::vector<Node> clauses;
+    for (std::size_t i = 0; i < operand.size(); ++i) {
+      const auto& element = operand[i];
+      if (any_elem_match && !is_elem_match(element)) {
+        fail("$all" + under(label) + " mixes $elemMatch clauses with other values (element " +
+             std::to_string(i) + " is " + shown(element) +
+             "); write every element as {\"$elemMatch\": {...}}, or list plain values only");
+      }
+      if (!any_elem_match && element.is_object()) {
+        for (const auto& [key, value] : element.items()) {
+          if (is_operator(key)) {
+            fail("$all" + under(label) + " element " + std::to_string(i) + " uses the operator " +
+                 key + "; $all takes values or {\"$elemMatch\": {...}} clauses only");
+          }
+        }
+      }
+      if (any_elem_match) {
+        clauses.push_back(compile_operator("$elemMatch", element.at("$elemMatch"), label, element));
+      }
+    }
+    if (!any_elem_match) {
+      return make_values(Node::Kind::kAll, std::vector<Json>(operand.begin(), operand.end()));
+    }
+    return make_group(Node::Kind::kAllOf, std::move(clauses));
+  }
+
+  static std::uint32_t type_bits(const Json& type, const std::string& label) {
+    const auto unknown = [&]() {
+      fail("$type" + under(label) + " has the unknown type " + shown(type) +
+           "; use a BSON type number (1 double, 2 string, 3 object, 4 array, 8 bool, 10 null, "
+           "16 int, 18 long, ...) or a name such as \"string\", \"number\", \"array\"");
+    };
+    if (type.is_string()) {
+      const auto& name = type.get_ref<const std::string&>();
+      if (name == "number") return kTypeDouble | kTypeInteger;
+      for (const auto& entry : kTypeNames) {
+        if (name == entry.alias) return entry.bits;
+      }
+      unknown();
+    }
+    if (type.is_number()) {
+      // MongoDB takes a type number written as a double (2.0) as well.
+      const double number = type.get<double>();
+      if (std::trunc(number) == number) {
+        for (const auto& entry : kTypeNames) {
+          if (number == entry.number) return entry.bits;
+        }
+      }
+      unknown();
+    }
+    fail("$type" + under(label) +
+         " needs a type name, a BSON type number or an array of them, e.g. \"string\" or "
+         "[\"int\", \"null\"], found " +
+         shown(type));
+  }
+
+  static Node compile_type(const Json& operand, const std::string& label) {
+    Node node;
+    node.kind = Node::Kind::kType;
+    if (operand.is_array()) {
+      if (operand.empty()) {
+        fail("$type" + under(label) + " needs at least one type, found []");
+      }
+      for (const auto& type : operand) node.types |= type_bits(type, label);
+    } else {
+      node.types = type_bits(operand, label);
+    }
+    return node;
+  }
+
+  // [divisor, remainder], each truncated toward zero, with MongoDB's checks and messages.
+  static Node compile_mod(const Json& operand, const std::string& label) {
+    const auto malformed = [&](const std::string& why) {
+      fail("$mod" + under(label) + ": " + why + ", found " + shown(operand) +
+           "; write [divisor, remainder], e.g. {\"$mod\": [4, 0]}");
+    };
+    if (!operand.is_array()) malformed("malformed mod, needs to be an array");
+    if (operand.size() < 2) malformed("malformed mod, not enough elements");
+    if (operand.size() > 2) malformed("malformed mod, too many elements");
+    const auto integer = [&](const Json& value, const char* what) -> std::int64_t {
+      if (!value.is_number()) malformed(std::string("malformed mod, ") + what + " not a number");
+      if (value.is_number_unsigned()) {
+        if (value.get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+          malformed(std::string("malformed mod, ") + what + " value is out of the 64-bit range");
+        }
+        return value.get<std::int64_t>();
+      }
+      if (value.is_number_integer()) return value.get<std::int64_t>();
+      const double number = std::trunc(value.get<double>());
+      // 2^63 is exactly representable; anything at or above it does not fit.
+      if (!std::isfinite(number) || number < -9223372036854775808.0 ||
+          number >= 9223372036854775808.0) {
+        malformed(std::string("malformed mod, ") + what + " value is invalid (" +
+                  (std::isfinite(number) ? "out of the 64-bit range" : "not finite") + ")");
+      }
+      return static_cast<std::int64_t>(number);
+    };
+    Node node;
+    node.kind = Node::Kind::kMod;
+    node.divisor = integer(operand[0], "divisor");
+    node.remainder = integer(operand[1], "remainder");
+    if (node.divisor == 0) malformed("divisor cannot be 0");
+    return node;
+  }
+
+  // A pattern, or the family's literal form "/pattern/flags"; flags there and in $options are
+  // MongoDB's i, m, s, x.
   static Node compile_regex(const Json& operand, const std::string& label, const Json& siblings) {
     if (!operand.is_string()) {
       fail("$regex" + under(label) + " needs a string, found " + shown(operand));
     }
-    const auto& pattern = operand.get_ref<const std::string&>();
-    if (pattern.size() > kMaxRegexLength) {
-      fail("$regex" + under(label) + " is " + std::to_string(pattern.size()) +
+    const auto& written = operand.get_ref<const std::string&>();
+    if (written.size() > kMaxRegexLength) {
+      fail("$regex" + under(label) + " is " + std::to_string(written.size()) +
            " bytes long, more than the limit of " + std::to_string(kMaxRegexLength) +
            "; use a shorter pattern");
     }
-    boost::regex::flag_type flags = boost::regex::ECMAScript;
+    std::string pattern = written;
+    std::string literal_flags;
+    const auto last_slash = written.rfind('/');
+    if (written.size() >= 3 && written.front() == '/' && last_slash > 1) {
+      const auto tail = std::string_view(written).substr(last_slash + 1);
+      const bool letters = std::all_of(tail.begin(), tail.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      });
+      if (letters) {
+        pattern = written.substr(1, last_slash - 1);
+        literal_flags = std::string(tail);
+        check_flags(literal_flags,
+                    "$regex " + shown(operand) + under(label) + " has the unknown flag(s) ",
+                    " after its closing \"/\"; use " + std::string(kRegexFlags) +
+                        "; to match a leading \"/\" literally, escape it: \"\\\\/...\"");
+      }
+    }
+    std::string option_flags;
     const auto options = siblings.find("$options");
     if (options != siblings.end()) {
-      if (!options->is_string() || (*options != "i" && *options != "")) {
-        fail("$options" + under(label) + " must be \"i\" (case-insensitive) or \"\", found " +
+      if (!options->is_string()) {
+        fail("$options" + under(label) + " needs a string of flags, e.g. \"i\", found " +
              shown(*options));
       }
-      if (*options == "i") flags |= boost::regex::icase;
+      option_flags = options->get<std::string>();
+      check_flags(option_flags, "$options" + under(label) + " has the unknown flag(s) ",
+                  "; use " + std::string(kRegexFlags));
+      if (!option_flags.empty() && !literal_flags.empty()) {
+        fail("$regex " + shown(operand) + under(label) +
+             " has flags after its closing \"/\" and $options as well; give the flags in one "
+             "place");
+      }
     }
+    const std::string flags = literal_flags + option_flags;
+    // Boost's Perl syntax lets ^ and $ match at line breaks and . match a line break unless
+    // told otherwise; MongoDB (PCRE) does neither without m and s.
+    boost::regex::flag_type syntax = boost::regex::ECMAScript;
+    syntax |= flags.find('m') == std::string::npos ? boost::regex::no_mod_m : 0;
+    syntax |= flags.find('s') == std::string::npos ? boost::regex::no_mod_s : boost::regex::mod_s;
+    if (flags.find('i') != std::string::npos) syntax |= boost::regex::icase;
+    if (flags.find('x') != std::string::npos) syntax |= boost::regex::mod_x;
     Node node;
     node.kind = Node::Kind::kRegex;
     node.expensive = true;
     try {
-      node.regex = std::make_shared<const boost::regex>(pattern, flags);
+      node.regex = std::make_shared<const boost::regex>(pattern, syntax);
+      // Boost's $ without m is the end of the text, which is PCRE's answer for every text that
+      // does not end in a line break; only those get the rewritten (slower) pattern.
+      const auto final_break =
+          flags.find('m') == std::string::npos ? pcre_dollar(pattern) : pattern;
+      if (final_break != pattern) {
+        node.regex_final_break = std::make_shared<const boost::regex>(final_break, syntax);
+      }
     } catch (const std::exception& e) {
       std::string why = e.what();
       while (!why.empty() && (why.back() == '.' || why.back() == ' ')) why.pop_back();
-      fail("invalid $regex " + in_quotes(pattern) + under(label) + ": " + why +
+      fail("invalid $regex " + in_quotes(written) + under(label) + ": " + why +
            "; write an ECMAScript regular expression, e.g. \"^Pixel [0-9]+$\"");
     }
     return node;
+  }
+
+  // Without m, PCRE's (and Python's) $ also matches before a line break that ends the text;
+  // Boost's only at the very end. For texts ending in a line break, rewrites each $ that is an
+  // assertion (not escaped, not in a character class, \Q...\E or a (?#...) comment) into a
+  // lookahead saying exactly that.
+  static std::string pcre_dollar(const std::string& pattern) {
+    std::string out;
+    const std::size_t size = pattern.size();
+    const auto copy_through = [&](std::size_t& i, std::size_t end) {
+      end = std::min(end, size);
+      out.append(pattern, i, end - i);
+      i = end;
+    };
+    bool in_class = false;
+    std::size_t class_start = 0;
+    for (std::size_t i = 0; i < size;) {
+      const char c = pattern[i];
+      if (c == '\\') {
+        if (!in_class && i + 1 < size && pattern[i + 1] == 'Q') {
+          const auto end = pattern.find("\\E", i + 2);
+          copy_through(i, end == std::string::npos ? size : end + 2);
+        } else {
+          copy_through(i, i + 2);
+        }
+      } else if (in_class) {
+        const char next = i + 1 < size ? pattern[i + 1] : '\0';
+        if (c == '[' && (next == ':' || next == '=' || next == '.')) {
+          const auto end = pattern.find(std::string{next, ']'}, i + 2);
+          copy_through(i, end == std::string::npos ? size : end + 2);
+        } else {
+          // A ] right after [ or [^ is a literal.
+          if (c == ']' && i != class_start) in_class = false;
+          copy_through(i, i + 1);
+        }
+      } else if (c == '[') {
+        in_class = true;
+        copy_through(i, i + 1);
+        if (i < size && pattern[i] == '^') copy_through(i, i + 1);
+        class_start = i;
+      } else if (c == '(' && pattern.compare(i, 3, "(?#") == 0) {
+        const auto end = pattern.find(')', i + 3);
+        copy_through(i, end == std::string::npos ? size : end + 1);
+      } else if (c == '$') {
+        out += "(?=\\n?\\z)";
+        ++i;
+      } else {
+        copy_through(i, i + 1);
+      }
+    }
+    return out;
+  }
+
+  // Fails with `before` + the unknown flags + `after` when `flags` has any but i, m, s, x.
+  static void check_flags(const std::string& flags, const std::string& before,
+                          const std::string& after) {
+    std::string unknown;
+    for (const char flag : flags) {
+      if (std::string_view("imsx").find(flag) == std::string_view::npos &&
+          unknown.find(flag) == std::string::npos) {
+        unknown += flag;
+      }
+    }
+    if (!unknown.empty()) fail(before + in_quotes(unknown) + after);
   }
 };
 
@@ -386,12 +642,14 @@ void collect(const Json& value, const std::vector<std::string>& path, std::size_
   }
 }
 
+// `into_arrays` false: the values themselves only, as inside $elemMatch, where MongoDB matches
+// each element as a single value (an element [1, 2] is not "greater than 1").
 template <typename Predicate>
-bool any_value_or_element(const Candidates& values, Predicate&& predicate) {
+bool any_value_or_element(const Candidates& values, bool into_arrays, Predicate&& predicate) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     const auto& value = values[i];
     if (predicate(value)) return true;
-    if (value.is_array()) {
+    if (into_arrays && value.is_array()) {
       for (const auto& element : value) {
         if (predicate(element)) return true;
       }
@@ -400,11 +658,11 @@ bool any_value_or_element(const Candidates& values, Predicate&& predicate) {
   return false;
 }
 
-bool equals_any(const Candidates& values, const std::vector<Json>& wanted) {
+bool equals_any(const Candidates& values, const std::vector<Json>& wanted, bool into_arrays) {
   if (values.empty()) {
     return std::any_of(wanted.begin(), wanted.end(), [](const Json& w) { return w.is_null(); });
   }
-  return any_value_or_element(values, [&](const Json& value) {
+  return any_value_or_element(values, into_arrays, [&](const Json& value) {
     return std::any_of(wanted.begin(), wanted.end(), [&](const Json& w) { return value == w; });
   });
 }
@@ -413,34 +671,86 @@ bool comparable(const Json& a, const Json& b) {
   return (a.is_number() && b.is_number()) || (a.is_string() && b.is_string());
 }
 
-bool regex_matches(const boost::regex& regex, const Json& value) {
+bool regex_matches(const Node& node, const Json& value) {
   if (!value.is_string()) return false;
+  const auto& text = value.get_ref<const std::string&>();
+  const bool final_break = node.regex_final_break && !text.empty() && text.back() == '\n';
   try {
-    return boost::regex_search(value.get_ref<const std::string&>(), regex);
+    return boost::regex_search(text, final_break ? *node.regex_final_break : *node.regex);
   } catch (const std::runtime_error&) {
     // Boost gives up on catastrophic backtracking; such a pattern simply does not match.
     return false;
   }
 }
 
+std::uint32_t type_bit(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::number_float:
+      return kTypeDouble;
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+      return kTypeInteger;
+    case Json::value_t::string:
+      return kTypeString;
+    case Json::value_t::object:
+      return kTypeObject;
+    case Json::value_t::array:
+      return kTypeArray;
+    case Json::value_t::boolean:
+      return kTypeBool;
+    case Json::value_t::null:
+      return kTypeNull;
+    default:
+      return 0;
+  }
+}
+
+// MongoDB's $mod: the value truncated toward zero, C's % (the result takes the value's sign).
+bool mod_matches(const Json& value, std::int64_t divisor, std::int64_t remainder) {
+  const auto signed_mod = [&](std::int64_t number) {
+    return divisor == -1 ? std::int64_t{0} : number % divisor;  // INT64_MIN % -1 overflows
+  };
+  if (value.is_number_unsigned()) {
+    const auto number = value.get<std::uint64_t>();
+    if (number <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return signed_mod(static_cast<std::int64_t>(number)) == remainder;
+    }
+    // Above INT64_MAX: positive, so the remainder is number % |divisor|, which fits.
+    const std::uint64_t magnitude = divisor < 0
+                                        ? std::uint64_t{0} - static_cast<std::uint64_t>(divisor)
+                                        : static_cast<std::uint64_t>(divisor);
+    return remainder >= 0 && number % magnitude == static_cast<std::uint64_t>(remainder);
+  }
+  if (value.is_number_integer()) return signed_mod(value.get<std::int64_t>()) == remainder;
+  if (!value.is_number_float()) return false;
+  const double number = std::trunc(value.get<double>());
+  if (!std::isfinite(number)) return false;
+  if (number >= -9223372036854775808.0 && number < 9223372036854775808.0) {
+    return signed_mod(static_cast<std::int64_t>(number)) == remainder;
+  }
+  // fmod is exact; such a value is far beyond any lab attribute, so doubles suffice here.
+  return std::fmod(number, static_cast<double>(divisor)) == static_cast<double>(remainder);
+}
+
 bool match_document(const Node& node, const Json& doc);
 
-bool match_values(const Node& node, const Candidates& values) {
+bool match_values(const Node& node, const Candidates& values, bool into_arrays = true) {
   using Kind = Node::Kind;
   switch (node.kind) {
     case Kind::kAllOf:
-      return std::all_of(node.children.begin(), node.children.end(),
-                         [&](const Node& child) { return match_values(child, values); });
+      return std::all_of(node.children.begin(), node.children.end(), [&](const Node& child) {
+        return match_values(child, values, into_arrays);
+      });
     case Kind::kEq:
-      return equals_any(values, node.values);
+      return equals_any(values, node.values, into_arrays);
     case Kind::kNotEq:
-      return !equals_any(values, node.values);
+      return !equals_any(values, node.values, into_arrays);
     case Kind::kGt:
     case Kind::kGte:
     case Kind::kLt:
     case Kind::kLte: {
       const auto& bound = node.values.front();
-      return any_value_or_element(values, [&](const Json& value) {
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
         if (!comparable(value, bound)) return false;
         switch (node.kind) {
           case Kind::kGt:
@@ -457,20 +767,38 @@ bool match_values(const Node& node, const Candidates& values) {
     case Kind::kExists:
       return values.empty() != node.flag;
     case Kind::kRegex:
-      return any_value_or_element(
-          values, [&](const Json& value) { return regex_matches(*node.regex, value); });
+      return any_value_or_element(values, into_arrays,
+                                  [&](const Json& value) { return regex_matches(node, value); });
     case Kind::kNot:
-      return !match_values(node.children.front(), values);
+      return !match_values(node.children.front(), values, into_arrays);
     case Kind::kAll:
       if (node.values.empty() || values.empty()) return false;
       return std::all_of(node.values.begin(), node.values.end(), [&](const Json& wanted) {
-        return any_value_or_element(values, [&](const Json& value) { return value == wanted; });
+        return any_value_or_element(values, into_arrays,
+                                    [&](const Json& value) { return value == wanted; });
       });
     case Kind::kSize:
       for (std::size_t i = 0; i < values.size(); ++i) {
         if (values[i].is_array() && values[i].size() == node.size) return true;
       }
       return false;
+    case Kind::kSizeMatch:
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (!values[i].is_array()) continue;
+        const Json length = values[i].size();
+        Candidates one;
+        one.push(&length);
+        if (match_values(node.children.front(), one)) return true;
+      }
+      return false;
+    case Kind::kType:
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
+        return (type_bit(value) & node.types) != 0;
+      });
+    case Kind::kMod:
+      return any_value_or_element(values, into_arrays, [&](const Json& value) {
+        return mod_matches(value, node.divisor, node.remainder);
+      });
     case Kind::kElemMatchValue:
     case Kind::kElemMatchDoc:
       for (std::size_t i = 0; i < values.size(); ++i) {
@@ -481,7 +809,7 @@ bool match_values(const Node& node, const Candidates& values) {
           } else {
             Candidates one;
             one.push(&element);
-            if (match_values(node.children.front(), one)) return true;
+            if (match_values(node.children.front(), one, false)) return true;
           }
         }
       }
@@ -543,6 +871,82 @@ std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return std::string(text.substr(0, cut));
 }
+
+std::optional<std::size_t> invalid_utf8_offset(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t size = text.size();
+  std::size_t i = 0;
+  while (i < size) {
+    const unsigned char lead = bytes[i];
+    std::size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;   // overlong
+      if (lead == 0xED) high = 0x9F;  // surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;   // overlong
+      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + length > size) return i;
+    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
+    for (std::size_t k = 2; k < length; ++k) {
+      if (bytes[i + k] < 0x80 || bytes[i + k] > 0xBF) return i;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// "is not valid UTF-8 (byte 0xFF at offset 3)", or "" when `text` is valid.
+std::string utf8_problem(const std::string& text) {
+  const auto offset = invalid_utf8_offset(text);
+  if (!offset) return {};
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*offset]));
+  return std::string("is not valid UTF-8 (byte ") + byte + " at offset " + std::to_string(*offset) +
+         ")";
+}
+
+std::string invalid_utf8_below(const Json& value, const std::string& label) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    const auto problem = utf8_problem(text);
+    if (!problem.empty()) return "the value " + shown(value) + under(label) + " " + problem;
+    return {};
+  }
+  if (value.is_array()) {
+    for (const auto& element : value) {
+      auto problem = invalid_utf8_below(element, label);
+      if (!problem.empty()) return problem;
+    }
+  }
+  if (value.is_object()) {
+    for (const auto& [key, element] : value.items()) {
+      const auto problem = utf8_problem(key);
+      if (!problem.empty()) return "key " + in_quotes(key) + under(label) + " " + problem;
+      const auto path = is_operator(key) ? label : label.empty() ? key : label + "." + key;
+      auto below = invalid_utf8_below(element, path);
+      if (!below.empty()) return below;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string invalid_utf8_in(const Json& value) { return invalid_utf8_below(value, ""); }
 
 std::string shown(const Json& value, std::size_t limit) {
   auto text = dump(value);
@@ -712,6 +1116,9 @@ Query compile_query(const Json& query) {
   if (deeper_than(query, kMaxQueryDepth)) {
     fail("nested deeper than " + std::to_string(kMaxQueryDepth) + " levels; simplify it");
   }
+  // Checked before anything else uses the strings: a later dump() would throw type_error.316.
+  const auto bad_text = invalid_utf8_in(query);
+  if (!bad_text.empty()) fail(bad_text + "; write requirements as UTF-8 text");
   Query compiled;
   Compiler().append_clauses(query, {}, "", compiled.clauses);
   compiled.order_clauses();
@@ -719,8 +1126,16 @@ Query compile_query(const Json& query) {
 }
 
 Json pair_value_json(const std::string& text) {
-  if (text == "true") return true;
-  if (text == "false") return false;
+  // As the Python package: true and false in any letter case ("True", "FALSE").
+  const auto lower = [](std::string word) {
+    for (auto& c : word) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    return word;
+  };
+  if (text.size() <= 5) {
+    const auto word = lower(text);
+    if (word == "true") return true;
+    if (word == "false") return false;
+  }
   if (text == "null") return nullptr;
   return text;
 }

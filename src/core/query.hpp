@@ -9,6 +9,7 @@
 #include <boost/regex.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,18 @@
 #include <vector>
 
 namespace lockable::detail {
+
+/// The JSON types `$type` tells apart, as bits of Node::types. BSON types that JSON cannot hold
+/// (dates, object ids, ...) have no bit: they are accepted and match nothing.
+enum JsonType : std::uint32_t {
+  kTypeDouble = 1U << 0,   // a number written with a fraction or exponent (2.0, 1e3)
+  kTypeInteger = 1U << 1,  // "int" and "long": JSON integers have no width
+  kTypeString = 1U << 2,
+  kTypeObject = 1U << 3,
+  kTypeArray = 1U << 4,
+  kTypeBool = 1U << 5,
+  kTypeNull = 1U << 6,
+};
 
 /// Deepest JSON nesting a requirement may have; deeper ones are rejected when parsed so that
 /// neither compiling nor matching can exhaust the stack.
@@ -46,6 +59,9 @@ struct Node {
     kNot,
     kAll,
     kSize,
+    kSizeMatch,       // children[0] (value level) applied to the length of each array value
+    kType,            // some value (or array element) has one of the JSON types in `types`
+    kMod,             // some numeric value, truncated to an integer, % divisor == remainder
     kElemMatchValue,  // children[0] is value level, applied to each element
     kElemMatchDoc,    // children[0] is document level, applied to each element
     kIsObject,        // `{"board": {}}`: the field holds an object
@@ -56,7 +72,13 @@ struct Node {
   std::vector<Json> values;       // kEq, kNotEq, kAll; comparisons use values[0]
   bool flag = false;              // kExists
   std::size_t size = 0;           // kSize
+  std::uint32_t types = 0;        // kType: JsonType bits
+  std::int64_t divisor = 1;       // kMod
+  std::int64_t remainder = 0;     // kMod
   std::shared_ptr<const boost::regex> regex;
+  /// kRegex: the pattern for texts that end in a line break, where PCRE's $ (without m) also
+  /// matches before that break; null when the pattern has no such $.
+  std::shared_ptr<const boost::regex> regex_final_break;
   std::vector<Node> children;
   /// True when this node or a child runs a regex: such nodes are evaluated last in a conjunction.
   bool expensive = false;
@@ -99,24 +121,32 @@ bool matches_document(const Node& document_node, const Json& doc);
 Query compile_query(const Json& query);
 
 /// Compiles the `key=value` form: `pairs` are (key, raw value text) in the order given;
-/// `true`/`false`/`null` are JSON values, any other text matches itself as a string and the
-/// number it reads as. Throws RequirementsError.
+/// `true`/`false` (any letter case) and `null` are JSON values, any other text matches itself as
+/// a string and the number it reads as. Throws RequirementsError.
 Query compile_pairs(const std::vector<std::pair<std::string, std::string>>& pairs);
 
-/// The JSON value a key=value value stands for in `Requirements::json()`: true/false/null, or
-/// the text as a string.
+/// The JSON value a key=value value stands for in `Requirements::json()`: true/false (any letter
+/// case), null, or the text as a string.
 Json pair_value_json(const std::string& text);
 
 /// Why `key` (a top-level or nested JSON key, or a key=value key) is not a usable attribute
 /// path, or "" when it is fine.
 std::string invalid_key_reason(std::string_view key);
 
-/// Compact JSON text that never throws (invalid UTF-8 is replaced).
+/// Compact JSON text that never throws (invalid UTF-8 is replaced by U+FFFD). Use it for every
+/// dump of outside data: nlohmann's plain dump() throws type_error.316 on invalid UTF-8.
 std::string dump(const Json& value);
 
 /// The longest prefix of `text` of at most `max_bytes` bytes that does not end inside a UTF-8
 /// character (a cut never leaves half a character in a message).
 std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
+/// Offset of the first byte of `text` that is not part of well-formed UTF-8, if any.
+std::optional<std::size_t> invalid_utf8_offset(std::string_view text);
+
+/// The first string or object key inside `value` that is not valid UTF-8, described for a
+/// message (`key "a\ufffd" under "board"` / `the value of "os"`) with the byte and its offset
+/// in that string, or "" when every string is valid. `value` must be at most kMaxQueryDepth deep.
+std::string invalid_utf8_in(const Json& value);
 
 /// `dump`, shortened to about `limit` bytes so that one huge value cannot flood a message.
 std::string shown(const Json& value, std::size_t limit = 60);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <utility>
 
@@ -58,6 +59,12 @@ std::vector<std::pair<std::string, std::string>> split_pairs(std::string_view te
     }
     std::string key(trim(pair.substr(0, equals)));
     std::string value(trim(pair.substr(equals + 1)));
+    if (value.empty()) {
+      // As the Python package ("Missing value"): an empty string is written in the JSON form.
+      throw RequirementsError("requirements: pair " + detail::dump(Json(std::string(pair))) +
+                              " has no value; write one after \"=\", e.g. " + key + "=1, or {\"" +
+                              key + "\": \"\"} for an empty string");
+    }
     const bool repeated = std::any_of(pairs.begin(), pairs.end(),
                                       [&](const auto& other) { return other.first == key; });
     if (repeated) {
@@ -89,8 +96,32 @@ detail::Clause implicit_clause(detail::Clause::Kind kind, const std::string& key
 
 Requirements::Requirements() : json_(Json::object()), query_(empty_query()) {}
 
+namespace {
+
+// Invalid UTF-8 is refused before anything else touches the text: nlohmann's dump() throws on
+// it, and the requirement is written into reports and lock details.
+void check_utf8(std::string_view text, bool json_form) {
+  const auto offset = detail::invalid_utf8_offset(text);
+  if (!offset) return;
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*offset]));
+  std::string where = "at byte offset " + std::to_string(*offset);
+  if (!json_form) {
+    const auto begin = text.rfind('&', *offset);
+    const auto start = begin == std::string_view::npos ? 0 : begin + 1;
+    const auto end = text.find('&', *offset);
+    const auto pair = trim(text.substr(start, end == std::string_view::npos ? end : end - start));
+    where = "in the pair " + detail::dump(Json(std::string(pair))) + " " + where;
+  }
+  throw RequirementsError(std::string("requirements: invalid UTF-8 ") + where + " (byte " + byte +
+                          "); write requirements as UTF-8 text");
+}
+
+}  // namespace
+
 Requirements Requirements::parse(std::string_view text) {
   const auto trimmed = trim(text);
+  check_utf8(text, !trimmed.empty() && (trimmed.front() == '{' || trimmed.front() == '['));
   if (trimmed.empty()) return Requirements();
   if (trimmed.front() == '{' || trimmed.front() == '[') {
     return from_json(parse_json_form(trimmed));

@@ -21,42 +21,6 @@ constexpr int kMaxResourceDepth = 64;
 
 using detail::shown;
 
-// Offset of the first byte that is not part of well-formed UTF-8, if any.
-std::optional<std::size_t> invalid_utf8_offset(const std::string& text) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
-  const std::size_t size = text.size();
-  std::size_t i = 0;
-  while (i < size) {
-    const unsigned char lead = bytes[i];
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    } else if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;   // overlong
-      if (lead == 0xED) high = 0x9F;  // surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;   // overlong
-      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return i;
-    }
-    if (i + length > size) return i;
-    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
-    for (std::size_t k = 2; k < length; ++k) {
-      if (bytes[i + k] < 0x80 || bytes[i + k] > 0xBF) return i;
-    }
-    i += length;
-  }
-  return std::nullopt;
-}
-
 std::string line_column(const std::string& text, std::size_t offset) {
   std::size_t line = 1;
   std::size_t column = 1;
@@ -126,8 +90,10 @@ std::string invalid_id_reason(const std::string& id) {
 
 namespace {
 
-// Validates `document` and moves its entries into the result.
-Resources take_resources(Json&& document, const std::string& source) {
+// Validates `document` and moves its entries into the result. `check_utf8`: whether strings may
+// hold invalid UTF-8 (a Json built in memory; parsed text was checked as a whole), which would
+// make every later dump() of the attributes throw.
+Resources take_resources(Json&& document, const std::string& source, bool check_utf8) {
   if (!document.is_array()) {
     fail(source, source,
          "must be a JSON array of resource objects, found " + detail::type_phrase(document) +
@@ -147,6 +113,15 @@ Resources take_resources(Json&& document, const std::string& source) {
       problems.push_back(Problem{std::move(where), std::move(message)});
     };
     const auto problems_before = problems.size();
+    if (check_utf8) {
+      const auto bad_text = detail::invalid_utf8_in(entry);
+      if (!bad_text.empty()) {
+        // Named without the id: the id itself may be what is invalid.
+        problems.push_back(Problem{source + ": entry " + std::to_string(index),
+                                   bad_text + "; store attributes as UTF-8 text"});
+        continue;
+      }
+    }
     if (!entry.is_object()) {
       report("must be a resource object like {\"id\": \"dut-1\", \"online\": true}, found " +
              detail::type_phrase(entry) + " " + shown(entry));
@@ -195,7 +170,7 @@ Resources take_resources(Json&& document, const std::string& source) {
 }  // namespace
 
 Resources parse_resources(const Json& document, const std::string& source) {
-  return take_resources(Json(document), source);
+  return take_resources(Json(document), source, true);
 }
 
 Resources parse_resources_text(const std::string& text, const std::string& source) {
@@ -204,7 +179,7 @@ Resources parse_resources_text(const std::string& text, const std::string& sourc
          "is empty; write a JSON array of resource objects, e.g. "
          "[{\"id\": \"dut-1\", \"online\": true, \"hostname\": \"rig-01\"}]");
   }
-  if (const auto offset = invalid_utf8_offset(text)) {
+  if (const auto offset = detail::invalid_utf8_offset(text)) {
     char byte[8];
     std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*offset]));
     fail(source, source + ":" + line_column(text, *offset),
@@ -220,7 +195,7 @@ Resources parse_resources_text(const std::string& text, const std::string& sourc
     fail(source, source + ":" + std::to_string(error.line) + ":" + std::to_string(error.column),
          "invalid JSON: " + error.detail);
   }
-  return take_resources(std::move(*document), source);
+  return take_resources(std::move(*document), source, false);
 }
 
 }  // namespace lockable

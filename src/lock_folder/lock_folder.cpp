@@ -16,6 +16,8 @@
 #include <lockable/error.hpp>
 #include <lockable/lock_folder.hpp>
 
+#include "core/query.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -552,7 +554,7 @@ struct TicketState {
                          " if it is not a folder, or pass another --lock-folder");
     }
     ::flock(fd.get(), LOCK_EX);  // nobody else knows the temp name: cannot block
-    const bool written = write_all(fd.get(), Json(ids).dump());
+    const bool written = write_all(fd.get(), detail::dump(Json(ids)));
     if (!written || ::rename(temp.c_str(), (queue_dir / name).c_str()) != 0) {
       const int error = errno;
       ::unlink(temp.c_str());
@@ -1044,7 +1046,7 @@ class LockFolderBackend final : public LockBackend {
       }
       // The details are a courtesy for `status` and error messages; the lock stands without them,
       // but a symlink or a FIFO in their place is a device to leave alone, like one at the pid.
-      if (const int details_error = write_details(json_path(id), holder.to_json().dump())) {
+      if (const int details_error = write_details(json_path(id), detail::dump(holder.to_json()))) {
         if (write_fd) ::ftruncate(write_fd.get(), 0);
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(json_path(id), details_error));

@@ -22,7 +22,10 @@ const lockable::Resources& fixed_resources() {
        "tags": ["ble", "thread"], "usb": [{"hub": 1, "port": 2}, {"hub": 2}], "n": null},
       {"id": "b", "online": false, "os": "iOS", "score": 2.5, "matrix": [[1, 2], [3]],
        "s": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"},
-      {"id": "c"}
+      {"id": "c"},
+      {"id": "d", "online": true, "hostname": "rig-01", "ver": -7, "score": 1.0,
+       "big": 18446744073709551615, "text": "Line one\nsecond Line", "tags": [[1, 2], 3, null],
+       "board": {"rev": [1, 5], "name": null}, "usb": [{"hub": 1, "port": [2, 3]}]}
     ])");
     std::vector<lockable::Resource> out;
     for (const auto& entry : list) out.push_back({entry["id"].get<std::string>(), entry});

@@ -175,6 +175,50 @@ const MatchCase kCases[] = {
     {"AllEmptyNeverMatches", R"({"tags": {"$all": []}})", false},
     {"AllOnScalar", R"({"os": {"$all": ["Android"]}})", true},
     {"AllOnMissing", R"({"absent": {"$all": ["x"]}})", false},
+    // $type
+    {"TypeString", R"({"os": {"$type": "string"}})", true},
+    {"TypeStringNumber", R"({"os": {"$type": 2}})", true},
+    {"TypeIntOnInteger", R"({"ver": {"$type": "int"}})", true},
+    {"TypeLongOnInteger", R"({"ver": {"$type": 18}})", true},
+    {"TypeDoubleOnInteger", R"({"ver": {"$type": "double"}})", false},
+    {"TypeDoubleOnFraction", R"({"score": {"$type": 1}})", true},
+    {"TypeNumber", R"({"score": {"$type": "number"}})", true},
+    {"TypeNumberOnString", R"({"version": {"$type": "number"}})", false},
+    {"TypeArrayElement", R"({"ports": {"$type": "int"}})", true},
+    {"TypeArray", R"({"tags": {"$type": "array"}})", true},
+    {"TypeObject", R"({"board": {"$type": "object"}})", true},
+    {"TypeNull", R"({"nothing": {"$type": "null"}})", true},
+    {"TypeNullOnMissing", R"({"absent": {"$type": "null"}})", false},
+    {"TypeBool", R"({"online": {"$type": "bool"}})", true},
+    {"TypeBoolIsNotInt", R"({"online": {"$type": "int"}})", false},
+    {"TypeList", R"({"os": {"$type": ["null", "string"]}})", true},
+    {"TypeDateNeverInJson", R"({"version": {"$type": "date"}})", false},
+    {"NotType", R"({"os": {"$not": {"$type": "string"}}})", false},
+    // $mod
+    {"ModMatches", R"({"ver": {"$mod": [4, 3]}})", true},
+    {"ModMismatch", R"({"ver": {"$mod": [4, 0]}})", false},
+    {"ModTruncatesTheValue", R"({"score": {"$mod": [2, 0]}})", true},
+    {"ModArrayElement", R"({"ports": {"$mod": [4, 1]}})", true},
+    {"ModOnString", R"({"version": {"$mod": [2, 0]}})", false},
+    // $size with a condition on the length
+    {"SizeGreaterThan", R"({"tags": {"$size": {"$gt": 1}}})", true},
+    {"SizeGreaterThanFails", R"({"tags": {"$size": {"$gt": 2}}})", false},
+    {"SizeInRange", R"({"ports": {"$size": {"$gte": 3, "$lt": 5}}})", true},
+    {"SizeConditionOnScalar", R"({"os": {"$size": {"$gte": 0}}})", false},
+    // $all with $elemMatch clauses
+    {"AllElemMatchEachClause",
+     R"({"usb": {"$all": [{"$elemMatch": {"hub": 1}}, {"$elemMatch": {"port": {"$gt": 5}}}]}})",
+     true},
+    {"AllElemMatchOneClauseUnmatched",
+     R"({"usb": {"$all": [{"$elemMatch": {"hub": 1}}, {"$elemMatch": {"hub": 3}}]}})", false},
+    {"AllElemMatchValues", R"({"ports": {"$all": [{"$elemMatch": {"$gt": 8}}]}})", true},
+    // regular expression flags and the literal form
+    {"RegexLiteral", R"({"model": {"$regex": "/^Pixel/"}})", true},
+    {"RegexLiteralFlagI", R"({"model": {"$regex": "/^pixel/i"}})", true},
+    {"RegexLiteralWithoutFlagIsCaseSensitive", R"({"model": {"$regex": "/^pixel/"}})", false},
+    {"RegexLiteralHoldsSlashes", R"({"model": {"$regex": "/^P/x/"}})", false},
+    {"RegexSlashWithoutFlagsIsPlain", R"({"model": {"$regex": "/"}})", false},
+    {"RegexOptionX", R"({"model": {"$regex": "^Pixel \\  7 # the model", "$options": "x"}})", true},
     // $size
     {"SizeMatches", R"({"tags": {"$size": 2}})", true},
     {"SizeMismatch", R"({"tags": {"$size": 3}})", false},
@@ -222,7 +266,9 @@ const MatchCase kCases[] = {
     {"PairWithSpaces", " os = Android & ver = 11 ", true},
     {"PairValueWithSpace", "model=Pixel 7", true},
     {"PairValueWithEquals", "model=a=b", false},
-    {"PairEmptyValueIsEmptyString", "model=", false},
+    {"PairTrueAnyCase", "online=True", true},
+    {"PairFalseAnyCase", "online=FALSE", false},
+    {"PairTrueAnyCaseIsNotString", "os=TRUE", false},
     {"PairHexIsOnlyAString", "ver=0xB", false},
 };
 
@@ -264,6 +310,25 @@ TEST(Matching, FindMatchesReturnsIndexesInInputOrder) {
             (std::vector<std::size_t>{0, 3}));
   EXPECT_TRUE(find_matches(resources, Requirements::parse("rev=7")).empty());
   EXPECT_EQ(find_matches(resources, Requirements()).size(), 6u);
+}
+
+TEST(Matching, ModAtTheEdgesOfSixtyFourBits) {
+  const auto mod = [](const char* requirement, const char* attributes) {
+    return Requirements::parse(requirement).matches(Json::parse(attributes));
+  };
+  // INT64_MIN % -1 overflows in C++; mathematically it is 0.
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-1, 0]}})", R"({"n": -9223372036854775808})"));
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-9223372036854775808, -1]}})", R"({"n": -1})"));
+  // Above INT64_MAX (unsigned): 2^64 - 1 = 3 * 6148914691236517205.
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-3, 0]}})", R"({"n": 18446744073709551615})"));
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [10, 5]}})", R"({"n": 18446744073709551615})"));
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [10, -5]}})", R"({"n": 18446744073709551615})"));
+  // Doubles beyond 64 bits, and values that are not numbers.
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [3, 1]}})", R"({"n": 1180591620717411303424.0})"));  // 2^70
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [3, 0]}})", R"({"n": 1180591620717411303424.0})"));
+  EXPECT_TRUE(mod(R"({"n": {"$mod": [-3, -1]}})", R"({"n": -1180591620717411303424.0})"));
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [2, 0]}})", R"({"n": true})"));
+  EXPECT_FALSE(mod(R"({"n": {"$mod": [2, 0]}})", R"({"n": "4"})"));
 }
 
 TEST(Matching, CheapClausesDecideBeforeRegexClauses) {

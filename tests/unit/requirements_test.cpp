@@ -56,7 +56,10 @@ const FormCase kForms[] = {
      R"({"busy":false,"hostname":null,"online":true})"},
     {"PairsTrimSpaces", "  os = Android &  ver=11 ", R"({"os":"Android","ver":"11"})"},
     {"PairValueMayHoldEquals", "note=a=b", R"({"note":"a=b"})"},
-    {"PairEmptyValue", "note=", R"({"note":""})"},
+    {"PairsTrueFalseInAnyCase", "a=True&b=FALSE&c=tRuE&d=truer",
+     R"({"a":true,"b":false,"c":true,"d":"truer"})"},
+    {"PairsTrimBlanksAroundTrueFalse", " online = True ", R"({"online":true})"},
+    {"PairsNullOnlyInLowerCase", "a=null&b=Null", R"({"a":null,"b":"Null"})"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Forms, RequirementsForm, ::testing::ValuesIn(kForms), CaseName());
@@ -157,16 +160,19 @@ const ErrorCase kErrors[] = {
      "\"board.rev\""},
     {"UnknownOperatorUnderField", R"({"version": {"$foo": 1}})",
      "requirements: unknown operator \"$foo\" under \"version\"; use one of $eq, $ne, $gt, $gte, "
-     "$lt, $lte, $in, $nin, $exists, $regex (with $options), $not, $all, $size, $elemMatch"},
+     "$lt, $lte, $in, $nin, $exists, $type, $mod, $regex (with $options), $not, $all, $size, "
+     "$elemMatch"},
     {"UnknownOperatorUnderNestedField", R"({"board": {"rev": {"$gtx": 1}}})",
      "requirements: unknown operator \"$gtx\" under \"board.rev\"; use one of $eq, $ne, $gt, "
-     "$gte, $lt, $lte, $in, $nin, $exists, $regex (with $options), $not, $all, $size, $elemMatch"},
+     "$gte, $lt, $lte, $in, $nin, $exists, $type, $mod, $regex (with $options), $not, $all, $size, "
+     "$elemMatch"},
     {"UnknownOperatorAtTop", R"({"$foo": 1})",
      "requirements: unknown operator \"$foo\"; at this level use $and, $or, $nor or a field "
      "name"},
     {"UnknownOperatorInsideOr", R"({"$or": [{"a": {"$bad": 1}}]})",
      "requirements: unknown operator \"$bad\" under \"a\"; use one of $eq, $ne, $gt, $gte, $lt, "
-     "$lte, $in, $nin, $exists, $regex (with $options), $not, $all, $size, $elemMatch"},
+     "$lte, $in, $nin, $exists, $type, $mod, $regex (with $options), $not, $all, $size, "
+     "$elemMatch"},
     {"ValueOperatorAtTop", R"({"$gt": 1})",
      "requirements: operator $gt must be applied to a field, e.g. {\"version\": {\"$gt\": ...}}"},
     {"LogicalOperatorUnderField", R"({"a": {"$or": [{"b": 1}]}})",
@@ -188,8 +194,6 @@ const ErrorCase kErrors[] = {
     {"RegexTooLong", "{\"m\": {\"$regex\": \"" + std::string(1001, 'a') + "\"}}",
      "requirements: $regex under \"m\" is 1001 bytes long, more than the limit of 1000; use a "
      "shorter pattern"},
-    {"OptionsOtherThanI", R"({"m": {"$regex": "x", "$options": "m"}})",
-     "requirements: $options under \"m\" must be \"i\" (case-insensitive) or \"\", found \"m\""},
     {"OptionsWithoutRegex", R"({"m": {"$options": "i"}})",
      "requirements: $options under \"m\" needs a $regex next to it"},
     {"InNotArray", R"({"a": {"$in": 1}})",
@@ -201,9 +205,11 @@ const ErrorCase kErrors[] = {
     {"ExistsNotBool", R"({"a": {"$exists": 1}})",
      "requirements: $exists under \"a\" needs true or false, found 1"},
     {"SizeNegative", R"({"a": {"$size": -1}})",
-     "requirements: $size under \"a\" needs a non-negative integer, found -1"},
+     "requirements: $size under \"a\" needs a non-negative integer (or a condition on the "
+     "length, e.g. {\"$gt\": 2}), found -1"},
     {"SizeFraction", R"({"a": {"$size": 1.5}})",
-     "requirements: $size under \"a\" needs a non-negative integer, found 1.5"},
+     "requirements: $size under \"a\" needs a non-negative integer (or a condition on the "
+     "length, e.g. {\"$gt\": 2}), found 1.5"},
     {"ComparisonWithArray", R"({"a": {"$gt": [1]}})",
      "requirements: $gt under \"a\" needs a number or a string, found [1]"},
     {"ComparisonWithNull", R"({"a": {"$lte": null}})",
@@ -248,6 +254,114 @@ const ErrorCase kErrors[] = {
     {"PairTrailingAmpersand", "a=1&",
      "requirements: empty pair in \"a=1&\"; separate key=value pairs with a single &"},
     {"PairRepeatedKey", "a=1&a=2", "requirements: key \"a\" is given twice; give each key once"},
+    {"PairEmptyValue", "os=Android&note=",
+     "requirements: pair \"note=\" has no value; write one after \"=\", e.g. note=1, or "
+     "{\"note\": \"\"} for an empty string"},
+    {"PairBlankValue", "note = \t",
+     "requirements: pair \"note =\" has no value; write one after \"=\", e.g. note=1, or "
+     "{\"note\": \"\"} for an empty string"},
+    // invalid UTF-8 (the invalid byte is shown as U+FFFD)
+    {"PairKeyInvalidUtf8", "os=Android&x\xff=null",
+     "requirements: invalid UTF-8 in the pair \"x\xef\xbf\xbd=null\" at byte offset 12 (byte "
+     "0xFF); write requirements as UTF-8 text"},
+    {"PairValueInvalidUtf8", "model=caf\xc3",
+     "requirements: invalid UTF-8 in the pair \"model=caf\xef\xbf\xbd\" at byte offset 9 (byte "
+     "0xC3); write requirements as UTF-8 text"},
+    {"JsonInvalidUtf8", "{\"os\": \"\xc0\xaf\"}",
+     "requirements: invalid UTF-8 at byte offset 8 (byte 0xC0); write requirements as UTF-8 "
+     "text"},
+    {"JsonSurrogateBytes", "{\"os\": \"\xed\xa0\x80\"}",
+     "requirements: invalid UTF-8 at byte offset 8 (byte 0xED); write requirements as UTF-8 "
+     "text"},
+    // $type
+    {"TypeUnknownName", R"({"a": {"$type": "integer"}})",
+     "requirements: $type under \"a\" has the unknown type \"integer\"; use a BSON type number "
+     "(1 double, 2 string, 3 object, 4 array, 8 bool, 10 null, 16 int, 18 long, ...) or a name "
+     "such as \"string\", \"number\", \"array\""},
+    {"TypeUnknownNumber", R"({"a": {"$type": 42}})",
+     "requirements: $type under \"a\" has the unknown type 42; use a BSON type number (1 double, "
+     "2 string, 3 object, 4 array, 8 bool, 10 null, 16 int, 18 long, ...) or a name such as "
+     "\"string\", \"number\", \"array\""},
+    {"TypeFractionalNumber", R"({"a": {"$type": 2.5}})",
+     "requirements: $type under \"a\" has the unknown type 2.5; use a BSON type number (1 double, "
+     "2 string, 3 object, 4 array, 8 bool, 10 null, 16 int, 18 long, ...) or a name such as "
+     "\"string\", \"number\", \"array\""},
+    {"TypeUnknownInArray", R"({"a": {"$type": ["string", "text"]}})",
+     "requirements: $type under \"a\" has the unknown type \"text\"; use a BSON type number (1 "
+     "double, 2 string, 3 object, 4 array, 8 bool, 10 null, 16 int, 18 long, ...) or a name such "
+     "as \"string\", \"number\", \"array\""},
+    {"TypeEmptyArray", R"({"a": {"$type": []}})",
+     "requirements: $type under \"a\" needs at least one type, found []"},
+    {"TypeBoolean", R"({"a": {"$type": true}})",
+     "requirements: $type under \"a\" needs a type name, a BSON type number or an array of them, "
+     "e.g. \"string\" or [\"int\", \"null\"], found true"},
+    // $mod: MongoDB's messages, then how to write it
+    {"ModNotArray", R"({"a": {"$mod": 4}})",
+     "requirements: $mod under \"a\": malformed mod, needs to be an array, found 4; write "
+     "[divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModOneElement", R"({"a": {"$mod": [4]}})",
+     "requirements: $mod under \"a\": malformed mod, not enough elements, found [4]; write "
+     "[divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModThreeElements", R"({"a": {"$mod": [4, 1, 2]}})",
+     "requirements: $mod under \"a\": malformed mod, too many elements, found [4,1,2]; write "
+     "[divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModDivisorNotNumber", R"({"a": {"$mod": ["4", 1]}})",
+     "requirements: $mod under \"a\": malformed mod, divisor not a number, found [\"4\",1]; "
+     "write [divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModRemainderNotNumber", R"({"a": {"$mod": [4, null]}})",
+     "requirements: $mod under \"a\": malformed mod, remainder not a number, found [4,null]; "
+     "write [divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModDivisorZero", R"({"a": {"$mod": [0, 1]}})",
+     "requirements: $mod under \"a\": divisor cannot be 0, found [0,1]; write [divisor, "
+     "remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModDivisorTruncatesToZero", R"({"a": {"$mod": [0.5, 0]}})",
+     "requirements: $mod under \"a\": divisor cannot be 0, found [0.5,0]; write [divisor, "
+     "remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModDivisorOutOfRange", R"({"a": {"$mod": [1e19, 0]}})",
+     "requirements: $mod under \"a\": malformed mod, divisor value is invalid (out of the 64-bit "
+     "range), found [1e+19,0]; write [divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    {"ModRemainderTooLarge", R"({"a": {"$mod": [4, 9223372036854775808]}})",
+     "requirements: $mod under \"a\": malformed mod, remainder value is out of the 64-bit range, "
+     "found [4,9223372036854775808]; write [divisor, remainder], e.g. {\"$mod\": [4, 0]}"},
+    // $size with a condition
+    {"SizeEmptyCondition", R"({"a": {"$size": {}}})",
+     "requirements: $size under \"a\" needs a non-negative integer or an object of operators on "
+     "the length, e.g. {\"$gt\": 2}, found {}"},
+    {"SizeConditionWithField", R"({"a": {"$size": {"n": 2}}})",
+     "requirements: $size under \"a\" needs a non-negative integer or an object of operators on "
+     "the length, e.g. {\"$gt\": 2}, found {\"n\":2}"},
+    {"SizeConditionUnknownOperator", R"({"a": {"$size": {"$big": 2}}})",
+     "requirements: unknown operator \"$big\" under \"a\"; use one of $eq, $ne, $gt, $gte, $lt, "
+     "$lte, $in, $nin, $exists, $type, $mod, $regex (with $options), $not, $all, $size, "
+     "$elemMatch"},
+    // $all
+    {"AllMixesElemMatchAndValues", R"({"a": {"$all": [{"$elemMatch": {"x": 1}}, 2]}})",
+     "requirements: $all under \"a\" mixes $elemMatch clauses with other values (element 1 is "
+     "2); write every element as {\"$elemMatch\": {...}}, or list plain values only"},
+    {"AllWithOtherOperator", R"({"a": {"$all": [{"$gt": 1}]}})",
+     "requirements: $all under \"a\" element 0 uses the operator $gt; $all takes values or "
+     "{\"$elemMatch\": {...}} clauses only"},
+    {"AllElemMatchNotObject", R"({"a": {"$all": [{"$elemMatch": 1}]}})",
+     "requirements: $elemMatch under \"a\" needs an object, e.g. {\"$gte\": 2} or {\"name\": "
+     "\"x\"}, found 1"},
+    // regular expression flags
+    {"OptionsUnknownFlags", R"({"m": {"$regex": "x", "$options": "iqgq"}})",
+     "requirements: $options under \"m\" has the unknown flag(s) \"qg\"; use i (ignore case), m "
+     "(^ and $ at line breaks), s (. matches a line break), x (ignore blanks and # comments)"},
+    {"OptionsNotString", R"({"m": {"$regex": "x", "$options": 1}})",
+     "requirements: $options under \"m\" needs a string of flags, e.g. \"i\", found 1"},
+    {"LiteralUnknownFlags", R"({"port": {"$regex": "/dev/ttyACM"}})",
+     "requirements: $regex \"/dev/ttyACM\" under \"port\" has the unknown flag(s) \"tyACM\" "
+     "after its closing \"/\"; use i (ignore case), m (^ and $ at line breaks), s (. matches a "
+     "line break), x (ignore blanks and # comments); to match a leading \"/\" literally, escape "
+     "it: \"\\\\/...\""},
+    {"LiteralFlagsAndOptions", R"({"m": {"$regex": "/^a/i", "$options": "m"}})",
+     "requirements: $regex \"/^a/i\" under \"m\" has flags after its closing \"/\" and $options "
+     "as well; give the flags in one place"},
+    {"LiteralInvalidPattern", R"({"m": {"$regex": "/(/i"}})",
+     "requirements: invalid $regex \"/(/i\" under \"m\": Unmatched marking parenthesis ( or \\(. "
+     " The error occurred while parsing the regular expression: '(>>>HERE>>>'; write an "
+     "ECMAScript regular expression, e.g. \"^Pixel [0-9]+$\""},
 };
 
 INSTANTIATE_TEST_SUITE_P(Errors, RequirementsErrorTest, ::testing::ValuesIn(kErrors), CaseName());
@@ -263,6 +377,27 @@ TEST(Requirements, FromJsonRejectsTooDeepObjects) {
   Json deep = 1;
   for (int i = 0; i < 100; ++i) deep = Json{{"a", deep}};
   EXPECT_THROW(Requirements::from_json(deep), RequirementsError);
+}
+
+TEST(Requirements, FromJsonRejectsInvalidUtf8InKeysAndValues) {
+  const auto error = [](const Json& query) -> std::string {
+    try {
+      Requirements::from_json(query);
+    } catch (const RequirementsError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_EQ(error(Json{{"board", {{"name", {{"$in", {"ok", "nrf\xff"}}}}}}}),
+            "requirements: the value \"nrf\xef\xbf\xbd\" under \"board.name\" is not valid UTF-8 "
+            "(byte 0xFF at offset 3); write requirements as UTF-8 text");
+  EXPECT_EQ(
+      error(Json{{"$or", {Json{{"k\xe9y", 1}}}}}),
+      "requirements: key \"k\xef\xbf\xbdy\" is not valid UTF-8 (byte 0xE9 at offset 1); write "
+      "requirements as UTF-8 text");
+  // Valid multi-byte text is fine, and is shown as it was written.
+  const auto fine = Requirements::from_json(Json{{"model", "caf\xc3\xa9 \xf0\x9f\x93\xb1"}});
+  EXPECT_EQ(fine.to_string(), "{\"model\":\"caf\xc3\xa9 \xf0\x9f\x93\xb1\"}");
 }
 
 TEST(Requirements, RegexOfOneThousandBytesIsAccepted) {

@@ -97,6 +97,21 @@ const char* const kQueries[] = {
     "rev=2",
     "board.rev=2",
     "online=null&hostname=null",
+    "online=True",
+    R"({"rev": {"$type": "int"}})",
+    R"({"rev": {"$type": ["double", "string"]}})",
+    R"({"board.rev": {"$type": "number"}})",
+    R"({"board": {"$type": "array"}})",
+    R"({"board.rev": {"$type": "array"}})",
+    R"({"rev": {"$mod": [2, 0]}})",
+    R"({"board.rev": {"$mod": [3, 0]}})",
+    R"({"rev": {"$mod": [2, -1]}})",
+    R"({"tags": {"$size": {"$gte": 1}}})",
+    R"({"board.rev": {"$size": {"$lt": 3}}})",
+    R"({"usb": {"$all": [{"$elemMatch": {"port": 1}}, {"$elemMatch": {"port": 2}}]}})",
+    R"({"matrix": {"$elemMatch": {"$gte": 1, "$lte": 1}}})",
+    R"({"os": {"$regex": "/^ANDROID$/i"}})",
+    R"({"os": {"$regex": "^ a n d # comment", "$options": "xi"}})",
 };
 
 TEST(ResourceIndex, AgreesWithTheTreeMatcherOnEveryShape) {
@@ -180,7 +195,7 @@ class RandomShapes {
 
   Json condition() {
     const Json operand = value(2);
-    switch (pick(12)) {
+    switch (pick(16)) {
       case 0:
         return Json{{"$gt", operand}};
       case 1:
@@ -201,6 +216,18 @@ class RandomShapes {
         return Json{{"$elemMatch", Json{{"$gte", static_cast<int>(pick(3))}}}};
       case 9:
         return Json{{"$not", Json{{"$eq", operand}}}};
+      case 10: {
+        const char* const kTypes[] = {"number", "int", "double", "string", "array", "null"};
+        return Json{{"$type", kTypes[pick(6)]}};
+      }
+      case 11:
+        return Json{
+            {"$mod", Json::array({static_cast<int>(pick(3)) + 1, static_cast<int>(pick(2))})}};
+      case 12:
+        return Json{{"$size", Json{{"$gte", static_cast<int>(pick(3))}}}};
+      case 13:
+        return Json{{"$all", Json::array({Json{{"$elemMatch", Json{{"$gte", operand}}}},
+                                          Json{{"$elemMatch", Json{{"$ne", value(2)}}}}})}};
       default:
         return operand;
     }

@@ -294,6 +294,26 @@ TEST(Resources, Utf8BomAndUnicodeAreAccepted) {
   EXPECT_EQ(resources[0].id, "caf\xc3\xa9-\xf0\x9f\x93\xb1");
 }
 
+TEST(Resources, DocumentFormRejectsInvalidUtf8NamingTheEntry) {
+  // A list built in memory skips the text check; invalid UTF-8 would make every later dump()
+  // of the attributes throw (type_error.316).
+  try {
+    parse_resources(
+        Json::array({Json{{"id", "ok"}}, Json{{"id", "b"}, {"board", {{"name", "nrf\xff"}}}},
+                     Json{{"id", "c\xe9"}}}),
+        "<list>");
+    FAIL() << "no error";
+  } catch (const ResourcesError& e) {
+    ASSERT_EQ(e.problems().size(), 2u);
+    EXPECT_EQ(e.problems()[0].to_string(),
+              "<list>: entry 1: the value \"nrf\xef\xbf\xbd\" under \"board.name\" is not valid "
+              "UTF-8 (byte 0xFF at offset 3); store attributes as UTF-8 text");
+    EXPECT_EQ(e.problems()[1].to_string(),
+              "<list>: entry 2: the value \"c\xef\xbf\xbd\" under \"id\" is not valid UTF-8 (byte "
+              "0xE9 at offset 1); store attributes as UTF-8 text");
+  }
+}
+
 TEST(Resources, DocumentFormNamesTheSource) {
   try {
     parse_resources(Json::array({Json{{"id", "a"}}, Json{{"id", "a"}}}), "<list>");
