@@ -433,6 +433,27 @@ TEST_F(PluginE2eTest, OwnMainWithInitReadsTheGlobalDevice) {
   EXPECT_EQ(report.suite("GlobalDeviceTest").tests[0].result, "completed");
 }
 
+TEST_F(PluginE2eTest, SuiteWantingOnlyTheProgramsOwnDeviceFailsAtOnceNamingIt) {
+  // hw_tests --lockable_requirements=type=psu, and a suite asking for type=psu: the only match
+  // is the program's own device. It used to wait the whole timeout for itself.
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = run_program(args(FIXTURE_PROGRAM, "self",
+                                       {"--gtest_filter=HeldSuite.*", "--lockable_requirements",
+                                        "kind=a", "--lockable_timeout", "600"}),
+                                  {{"E2E_REQUIREMENTS", "kind=a"}});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60))
+      << "the suite waited for its own program's device";
+  EXPECT_EQ(result.exit_code, 1) << result.output();
+  const auto report = read_xml_report(xml("self"));
+  const std::string global_alloc = report.get("lockable_alloc_id");
+  ASSERT_TRUE(is_uuid(global_alloc)) << result.output();
+  const auto& suite = report.suite("HeldSuite");
+  const std::string error = suite.get("lockable_error");
+  EXPECT_NE(error.find("dev-a1: held by this very thread"), std::string::npos) << error;
+  EXPECT_NE(error.find(global_alloc), std::string::npos) << error;
+  for (const auto& test : suite.tests) EXPECT_TRUE(test.failed) << test.name;
+}
+
 TEST_F(PluginE2eTest, GlobalDeviceUnavailableFailsEveryTestWithoutRunningIt) {
   for (const bool as_json : {false, true}) {
     const auto result =
