@@ -3,6 +3,7 @@
 #include <lockable/lockable.hpp>
 
 #include "core/assignment.hpp"
+#include "core/backoff.hpp"
 #include "core/queue_order.hpp"
 
 #include <unistd.h>
@@ -414,182 +415,209 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
   // warning each.
   std::map<std::string, std::string> unusable;
   bool waiting = false;
+  detail::Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(5),
+                          static_cast<std::uint64_t>(::getpid()) ^
+                              static_cast<std::uint64_t>(requested.time_since_epoch().count()));
   for (;;) {
     if (cancelled.load()) {
       throw CancelledError("the wait for " + wanted_text + " was cancelled after " +
                            format_seconds(Seconds(Clock::now() - requested).count()) +
                            "; nothing is held and the queue entry is gone");
     }
-    const auto shared_resources = current_resources(waiting);
-    const Resources& resources = *shared_resources;
-    std::vector<std::vector<std::size_t>> candidates;
-    for (std::size_t i = 0; i < requirements.size(); ++i) {
-      candidates.push_back(find_matches(resources, effective[i]));
-      if (candidates.back().empty()) {
-        throw NoMatchError(provider->describe() + ": no resource matches " +
-                               requirements[i].to_string() +
-                               implicit_filters_text(requirements[i].json(), hostname),
-                           explain_mismatches(resources, effective[i]));
+    try {
+      const auto shared_resources = current_resources(waiting);
+      const Resources& resources = *shared_resources;
+      std::vector<std::vector<std::size_t>> candidates;
+      for (std::size_t i = 0; i < requirements.size(); ++i) {
+        candidates.push_back(find_matches(resources, effective[i]));
+        if (candidates.back().empty()) {
+          throw NoMatchError(provider->describe() + ": no resource matches " +
+                                 requirements[i].to_string() +
+                                 implicit_filters_text(requirements[i].json(), hostname),
+                             explain_mismatches(resources, effective[i]));
+        }
       }
-    }
-    exclude_own_devices(resources, requirements, candidates);
-    if (!assign_distinct(candidates)) {
-      throw NoMatchError(provider->describe() + ": requirements " + wanted_text + " need " +
-                             std::to_string(requirements.size()) +
-                             " distinct devices, but the matching devices cannot be shared out "
-                             "one per requirement; add devices or relax a requirement",
-                         {});
-    }
+      exclude_own_devices(resources, requirements, candidates);
+      if (!assign_distinct(candidates)) {
+        throw NoMatchError(provider->describe() + ": requirements " + wanted_text + " need " +
+                               std::to_string(requirements.size()) +
+                               " distinct devices, but the matching devices cannot be shared out "
+                               "one per requirement; add devices or relax a requirement",
+                           {});
+      }
 
-    // Every id any requirement may use, in resource order.
-    std::vector<std::string> wanted;
-    {
-      std::set<std::size_t> indexes;
-      for (const auto& list : candidates) indexes.insert(list.begin(), list.end());
-      for (const auto index : indexes) wanted.push_back(resources[index].id);
-    }
-    if (!ticket) {
-      ticket = backend->enqueue(wanted, HolderInfo{static_cast<long>(::getpid()),
-                                                   hostname,
-                                                   {},
-                                                   std::chrono::system_clock::now(),
-                                                   requirements.front().json()});
-      ticket_ids = wanted;
-    } else if (ticket_ids != wanted) {
-      ticket->update_wanted(wanted);
-      ticket_ids = wanted;
-    }
-    const auto claimable_list = claimable_ids(wanted, ticket->wanted_by_earlier_waiters());
-    const std::unordered_set<std::string> claimable(claimable_list.begin(), claimable_list.end());
+      // Every id any requirement may use, in resource order.
+      std::vector<std::string> wanted;
+      {
+        std::set<std::size_t> indexes;
+        for (const auto& list : candidates) indexes.insert(list.begin(), list.end());
+        for (const auto index : indexes) wanted.push_back(resources[index].id);
+      }
+      if (!ticket) {
+        ticket = backend->enqueue(wanted, HolderInfo{static_cast<long>(::getpid()),
+                                                     hostname,
+                                                     {},
+                                                     std::chrono::system_clock::now(),
+                                                     requirements.front().json()});
+        ticket_ids = wanted;
+      } else if (ticket_ids != wanted) {
+        ticket->update_wanted(wanted);
+        ticket_ids = wanted;
+      }
+      const auto claimable_list = claimable_ids(wanted, ticket->wanted_by_earlier_waiters());
+      const std::unordered_set<std::string> claimable(claimable_list.begin(), claimable_list.end());
 
-    // Never hold and wait: take a full set with non-blocking attempts, or nothing.
-    std::set<std::size_t> busy;
-    for (;;) {
-      std::vector<std::vector<std::size_t>> usable(candidates.size());
-      for (std::size_t i = 0; i < candidates.size(); ++i) {
-        for (const auto index : candidates[i]) {
-          if (claimable.count(resources[index].id) != 0 && busy.count(index) == 0 &&
-              unusable.count(resources[index].id) == 0) {
-            usable[i].push_back(index);
+      // Never hold and wait: take a full set with non-blocking attempts, or nothing.
+      std::set<std::size_t> busy;
+      for (;;) {
+        std::vector<std::vector<std::size_t>> usable(candidates.size());
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+          for (const auto index : candidates[i]) {
+            if (claimable.count(resources[index].id) != 0 && busy.count(index) == 0 &&
+                unusable.count(resources[index].id) == 0) {
+              usable[i].push_back(index);
+            }
           }
         }
-      }
-      const auto assignment = assign_distinct(usable);
-      if (!assignment) break;
-      std::vector<std::size_t> order;
-      for (std::size_t i = 0; i < assignment->size(); ++i) order.push_back(i);
-      std::stable_partition(order.begin(), order.end(), [&](std::size_t i) {
-        return found_busy.count(resources[(*assignment)[i]].id) != 0;
-      });
-      std::vector<std::unique_ptr<HeldLock>> locks(assignment->size());
-      std::vector<HolderInfo> holders(assignment->size());
-      bool complete = true;
-      for (const auto i : order) {
-        const Resource& resource = resources[(*assignment)[i]];
-        HolderInfo holder{static_cast<long>(::getpid()), hostname, new_uuid(),
-                          std::chrono::system_clock::now(), requirements[i].json()};
-        try {
-          locks[i] = backend->try_lock(resource, holder);
-        } catch (const ResourceUnusableError& error) {
-          if (unusable.emplace(resource.id, error.what()).second) {
-            log("lockable: warning: skipping " + resource.id + ": " + error.what());
+        const auto assignment = assign_distinct(usable);
+        if (!assignment) break;
+        std::vector<std::size_t> order;
+        for (std::size_t i = 0; i < assignment->size(); ++i) order.push_back(i);
+        std::stable_partition(order.begin(), order.end(), [&](std::size_t i) {
+          return found_busy.count(resources[(*assignment)[i]].id) != 0;
+        });
+        std::vector<std::unique_ptr<HeldLock>> locks(assignment->size());
+        std::vector<HolderInfo> holders(assignment->size());
+        bool complete = true;
+        for (const auto i : order) {
+          const Resource& resource = resources[(*assignment)[i]];
+          HolderInfo holder{static_cast<long>(::getpid()), hostname, new_uuid(),
+                            std::chrono::system_clock::now(), requirements[i].json()};
+          try {
+            locks[i] = backend->try_lock(resource, holder);
+          } catch (const ResourceUnusableError& error) {
+            if (unusable.emplace(resource.id, error.what()).second) {
+              log("lockable: warning: skipping " + resource.id + ": " + error.what());
+            }
+            complete = false;
+            break;
           }
-          complete = false;
-          break;
+          if (!locks[i]) {
+            busy.insert((*assignment)[i]);
+            found_busy.insert(resource.id);
+            complete = false;
+            break;
+          }
+          found_busy.erase(resource.id);
+          holders[i] = std::move(holder);
         }
-        if (!locks[i]) {
-          busy.insert((*assignment)[i]);
-          found_busy.insert(resource.id);
-          complete = false;
-          break;
+        if (!complete) {
+          for (auto& lock : locks) {
+            if (lock) lock->release();
+          }
+          continue;
         }
-        found_busy.erase(resource.id);
-        holders[i] = std::move(holder);
-      }
-      if (!complete) {
-        for (auto& lock : locks) {
-          if (lock) lock->release();
+        ticket.reset();  // leave the queue at once: the next waiter may move up
+        const auto queue_time = Clock::now() - requested;
+        std::vector<Allocation> allocations;
+        for (std::size_t i = 0; i < locks.size(); ++i) {
+          const Resource& resource = resources[(*assignment)[i]];
+          auto granted = event_of(request, AllocationEvent::Kind::kGranted);
+          granted.alloc_id = holders[i].alloc_id;
+          granted.resource_ids = {resource.id};
+          granted.requirements = Json::array({requirements[i].json()});
+          granted.queue_time = queue_time;
+          granted.fencing_token = locks[i]->fencing_token();
+          if (events->active()) events->emit(granted);
+          auto lock = std::make_unique<TrackedLock>(
+              std::move(locks[i]), SelfHeldDevices::key(backend_name, resource.id),
+              SelfHeldDevices::Entry{holders[i].alloc_id, requirements[i].to_string(),
+                                     holders[i].since},
+              events, std::move(granted));
+          allocations.emplace_back(requirements[i].json(), resource, holders[i].alloc_id,
+                                   queue_time, std::move(lock));
         }
-        continue;
+        return allocations;
       }
-      ticket.reset();  // leave the queue at once: the next waiter may move up
-      const auto queue_time = Clock::now() - requested;
-      std::vector<Allocation> allocations;
-      for (std::size_t i = 0; i < locks.size(); ++i) {
-        const Resource& resource = resources[(*assignment)[i]];
-        auto granted = event_of(request, AllocationEvent::Kind::kGranted);
-        granted.alloc_id = holders[i].alloc_id;
-        granted.resource_ids = {resource.id};
-        granted.requirements = Json::array({requirements[i].json()});
-        granted.queue_time = queue_time;
-        granted.fencing_token = locks[i]->fencing_token();
-        if (events->active()) events->emit(granted);
-        auto lock = std::make_unique<TrackedLock>(
-            std::move(locks[i]), SelfHeldDevices::key(backend_name, resource.id),
-            SelfHeldDevices::Entry{holders[i].alloc_id, requirements[i].to_string(),
-                                   holders[i].since},
-            events, std::move(granted));
-        allocations.emplace_back(requirements[i].json(), resource, holders[i].alloc_id, queue_time,
-                                 std::move(lock));
-      }
-      return allocations;
-    }
 
-    if (!unusable.empty()) {
-      std::vector<std::vector<std::size_t>> usable(candidates.size());
-      for (std::size_t i = 0; i < candidates.size(); ++i) {
-        for (const auto index : candidates[i]) {
-          if (unusable.count(resources[index].id) == 0) usable[i].push_back(index);
+      if (!unusable.empty()) {
+        std::vector<std::vector<std::size_t>> usable(candidates.size());
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+          for (const auto index : candidates[i]) {
+            if (unusable.count(resources[index].id) == 0) usable[i].push_back(index);
+          }
+        }
+        if (!assign_distinct(usable)) {
+          std::string text = "no usable device for " + wanted_text + " in " + backend->describe() +
+                             ": the lock files of the matching devices cannot be used:";
+          for (const auto& entry : unusable) text += "\n  " + entry.first + ": " + entry.second;
+          throw BackendError(text);
         }
       }
-      if (!assign_distinct(usable)) {
-        std::string text = "no usable device for " + wanted_text + " in " + backend->describe() +
-                           ": the lock files of the matching devices cannot be used:";
-        for (const auto& entry : unusable) text += "\n  " + entry.first + ": " + entry.second;
-        throw BackendError(text);
-      }
-    }
 
-    const auto now = Clock::now();
-    if (now >= deadline || now >= next_progress) {
-      std::vector<std::string> busy_lines;
-      std::size_t held = 0;
-      for (const auto& id : wanted) {
-        if (const auto holder = backend->holder_of(id)) {
-          busy_lines.push_back(id + ": held by " + holder->describe());
-          ++held;
-        } else if (claimable.count(id) == 0) {
-          busy_lines.push_back(id + ": free, but an earlier waiter in the queue gets it first");
-        } else {
-          // Released since the attempt above: the next attempt (right after this line) takes it.
-          busy_lines.push_back(id + ": released just now, trying it again");
+      const auto now = Clock::now();
+      if (now >= deadline || now >= next_progress) {
+        std::vector<std::string> busy_lines;
+        std::size_t held = 0;
+        for (const auto& id : wanted) {
+          if (const auto holder = backend->holder_of(id)) {
+            busy_lines.push_back(id + ": held by " + holder->describe());
+            ++held;
+          } else if (claimable.count(id) == 0) {
+            busy_lines.push_back(id + ": free, but an earlier waiter in the queue gets it first");
+          } else {
+            // Released since the attempt above: the next attempt (right after this line) takes it.
+            busy_lines.push_back(id + ": released just now, trying it again");
+          }
         }
+        const double waited = Seconds(now - requested).count();
+        if (now >= deadline) {
+          throw TimeoutError("no device for " + wanted_text + " became free within " +
+                                 format_seconds(limit.count()) + " (" +
+                                 std::to_string(wanted.size()) + " matching in " +
+                                 backend->describe() +
+                                 "); raise the timeout or free a device held by:",
+                             busy_lines);
+        }
+        std::string line = "lockable: waiting for " + wanted_text + ": " +
+                           std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
+                           " held:";
+        for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
+        line += " waited " + format_seconds(waited) + ", " +
+                format_seconds(std::max(0.0, Seconds(deadline - now).count())) + " left";
+        log(line);
+        while (next_progress <= now) next_progress += std::max(interval, Clock::duration(1));
       }
-      const double waited = Seconds(now - requested).count();
+      if (!waiting && events->active()) {
+        auto queued = event_of(request, AllocationEvent::Kind::kQueued);
+        queued.resource_ids = wanted;
+        events->emit(std::move(queued));
+      }
+      waiting = true;
+      backend->wait_for_change(std::min(deadline, next_progress));
+      backoff.reset();
+    } catch (const TemporarilyUnavailableError& error) {
+      // A store that cannot answer for a moment: retry with capped, jittered backoff inside the
+      // caller's timeout. Anything held in this attempt was released by the unwinding.
+      const auto now = Clock::now();
       if (now >= deadline) {
-        throw TimeoutError("no device for " + wanted_text + " became free within " +
-                               format_seconds(limit.count()) + " (" +
-                               std::to_string(wanted.size()) + " matching in " +
-                               backend->describe() +
-                               "); raise the timeout or free a device held by:",
-                           busy_lines);
+        throw TimeoutError("no device for " + wanted_text + " within " +
+                               format_seconds(limit.count()) + ": " + backend_name +
+                               " stayed unavailable (" + error.what() +
+                               "); check the lock store, or raise the timeout",
+                           {});
       }
-      std::string line = "lockable: waiting for " + wanted_text + ": " +
-                         std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
-                         " held:";
-      for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
-      line += " waited " + format_seconds(waited) + ", " +
-              format_seconds(std::max(0.0, Seconds(deadline - now).count())) + " left";
-      log(line);
-      while (next_progress <= now) next_progress += std::max(interval, Clock::duration(1));
+      const auto delay = std::min<Clock::duration>(backoff.next(), deadline - now);
+      log("lockable: " + backend_name + " is unavailable for a moment (" + error.what() +
+          "); retry " + std::to_string(backoff.failures()) + " in " +
+          format_seconds(Seconds(delay).count()) + ", " +
+          format_seconds(Seconds(deadline - now).count()) + " left");
+      const auto retry_at = now + delay;
+      while (!cancelled.load() && Clock::now() < retry_at) {
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(retry_at - Clock::now(), std::chrono::milliseconds(50)));
+      }
     }
-    if (!waiting && events->active()) {
-      auto queued = event_of(request, AllocationEvent::Kind::kQueued);
-      queued.resource_ids = wanted;
-      events->emit(std::move(queued));
-    }
-    waiting = true;
-    backend->wait_for_change(std::min(deadline, next_progress));
   }
 }
 

@@ -62,6 +62,9 @@ def normalize(line):
     line = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", line)
     line = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?", "<time>", line)
     line = re.sub(r'="\d+(\.\d+)?"', '="<n>"', line)
+    # Where the source tree is, and whether __FILE__ is absolute or relative (compiler caches
+    # rewrite it), differ between machines: keep only the path inside the tree.
+    line = re.sub(r'[^"\s;]*/(examples/[\w.]+)', r'\1', line)
     return line
 
 

@@ -22,13 +22,13 @@ Json devices() {
   return Json::array({{{"id", "dut-1"}, {"online", true}, {"hostname", "test-host"}}});
 }
 
-// A provider whose load() blocks, while armed, until the test lets it go: a remote inventory
-// that hangs.
+// A provider whose load() blocks on one chosen thread until the test lets it go: a remote
+// inventory that hangs for that caller. Other threads' loads go through.
 class GatedProvider final : public ResourceProvider {
  public:
   Resources load() override {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (armed_) {
+    if (armed_ && std::this_thread::get_id() == blocked_thread_) {
       ++blocked_loads_;
       changed_cv_.notify_all();
       open_cv_.wait(lock, [this] { return !armed_; });
@@ -38,9 +38,11 @@ class GatedProvider final : public ResourceProvider {
   bool changed() override { return true; }  // conservative: every check reloads
   std::string describe() const override { return "gated provider"; }
 
-  void arm() {
+  // Blocks every later load() called on this thread.
+  void arm_for_this_thread() {
     std::lock_guard<std::mutex> lock(mutex_);
     armed_ = true;
+    blocked_thread_ = std::this_thread::get_id();
   }
   void open() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -58,6 +60,7 @@ class GatedProvider final : public ResourceProvider {
   std::condition_variable open_cv_;
   std::condition_variable changed_cv_;
   bool armed_ = false;
+  std::thread::id blocked_thread_;
   int blocked_loads_ = 0;
 };
 
@@ -86,14 +89,19 @@ TEST(LockableCoreTest, SlowProviderLoadDoesNotStallAWaiterThatHasAList) {
   std::this_thread::sleep_for(100ms);  // the waiter has its list and waits
 
   // A new request starts a load that hangs.
-  gate->arm();
   auto newcomer = std::async(std::launch::async, [&] {
+    gate->arm_for_this_thread();
     try {
       return lockable.lock("", Seconds(30)).resource_id();
     } catch (const Error& error) {
       return std::string(error.what());
     }
   });
+  // Opens the gate before the futures are waited for, also when an assertion returns early.
+  struct OpenOnExit {
+    GatedProvider* gate;
+    ~OpenOnExit() { gate->open(); }
+  } open_on_exit{gate};
   ASSERT_TRUE(gate->wait_for_blocked_load(5000ms));
   release.set_value();
   holder.join();
@@ -105,6 +113,100 @@ TEST(LockableCoreTest, SlowProviderLoadDoesNotStallAWaiterThatHasAList) {
   allocation.unlock();
   gate->open();
   EXPECT_EQ(newcomer.get(), "dut-1");
+}
+
+// The in-memory store behind a connection that fails: the first `failures` calls of try_lock
+// throw TemporarilyUnavailableError (a 503), or BackendError when `permanent`.
+class FlakyBackend final : public LockBackend {
+ public:
+  FlakyBackend(int failures, bool permanent) : failures_(failures), permanent_(permanent) {}
+  std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override {
+    if (calls_++ < failures_) {
+      if (permanent_) throw BackendError("store at 127.0.0.1:9 refused the credentials");
+      throw TemporarilyUnavailableError("store at 127.0.0.1:9 answered 503");
+    }
+    return inner_.try_lock(resource, holder);
+  }
+  void wait_for_change(std::chrono::steady_clock::time_point deadline) override {
+    inner_.wait_for_change(deadline);
+  }
+  std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& ids,
+                                       const HolderInfo& waiter) override {
+    return inner_.enqueue(ids, waiter);
+  }
+  std::optional<HolderInfo> holder_of(const std::string& id) override {
+    return inner_.holder_of(id);
+  }
+  std::string describe() const override { return "flaky store"; }
+  int calls() const { return calls_; }
+
+ private:
+  test::MemoryBackend inner_;
+  int failures_;
+  bool permanent_;
+  std::atomic<int> calls_{0};
+};
+
+struct Logged {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  Options options() {
+    Options options = quiet_options();
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> guard(mutex);
+      lines.push_back(line);
+    };
+    return options;
+  }
+};
+
+TEST(LockableCoreTest, TemporarilyUnavailableStoreIsRetriedWithBackoffAndReported) {
+  Logged logged;
+  auto backend = std::make_unique<FlakyBackend>(3, false);
+  FlakyBackend* flaky = backend.get();
+  Lockable lockable(logged.options(), make_list_provider(devices()), std::move(backend));
+  const auto allocation = lockable.lock("", Seconds(30));
+  EXPECT_EQ(allocation.resource_id(), "dut-1");
+  EXPECT_EQ(flaky->calls(), 4);
+  ASSERT_EQ(logged.lines.size(), 3u);
+  EXPECT_NE(logged.lines[0].find("flaky store is unavailable for a moment (store at "
+                                 "127.0.0.1:9 answered 503); retry 1 in"),
+            std::string::npos)
+      << logged.lines[0];
+  EXPECT_NE(logged.lines[2].find("retry 3 in"), std::string::npos) << logged.lines[2];
+}
+
+TEST(LockableCoreTest, StoreUnavailableUntilTheTimeoutIsATimeoutNamingTheStoreError) {
+  Lockable lockable(quiet_options(), make_list_provider(devices()),
+                    std::make_unique<FlakyBackend>(1000000, false));
+  try {
+    lockable.lock("", Seconds(0.3));
+    FAIL() << "expected TimeoutError";
+  } catch (const TimeoutError& error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("stayed unavailable (store at 127.0.0.1:9 answered "
+                        "503)"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(LockableCoreTest, PermanentStoreErrorEndsTheWaitAtOnce) {
+  auto backend = std::make_unique<FlakyBackend>(1000000, true);
+  FlakyBackend* flaky = backend.get();
+  Lockable lockable(quiet_options(), make_list_provider(devices()), std::move(backend));
+  EXPECT_THROW(lockable.lock("", Seconds(30)), BackendError);
+  EXPECT_EQ(flaky->calls(), 1);
+}
+
+TEST(LockableCoreTest, CancelEndsABackoffSleep) {
+  Lockable lockable(quiet_options(), make_list_provider(devices()),
+                    std::make_unique<FlakyBackend>(1000000, false));
+  auto waiter = std::async(std::launch::async, [&] { return lockable.lock("", Seconds(60)); });
+  std::this_thread::sleep_for(200ms);
+  lockable.cancel();
+  ASSERT_EQ(waiter.wait_for(10s), std::future_status::ready);
+  EXPECT_THROW(waiter.get(), CancelledError);
 }
 
 }  // namespace
