@@ -18,11 +18,17 @@ struct Entry {
   // Gets the spec without "scheme://" ("" scheme: the whole spec) and the warning sink; null
   // when reserved.
   std::unique_ptr<Made> (*make)(const std::string& rest, const Log& log);
+  // The read-only form for `status`; null when the scheme has none.
+  std::unique_ptr<Made> (*observe)(const std::string& rest, const Log& log) = nullptr;
 };
 
 std::unique_ptr<LockBackend> lock_folder(const std::string& path, const Log& log) {
   return make_lock_folder_backend(
       path.empty() ? default_lock_folder() : std::filesystem::path(path), log);
+}
+
+std::unique_ptr<LockBackend> lock_folder_observer(const std::string& path, const Log& /*log*/) {
+  return make_lock_folder_observer(path);
 }
 
 std::unique_ptr<ResourceProvider> resources_file(const std::string& path, const Log& /*log*/) {
@@ -35,8 +41,11 @@ std::unique_ptr<ResourceProvider> resources_file(const std::string& path, const 
 const std::vector<Entry<LockBackend>>& backends() {
   static const std::vector<Entry<LockBackend>> table = {
       {{"", "a local lock folder path (the Python lockable package's <id>.pid files)", true},
-       &lock_folder},
-      {{"file", "file://PATH, the same for a path that reads like a URL", true}, &lock_folder},
+       &lock_folder,
+       &lock_folder_observer},
+      {{"file", "file://PATH, the same for a path that reads like a URL", true},
+       &lock_folder,
+       &lock_folder_observer},
       {{"etcd", "etcd://HOST:PORT/PREFIX, locks in an etcd cluster (not in this version yet)",
         false},
        nullptr},
@@ -75,7 +84,7 @@ std::optional<std::string> scheme_of(const std::string& spec) {
 
 template <class Made>
 std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::string& spec,
-                           const std::string& what, const Log& log) {
+                           const std::string& what, const Log& log, bool observer = false) {
   const auto scheme = scheme_of(spec);
   const std::string rest = scheme ? spec.substr(scheme->size() + 3) : spec;
   for (const auto& entry : table) {
@@ -83,6 +92,12 @@ std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::str
     if (entry.make == nullptr) {
       throw ConfigError(what + " \"" + spec + "\": " + entry.info.description +
                         "; use a path for now");
+    }
+    if (observer) {
+      if (entry.observe == nullptr) {
+        throw ConfigError(what + " \"" + spec + "\" cannot be observed read-only; use a path");
+      }
+      return entry.observe(rest, log);
     }
     return entry.make(rest, log);
   }
@@ -107,6 +122,10 @@ std::vector<SpecScheme> schemes(const std::vector<Entry<Made>>& table) {
 
 std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec, Log log) {
   return make(backends(), spec, "lock backend", log);
+}
+
+std::unique_ptr<LockBackend> make_lock_observer(const std::string& spec) {
+  return make(backends(), spec, "lock backend", Log{}, true);
 }
 
 std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec) {

@@ -49,6 +49,7 @@ EnvironmentSettings environment_settings(const EnvLookup& env) {
   settings.requirements = read(kRequirementsVariable);
   settings.timeout = read(kTimeoutVariable);
   settings.lock_folder = read(kLockFolderVariable);
+  settings.lock_backend = read(kLockBackendVariable);
   settings.hostname = read(kHostnameVariable);
   settings.on_unavailable = read(kOnUnavailableVariable);
   return settings;

@@ -32,6 +32,11 @@ struct SpecScheme {
 std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec,
                                                std::function<void(const std::string&)> log = {});
 
+/// A read-only observer of the store a spec names, for `lockable status`: holder_of() works,
+/// nothing is created or changed (see make_lock_folder_observer). Same specs and errors as
+/// make_lock_backend.
+std::unique_ptr<LockBackend> make_lock_observer(const std::string& spec);
+
 /// The resources source a spec names: a resources.json path or `file://PATH`; `http(s)://` is
 /// reserved for the HTTP provider (ConfigError in this version). Empty: ConfigError.
 std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec);

@@ -26,6 +26,8 @@ constexpr const char* kResourcesVariable = "LOCKABLE_RESOURCES";
 constexpr const char* kRequirementsVariable = "LOCKABLE_REQUIREMENTS";
 constexpr const char* kTimeoutVariable = "LOCKABLE_TIMEOUT";
 constexpr const char* kLockFolderVariable = "LOCKABLE_LOCK_FOLDER";
+/// The lock store as a spec (make_lock_backend): a lock folder path, file://, or a remote scheme.
+constexpr const char* kLockBackendVariable = "LOCKABLE_LOCK_BACKEND";
 constexpr const char* kHostnameVariable = "LOCKABLE_HOSTNAME";
 /// Read by the GoogleTest plugin only (a suite's fail/skip choice).
 constexpr const char* kOnUnavailableVariable = "LOCKABLE_ON_UNAVAILABLE";
@@ -39,6 +41,7 @@ struct EnvironmentSettings {
   std::optional<Setting> requirements;    ///< LOCKABLE_REQUIREMENTS
   std::optional<Setting> timeout;         ///< LOCKABLE_TIMEOUT
   std::optional<Setting> lock_folder;     ///< LOCKABLE_LOCK_FOLDER
+  std::optional<Setting> lock_backend;    ///< LOCKABLE_LOCK_BACKEND
   std::optional<Setting> hostname;        ///< LOCKABLE_HOSTNAME
   std::optional<Setting> on_unavailable;  ///< LOCKABLE_ON_UNAVAILABLE
 };

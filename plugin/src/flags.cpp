@@ -32,6 +32,9 @@ const FlagSpec kFlags[] = {
      "seconds to wait for a busy device, fractions allowed (default: 1000)"},
     {"lock_folder", kLockFolderVariable, &EnvironmentSettings::lock_folder,
      "folder holding the <id>.pid lock files (default: the system temp dir, as Python lockable)"},
+    {"lock_backend", kLockBackendVariable, &EnvironmentSettings::lock_backend,
+     "where locks live, as a spec: a lock folder path or file://PATH (etcd:// and http(s):// "
+     "are reserved for coming backends) (default: the lock folder)"},
     {"hostname", kHostnameVariable, &EnvironmentSettings::hostname,
      "this host's name for the implicit hostname filter (default: gethostname())"},
     {"on_unavailable", kOnUnavailableVariable, &EnvironmentSettings::on_unavailable,
@@ -81,6 +84,7 @@ Config build_config(const std::map<std::string, Setting>& flags, const EnvLookup
   }
   if (auto s = lookup(spec("timeout"))) config.timeout = parse_timeout(s->value, s->source);
   if (auto s = lookup(spec("lock_folder"))) config.lock_folder = s->value;
+  if (auto s = lookup(spec("lock_backend"))) config.lock_backend = s->value;
   if (auto s = lookup(spec("hostname"))) config.hostname = s->value;
   if (auto s = lookup(spec("on_unavailable"))) {
     if (s->value == "fail") {
@@ -160,6 +164,7 @@ Options to_options(const Config& config) {
   options.hostname = config.hostname;
   options.resources = config.resources;
   options.lock_folder = config.lock_folder;
+  options.lock_backend = config.lock_backend;
   if (config.timeout) options.default_timeout = *config.timeout;
   options.log = [](const std::string& line) {
     std::printf("[ LOCKABLE ] %s\n", line.c_str());

@@ -65,6 +65,7 @@ constexpr const char* kFooter =
     "plugin: the temp dir, as here).";
 
 std::string default_timeout_text();
+std::string lock_backend_help();
 
 // Our usage line: CLI11's default does not know about the trailing command.
 class Formatter : public CLI::Formatter {
@@ -99,6 +100,7 @@ struct Parser {
                "Folder of the <id>.pid lock files (default: the system temp dir as Python's "
                "tempfile finds it, here " +
                    default_lock_folder().string() + "; the Python CLI's default is .)");
+    add_valued("--lock-backend", "SPEC", kLockBackendVariable, lock_backend_help());
     add_valued("--resources", "FILE", kResourcesVariable,
                "The resources file (default: resources.json in the current directory)");
     add_valued("--timeout", "SECONDS", kTimeoutVariable,
@@ -155,6 +157,15 @@ std::string default_timeout_text() {
   char text[32];
   std::snprintf(text, sizeof text, "%g", Options{}.default_timeout.count());
   return text;
+}
+
+// Every scheme the factory knows, so that --help never lists one that is not registered.
+std::string lock_backend_help() {
+  std::string text = "Where locks live, as a spec (default: the lock folder above):";
+  for (const auto& scheme : lock_backend_schemes()) {
+    text += (scheme.scheme.empty() ? " " : "; ") + scheme.description;
+  }
+  return text + "; give it or --lock-folder, not both";
 }
 
 ParseResult usage_error(const std::string& message) {
@@ -226,6 +237,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   CommandLine line = std::move(parser.line);
   line.status = line.status_flag || parser.status_command->parsed();
   line.lock_folder = parser.value_of("--lock-folder");
+  line.lock_backend = parser.value_of("--lock-backend");
   line.resources = parser.value_of("--resources");
   line.timeout = parser.value_of("--timeout");
   line.hostname = parser.value_of("--hostname");
@@ -235,6 +247,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   for (const auto& [name, value] :
        std::initializer_list<std::pair<const char*, const std::optional<std::string>&>>{
            {"--lock-folder", line.lock_folder},
+           {"--lock-backend", line.lock_backend},
            {"--resources", line.resources},
            {"--hostname", line.hostname}}) {
     if (value && value->empty()) {

@@ -23,6 +23,7 @@ struct CommandLine {
   /// Each unset when its flag is absent: the `LOCKABLE_*` variable, then the default, apply.
   /// A flag given with an empty value is kept (and refused later, except --requirements).
   std::optional<std::string> lock_folder;
+  std::optional<std::string> lock_backend;
   std::optional<std::string> resources;
   std::optional<std::string> timeout;
   std::optional<std::string> hostname;

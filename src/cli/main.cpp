@@ -96,6 +96,7 @@ void warn_withheld(const std::string& prefix, const Resource& resource) {
 struct Settings {
   std::string resources = "resources.json";
   std::optional<Setting> lock_folder;
+  std::optional<Setting> lock_backend;
   std::optional<Setting> timeout;
   std::optional<Setting> hostname;
   std::optional<Setting> requirements;
@@ -111,6 +112,7 @@ Settings resolve_settings(const CommandLine& line) {
   Settings settings;
   if (auto s = pick(line.resources, "--resources", env.resources)) settings.resources = s->value;
   settings.lock_folder = pick(line.lock_folder, "--lock-folder", env.lock_folder);
+  settings.lock_backend = pick(line.lock_backend, "--lock-backend", env.lock_backend);
   settings.timeout = pick(line.timeout, "--timeout", env.timeout);
   settings.hostname = pick(line.hostname, "--hostname", env.hostname);
   settings.requirements = pick(line.requirements, "--requirements", env.requirements);
@@ -153,6 +155,7 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (settings.hostname) options.hostname = settings.hostname->value;
   options.resources = std::filesystem::path(settings.resources);
   if (settings.lock_folder) options.lock_folder = settings.lock_folder->value;
+  if (settings.lock_backend) options.lock_backend = settings.lock_backend->value;
   if (settings.timeout) {
     options.default_timeout = parse_timeout(settings.timeout->value, settings.timeout->source);
   }
@@ -174,7 +177,8 @@ int run(const CommandLine& line, SignalRelay& relay) {
     // A read-only observer: status works in a folder this account may not write, and changes
     // nothing on disk (no folder, lock file or queue ticket is created).
     auto provider = make_file_provider(std::get<std::filesystem::path>(options.resources));
-    auto observer = make_lock_folder_observer(options.lock_folder);
+    auto observer = make_lock_observer(options.lock_backend.empty() ? options.lock_folder.string()
+                                                                    : options.lock_backend);
     Lockable lockable(std::move(options), std::move(provider), std::move(observer));
     const auto statuses = lockable.status();
     if (line.json) {

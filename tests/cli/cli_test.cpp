@@ -300,7 +300,8 @@ TEST(CliHelpTest, HelpShowsEveryDefaultAndVariable) {
            "default: 1000", "the Python CLI's default is 1)", temp.path().string(),
            "the Python CLI's default is .)", "default: resources.json", "--no-shell", "/bin/sh -c",
            "LOCKABLE_LOCK_FOLDER", "LOCKABLE_RESOURCES", "LOCKABLE_TIMEOUT", "LOCKABLE_HOSTNAME",
-           "LOCKABLE_REQUIREMENTS", "USB_PORT", "PATH, HOME"}) {
+           "LOCKABLE_REQUIREMENTS", "USB_PORT", "PATH, HOME", "--lock-backend",
+           "LOCKABLE_LOCK_BACKEND", "etcd://"}) {
     EXPECT_NE(result.out.find(text), std::string::npos) << text << "\n" << result;
   }
 }
@@ -343,6 +344,49 @@ TEST_F(CliTest, BadLockableVariableIsAnErrorNamingIt) {
   EXPECT_EQ(requirements.exit_code, 4) << requirements;
   EXPECT_EQ(requirements.err.rfind("lockable: LOCKABLE_REQUIREMENTS: ", 0), 0u) << requirements;
   EXPECT_FALSE(fs::exists(locks_));
+}
+
+// ---- the lock backend spec ---------------------------------------------------------------------
+
+TEST_F(CliTest, LockBackendSpecFromTheFlagOrTheVariableNamesTheStore) {
+  const auto store = dir_.path() / "store";
+  const std::vector<std::string> args{"--resources", resources_.string(), "--hostname",
+                                      "localhost",   "--requirements",    "os=iOS"};
+  auto with_flag = args;
+  with_flag.insert(with_flag.end(), {"--lock-backend", "file://" + store.string(), "true"});
+  EXPECT_EQ(run(with_flag).exit_code, 0);
+  EXPECT_TRUE(fs::exists(store / "dut-b.pid")) << "locked in the --lock-backend folder";
+
+  const auto other = dir_.path() / "other-store";
+  auto with_variable = args;
+  with_variable.push_back("true");
+  const auto result = run(with_variable, {"LOCKABLE_LOCK_BACKEND=" + other.string()});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_TRUE(fs::exists(other / "dut-b.pid")) << "locked in LOCKABLE_LOCK_BACKEND";
+
+  const std::vector<std::string> status{
+      "--resources",    resources_.string(), "--hostname", "localhost",
+      "--lock-backend", other.string(),      "status",     "--json"};
+  const auto listed = run(status);
+  EXPECT_EQ(listed.exit_code, 0) << listed;
+  EXPECT_NE(listed.out.find("dut-b"), std::string::npos) << listed;
+}
+
+TEST_F(CliTest, ReservedOrUnknownLockBackendIsAUsageErrorThatChangesNothing) {
+  const auto reserved = run(
+      {"--resources", resources_.string(), "--lock-backend", "etcd://127.0.0.1:2379/lab", "true"});
+  EXPECT_EQ(reserved.exit_code, 2) << reserved;
+  EXPECT_NE(reserved.err.find("not in this version yet"), std::string::npos) << reserved;
+  const auto unknown = run(
+      {"--resources", resources_.string(), "--lock-backend", "zookeeper://127.0.0.1:2181", "true"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown;
+  EXPECT_NE(unknown.err.find("unknown scheme \"zookeeper://\""), std::string::npos) << unknown;
+  // --lock-folder (from base) and a different --lock-backend name two stores.
+  const auto both = run(base({"--lock-backend", (dir_.path() / "elsewhere").string(), "true"}));
+  EXPECT_EQ(both.exit_code, 2) << both;
+  EXPECT_NE(both.err.find("give only one"), std::string::npos) << both;
+  EXPECT_FALSE(fs::exists(locks_));
+  EXPECT_FALSE(fs::exists(dir_.path() / "elsewhere"));
 }
 
 // ---- the default lock folder --------------------------------------------------------------------

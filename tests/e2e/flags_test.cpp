@@ -40,6 +40,15 @@ Config parse(Argv& argv, Variables env = {}) {
   return parse_flags(&argv.argc, argv.pointers.data(), fake_env(std::move(env)));
 }
 
+TEST(FlagsTest, LockBackendFromTheFlagOrTheVariableReachesTheOptions) {
+  Argv with_flag({"--lockable_lock_backend", "file:///srv/locks"});
+  const Config config = parse(with_flag);
+  EXPECT_EQ(config.lock_backend, "file:///srv/locks");
+  EXPECT_EQ(to_options(config).lock_backend, "file:///srv/locks");
+  Argv none({});
+  EXPECT_EQ(parse(none, {{"LOCKABLE_LOCK_BACKEND", "/srv/other"}}).lock_backend, "/srv/other");
+}
+
 TEST(FlagsTest, DefaultsWithoutFlagsOrEnvironment) {
   Argv argv({});
   const Config config = parse(argv);

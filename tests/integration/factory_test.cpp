@@ -55,6 +55,17 @@ TEST(FactoryTest, EveryRegisteredSchemeIsDescribedForHelp) {
   for (const auto& scheme : schemes) EXPECT_FALSE(scheme.description.empty());
 }
 
+TEST(FactoryTest, ObserverOfAPathCreatesNothingAndReservedSchemesSaySo) {
+  TempDir dir;
+  const auto missing = dir.path() / "missing";
+  const auto observer = make_lock_observer("file://" + missing.string());
+  EXPECT_FALSE(observer->holder_of("dut-1").has_value());
+  EXPECT_FALSE(std::filesystem::exists(missing));
+  EXPECT_NE(
+      error_of([] { make_lock_observer("etcd://127.0.0.1:2379"); }).find("not in this version"),
+      std::string::npos);
+}
+
 TEST(FactoryTest, EmptyResourcesSpecIsAClearError) {
   EXPECT_NE(error_of([] { make_resource_provider(""); }).find("no resources given"),
             std::string::npos);

@@ -35,6 +35,8 @@ struct Config {
   std::optional<Seconds> timeout;
   /// Where lock files live; empty means the system temp dir (as the Python package).
   std::filesystem::path lock_folder;
+  /// Where locks live as a spec (see lockable::make_lock_backend); empty means `lock_folder`.
+  std::string lock_backend;
   /// This host's name for the implicit `hostname` filter; empty means `gethostname()`.
   std::string hostname;
   OnUnavailable on_unavailable = OnUnavailable::kFail;
