@@ -83,6 +83,20 @@ bool wait_for_file(const fs::path& path) {
   return true;
 }
 
+// A waiter is in the fair queue once its ticket exists in `locks`/.lockable-queue
+// (lock_folder.hpp).
+bool wait_until_queued(const fs::path& locks) {
+  const auto deadline = Clock::now() + kGuard;
+  for (;;) {
+    std::error_code ignored;
+    for (const auto& entry : fs::directory_iterator(locks / ".lockable-queue", ignored)) {
+      if (entry.path().extension() == ".ticket") return true;
+    }
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 // A lockable process that holds a device while its command waits; killed and reaped on
 // destruction if the test did not finish it.
 class Holder {
@@ -872,18 +886,7 @@ TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand
   const auto mark = dir_.path() / "ran";
   Holder waiter(dir_.path(), base({"--requirements", "id=dut-b", "--timeout", "60"}),
                 "touch \"$READY\" '" + mark.string() + "'", "waiter");
-  // The waiter is in the fair queue once its ticket exists (lock_folder.hpp).
-  const auto queue = locks_ / ".lockable-queue";
-  const auto deadline = Clock::now() + kGuard;
-  bool queued = false;
-  while (!queued && Clock::now() < deadline) {
-    std::error_code ignored;
-    for (const auto& entry : fs::directory_iterator(queue, ignored)) {
-      queued = queued || entry.path().extension() == ".ticket";
-    }
-    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(queued);
+  ASSERT_TRUE(wait_until_queued(locks_));
   EXPECT_EQ(waiter.signal_and_wait(SIGTERM), 128 + SIGTERM) << waiter.log();
   EXPECT_NE(waiter.log().find("lockable: interrupted by SIGTERM"), std::string::npos)
       << waiter.log();
@@ -913,17 +916,7 @@ TEST_F(CliTest, SigintWhileQueuedLeavesTheQueueAndNothingBehind) {
   const auto mark = dir_.path() / "ran";
   Holder waiter(dir_.path(), base({"--requirements", "id=dut-b", "--timeout", "60"}),
                 "touch \"$READY\" '" + mark.string() + "'", "waiter");
-  const auto queue = locks_ / ".lockable-queue";
-  const auto deadline = Clock::now() + kGuard;
-  bool queued = false;
-  while (!queued && Clock::now() < deadline) {
-    std::error_code ignored;
-    for (const auto& entry : fs::directory_iterator(queue, ignored)) {
-      queued = queued || entry.path().extension() == ".ticket";
-    }
-    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(queued);
+  ASSERT_TRUE(wait_until_queued(locks_));
   const pid_t waiter_pid = waiter.pid();
   EXPECT_EQ(waiter.signal_and_wait(SIGINT), 128 + SIGINT) << waiter.log();
   EXPECT_NE(waiter.log().find("interrupted by SIGINT; leaving the queue"), std::string::npos)

@@ -68,6 +68,18 @@ def normalize(line):
     return line
 
 
+def build_project(project, build, prefix, cmake, generator, launcher, env, what):
+    """Configures and builds `project` against the installed package, or fails naming `what`."""
+    configure = [cmake, "-S", project, "-B", build, "-G", generator,
+                 "-DCMAKE_PREFIX_PATH=" + prefix]
+    if launcher:
+        configure.append("-DCMAKE_CXX_COMPILER_LAUNCHER=" + launcher)
+    if run(configure, env=env).returncode != 0:
+        fail(what + " does not configure")
+    if run([cmake, "--build", build], env=env).returncode != 0:
+        fail(what + " does not build")
+
+
 def check_ctest_example(readme, source_dir, prefix, cmake, generator, launcher, work, env):
     plugin = section(readme, "## The GoogleTest plugin")
     cpp = blocks(plugin, "cpp")
@@ -85,14 +97,7 @@ def check_ctest_example(readme, source_dir, prefix, cmake, generator, launcher, 
         out.write(cpp[0])
     shutil.copy(os.path.join(source_dir, "sample_resources", "resources.json"), project)
     build = os.path.join(work, "project-build")
-    configure = [cmake, "-S", project, "-B", build, "-G", generator,
-                 "-DCMAKE_PREFIX_PATH=" + prefix]
-    if launcher:
-        configure.append("-DCMAKE_CXX_COMPILER_LAUNCHER=" + launcher)
-    if run(configure, env=env).returncode != 0:
-        fail("the CTest example does not configure")
-    if run([cmake, "--build", build], env=env).returncode != 0:
-        fail("the plugin example does not build")
+    build_project(project, build, prefix, cmake, generator, launcher, env, "the plugin example")
     ran = run(shlex.split(commands[0]), cwd=build, env=env)
     if ran.returncode != 0 or not re.search(r"100% tests passed, 0 tests failed out of [1-9]",
                                             ran.stdout):
@@ -158,14 +163,7 @@ def check_library_example(readme, prefix, cmake, generator, launcher, work, env)
                   ' "serial": "R1"},\n {"id": "readme-psu-%s", "online": true, "hostname": "%s",'
                   ' "type": "power_switch"}]\n' % (suffix, host, suffix, host))
     build = os.path.join(work, "library-build")
-    configure = [cmake, "-S", project, "-B", build, "-G", generator,
-                 "-DCMAKE_PREFIX_PATH=" + prefix]
-    if launcher:
-        configure.append("-DCMAKE_CXX_COMPILER_LAUNCHER=" + launcher)
-    if run(configure, env=env).returncode != 0:
-        fail("the library example does not configure")
-    if run([cmake, "--build", build], env=env).returncode != 0:
-        fail("the library example does not build")
+    build_project(project, build, prefix, cmake, generator, launcher, env, "the library example")
     if run([os.path.join(build, "example")], cwd=project, env=env).returncode != 0:
         fail("the library example does not run")
 

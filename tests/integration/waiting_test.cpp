@@ -12,11 +12,13 @@
 #include <thread>
 
 #include "lockable/test/files.hpp"
+#include "lockable/test/held_elsewhere.hpp"
 
 namespace lockable {
 namespace {
 
 using namespace std::chrono_literals;
+using test::HeldElsewhere;
 using test::TempDir;
 
 Json device(const std::string& id, Json extra = Json::object()) {
@@ -24,33 +26,6 @@ Json device(const std::string& id, Json extra = Json::object()) {
   json.update(extra);
   return json;
 }
-
-// Holds a device from another thread, as another user of the process would, until released.
-class HeldElsewhere {
- public:
-  HeldElsewhere(Lockable& lockable, const std::string& requirements) {
-    std::promise<std::string> locked;
-    auto id = locked.get_future();
-    thread_ = std::thread([&lockable, requirements, &locked, this] {
-      auto held = lockable.lock(requirements);
-      locked.set_value(held.resource_id());
-      release_.get_future().wait();
-    });
-    id_ = id.get();
-  }
-  ~HeldElsewhere() { unlock(); }
-  void unlock() {
-    if (!thread_.joinable()) return;
-    release_.set_value();
-    thread_.join();
-  }
-  const std::string& id() const { return id_; }
-
- private:
-  std::promise<void> release_;
-  std::thread thread_;
-  std::string id_;
-};
 
 class Waiting : public ::testing::Test {
  protected:

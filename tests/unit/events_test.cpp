@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "lockable/test/held_elsewhere.hpp"
 #include "lockable/test/memory_backend.hpp"
 
 namespace lockable {
@@ -93,18 +94,10 @@ TEST_F(EventsTest, UnlockingTwiceReportsOneRelease) {
 }
 
 TEST_F(EventsTest, WaiterIsQueuedThenGrantedWithItsQueueTime) {
-  std::promise<void> release;
-  std::promise<void> locked;
-  std::thread holder([&] {
-    auto held = lockable_->lock("");
-    locked.set_value();
-    release.get_future().wait();
-  });
-  locked.get_future().wait();
+  test::HeldElsewhere holder(*lockable_, "");
   auto waiter = std::async(std::launch::async, [&] { return lockable_->lock("", Seconds(20)); });
   std::this_thread::sleep_for(200ms);
-  release.set_value();
-  holder.join();
+  holder.unlock();
   auto allocation = waiter.get();
   std::vector<AllocationEvent> of_waiter;
   std::string waiter_request;
@@ -126,18 +119,10 @@ TEST_F(EventsTest, WaiterIsQueuedThenGrantedWithItsQueueTime) {
 }
 
 TEST_F(EventsTest, TimeoutNoMatchAndCancelEndTheRequestWithTheReason) {
-  std::promise<void> release;
-  std::promise<void> locked;
-  std::thread holder([&] {
-    auto held = lockable_->lock("");
-    locked.set_value();
-    release.get_future().wait();
-  });
-  locked.get_future().wait();
+  test::HeldElsewhere holder(*lockable_, "");
   EXPECT_THROW(lockable_->lock("", Seconds(0.1)), TimeoutError);
   EXPECT_THROW(lockable_->lock("os=ios"), NoMatchError);
-  release.set_value();
-  holder.join();
+  holder.unlock();
   lockable_->cancel();
   EXPECT_THROW(lockable_->lock(""), CancelledError);
   std::vector<Kind> endings;

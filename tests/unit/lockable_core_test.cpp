@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "lockable/test/held_elsewhere.hpp"
 #include "lockable/test/memory_backend.hpp"
 
 namespace lockable {
@@ -77,14 +78,7 @@ TEST(LockableCoreTest, SlowProviderLoadDoesNotStallAWaiterThatHasAList) {
   GatedProvider* gate = provider.get();
   Lockable lockable(quiet_options(), std::move(provider), std::make_unique<test::MemoryBackend>());
 
-  std::promise<void> release;
-  std::promise<void> locked;
-  std::thread holder([&] {
-    auto held = lockable.lock("");
-    locked.set_value();
-    release.get_future().wait();
-  });
-  locked.get_future().wait();
+  test::HeldElsewhere holder(lockable, "");
   auto waiter = std::async(std::launch::async, [&] { return lockable.lock("", Seconds(30)); });
   std::this_thread::sleep_for(100ms);  // the waiter has its list and waits
 
@@ -103,8 +97,7 @@ TEST(LockableCoreTest, SlowProviderLoadDoesNotStallAWaiterThatHasAList) {
     ~OpenOnExit() { gate->open(); }
   } open_on_exit{gate};
   ASSERT_TRUE(gate->wait_for_blocked_load(5000ms));
-  release.set_value();
-  holder.join();
+  holder.unlock();
   // The waiter gets the device while the newcomer's load still hangs.
   ASSERT_EQ(waiter.wait_for(5s), std::future_status::ready) << "the waiter stalled behind the load";
   auto allocation = waiter.get();
