@@ -834,13 +834,17 @@ TEST_F(CliTest, CtrlCInATerminalReachesTheCommandOnceFromTheTerminal) {
              "        mark.write('%d %d\\n' % (info.si_signo, info.si_code))\n"
              "    if info.si_signo == signal.SIGTERM:\n"
              "        break\n");
-  std::string command = LOCKABLE_CLI_PATH;
+  // `exec`: script runs the line with $SHELL, and a shell left waiting in the foreground group
+  // would take the Ctrl-C itself (dash dies of it, bash does not).
+  std::string command = std::string("exec ") + LOCKABLE_CLI_PATH;
   for (const auto& word :
        base({"--requirements", "id=dut-b", "--no-shell", "/usr/bin/python3", recorder.string()})) {
     command += " '" + word + "'";
   }
   auto options = lockable_options(
-      {"MARK=" + mark.string(), "READY=" + ready.string(), "PIDFILE=" + pid_file.string()}, {});
+      {"MARK=" + mark.string(), "READY=" + ready.string(), "PIDFILE=" + pid_file.string(),
+       "SHELL=/bin/sh"},
+      {});
   options.in = lockable::test::Stream::pipe();
   options.out = lockable::test::Stream::file(dir_.path() / "script.log");
   lockable::test::Child terminal({"/usr/bin/script", "-qec", command, "/dev/null"}, options);
