@@ -689,7 +689,11 @@ std::vector<Allocation> Lockable::lock_many(const std::vector<Requirements>& req
   return impl_->acquire(requirements, timeout);
 }
 
-void Lockable::cancel() noexcept { impl_->cancelled = true; }
+void Lockable::cancel() noexcept {
+  impl_->cancelled = true;
+  // A remote backend's wait (a watch) may block until its deadline; wake it to see the flag.
+  impl_->backend->interrupt_waits();
+}
 
 void Lockable::add_observer(AllocationObserver observer) {
   if (!observer)

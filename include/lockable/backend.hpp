@@ -119,6 +119,13 @@ class LockBackend {
     return holders;
   }
 
+  /// Wakes every `wait_for_change` in progress on this backend object at once, from any thread
+  /// (Lockable::cancel() calls it so that a cancelled wait ends now, not at its deadline). Waits
+  /// that start afterwards behave as usual. A backend whose waits end within a fraction of a
+  /// second anyway (the lock folder rechecks every 250 ms) may keep the default, which does
+  /// nothing. Never throws.
+  virtual void interrupt_waits() noexcept {}
+
   /// Sets the handler for keepalive failures that have not (yet) cost a lock; replaces an earlier
   /// one. Backends without a keepalive never call it, so the default keeps no handler.
   virtual void on_keepalive_error(KeepaliveErrorHandler handler) { (void)handler; }

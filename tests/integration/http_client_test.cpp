@@ -1,0 +1,317 @@
+// The one HTTP client against a real server on 127.0.0.1: retries, timeouts, redirects,
+// connection reuse, cancellation and what its errors show (never credentials).
+#include "http/client.hpp"
+
+#include <lockable/error.hpp>
+#include <lockable/version.hpp>
+
+#include "lockable/test/http_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace {
+
+using lockable::http::Client;
+using lockable::http::ClientOptions;
+using lockable::http::Request;
+using lockable::test::HttpServer;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+ClientOptions fast_retries() {
+  ClientOptions options;
+  options.retry_initial = 5ms;
+  options.retry_cap = 20ms;
+  options.connect_timeout = 2000ms;
+  return options;
+}
+
+Request get(const std::string& url) {
+  Request request;
+  request.url = url;
+  return request;
+}
+
+TEST(HttpClient, ReturnsStatusBodyAndHeadersAndSendsItsUserAgent) {
+  std::string agent;
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/r", [&](const httplib::Request& request, httplib::Response& response) {
+      agent = request.get_header_value("User-Agent");
+      response.set_header("ETag", "\"v1\"");
+      response.set_content("[1,2]", "application/json");
+    });
+  });
+  Client client(fast_retries());
+  const auto response = client.send(get(server.url("/r")), Clock::now() + 10s);
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.body, "[1,2]");
+  EXPECT_EQ(response.header("etag").value_or(""), "\"v1\"");
+  EXPECT_EQ(response.header("ETag").value_or(""), "\"v1\"");
+  EXPECT_EQ(agent, std::string("lockable-cpp/") + lockable::kVersion);
+}
+
+TEST(HttpClient, ReusesOneConnectionForASeriesOfCalls) {
+  HttpServer server([](httplib::Server& s) {
+    s.Get("/r", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content("ok", "text/plain");
+    });
+  });
+  Client client(fast_retries());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(client.send(get(server.url("/r")), Clock::now() + 10s).status, 200);
+  }
+  EXPECT_EQ(server.requests(), 10);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(HttpClient, RetriesEachRetriedStatusUntilItSucceeds) {
+  for (const int status : {500, 502, 503, 504, 429}) {
+    std::atomic<int> calls{0};
+    HttpServer server([&](httplib::Server& s) {
+      s.Get("/r", [&](const httplib::Request&, httplib::Response& response) {
+        if (++calls < 3) {
+          response.status = status;
+          response.set_content("busy", "text/plain");
+          return;
+        }
+        response.set_content("fine", "text/plain");
+      });
+    });
+    Client client(fast_retries());
+    const auto response = client.send(get(server.url("/r")), Clock::now() + 10s);
+    EXPECT_EQ(response.status, 200) << status;
+    EXPECT_EQ(response.body, "fine") << status;
+    EXPECT_EQ(calls.load(), 3) << status;
+  }
+}
+
+TEST(HttpClient, AClientErrorIsReturnedAtOnceNotRetried) {
+  std::atomic<int> calls{0};
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/r", [&](const httplib::Request&, httplib::Response& response) {
+      ++calls;
+      response.status = 404;
+    });
+  });
+  Client client(fast_retries());
+  EXPECT_EQ(client.send(get(server.url("/r")), Clock::now() + 10s).status, 404);
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(HttpClient, HonoursRetryAfter) {
+  std::atomic<int> calls{0};
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/r", [&](const httplib::Request&, httplib::Response& response) {
+      if (++calls == 1) {
+        response.status = 429;
+        response.set_header("Retry-After", "1");
+        return;
+      }
+      response.set_content("ok", "text/plain");
+    });
+  });
+  Client client(fast_retries());
+  const auto started = Clock::now();
+  EXPECT_EQ(client.send(get(server.url("/r")), Clock::now() + 10s).status, 200);
+  // The backoff alone would retry after at most 20 ms.
+  EXPECT_GE(Clock::now() - started, 900ms);
+}
+
+TEST(HttpClient, ARetryAfterBeyondTheDeadlineFailsAtOnceAsTemporary) {
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/r", [&](const httplib::Request&, httplib::Response& response) {
+      response.status = 503;
+      response.set_header("Retry-After", "3600");
+      response.set_content("maintenance", "text/plain");
+    });
+  });
+  Client client(fast_retries());
+  const auto started = Clock::now();
+  try {
+    client.send(get(server.url("/r")), Clock::now() + 30s);
+    FAIL() << "no error";
+  } catch (const lockable::TemporarilyUnavailableError& error) {
+    EXPECT_NE(std::string(error.what()).find("503"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("maintenance"), std::string::npos) << error.what();
+  }
+  EXPECT_LT(Clock::now() - started, 10s);
+}
+
+TEST(HttpClient, PersistentServerErrorsEndAtTheDeadlineNamingUrlStatusAndBody) {
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/inventory", [&](const httplib::Request&, httplib::Response& response) {
+      response.status = 500;
+      response.set_content("database is down\nsecond line", "text/plain");
+    });
+  });
+  Client client(fast_retries());
+  const auto url = "http://lab:s3cret@127.0.0.1:" + std::to_string(server.port()) +
+                   "/inventory?token=abc123&site=a";
+  try {
+    client.send(get(url), Clock::now() + 300ms);
+    FAIL() << "no error";
+  } catch (const lockable::TemporarilyUnavailableError& error) {
+    const std::string text = error.what();
+    EXPECT_NE(text.find("GET http://127.0.0.1:" + std::to_string(server.port()) +
+                        "/inventory?token=REDACTED&site=a answered 500: database is down second "
+                        "line"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("attempts"), std::string::npos) << text;
+    EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+    EXPECT_EQ(text.find("abc123"), std::string::npos) << text;
+    EXPECT_EQ(text.find("lab:"), std::string::npos) << text;
+  }
+  EXPECT_GT(server.requests(), 1);
+}
+
+TEST(HttpClient, ARefusedConnectionIsTemporaryAndRetriedUntilTheServerIsBack) {
+  HttpServer server([](httplib::Server& s) {
+    s.Get("/r", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content("back", "text/plain");
+    });
+  });
+  server.stop();
+  Client client(fast_retries());
+  EXPECT_THROW(client.send(get(server.url("/r")), Clock::now() + 200ms),
+               lockable::TemporarilyUnavailableError);
+  std::thread restart([&] {
+    std::this_thread::sleep_for(200ms);
+    server.restart();
+  });
+  const auto response = client.send(get(server.url("/r")), Clock::now() + 20s);
+  restart.join();
+  EXPECT_EQ(response.body, "back");
+}
+
+TEST(HttpClient, AServerThatStallsPastTheDeadlineIsATemporaryFailure) {
+  std::atomic<bool> release{false};
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
+      while (!release) std::this_thread::sleep_for(5ms);
+      response.set_content("late", "text/plain");
+    });
+  });
+  Client client(fast_retries());
+  const auto started = Clock::now();
+  EXPECT_THROW(client.send(get(server.url("/slow")), Clock::now() + 300ms),
+               lockable::TemporarilyUnavailableError);
+  EXPECT_LT(Clock::now() - started, 5s);
+  release = true;
+}
+
+TEST(HttpClient, FollowsRedirectsAndSaysWhereTheBodyCameFrom) {
+  HttpServer server([](httplib::Server& s) {
+    s.Get("/old", [](const httplib::Request&, httplib::Response& response) {
+      response.set_redirect("/new");
+    });
+    s.Get("/new", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content("moved", "text/plain");
+    });
+    s.Get("/loop", [](const httplib::Request&, httplib::Response& response) {
+      response.set_redirect("/loop");
+    });
+  });
+  Client client(fast_retries());
+  const auto response = client.send(get(server.url("/old")), Clock::now() + 10s);
+  EXPECT_EQ(response.body, "moved");
+  EXPECT_EQ(response.url, server.url("/new"));
+  try {
+    client.send(get(server.url("/loop")), Clock::now() + 10s);
+    FAIL() << "no error";
+  } catch (const lockable::BackendError& error) {
+    EXPECT_NE(std::string(error.what()).find("redirects"), std::string::npos) << error.what();
+  }
+}
+
+TEST(HttpClient, SendsBasicCredentialsAndABody) {
+  std::string authorization;
+  std::string body;
+  HttpServer server([&](httplib::Server& s) {
+    s.Post("/p", [&](const httplib::Request& request, httplib::Response& response) {
+      authorization = request.get_header_value("Authorization");
+      body = request.body;
+      response.set_content("{}", "application/json");
+    });
+  });
+  Client client(fast_retries());
+  Request request = get(server.url("/p"));
+  request.method = "POST";
+  request.body = "{\"key\":\"a\"}";
+  request.headers = {"Content-Type: application/json"};
+  request.basic_auth = std::make_pair(std::string("token123"), std::string());
+  EXPECT_EQ(client.send(request, Clock::now() + 10s).status, 200);
+  EXPECT_EQ(body, "{\"key\":\"a\"}");
+  EXPECT_EQ(authorization, "Basic dG9rZW4xMjM6");  // base64("token123:")
+}
+
+TEST(HttpClient, CancelEndsAWaitingCallAtOnce) {
+  std::atomic<bool> release{false};
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
+      while (!release) std::this_thread::sleep_for(5ms);
+      response.set_content("late", "text/plain");
+    });
+  });
+  Client client(fast_retries());
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+    client.interrupt();
+  });
+  const auto started = Clock::now();
+  EXPECT_THROW(client.send(get(server.url("/slow")), Clock::now() + 60s, &cancel),
+               lockable::CancelledError);
+  EXPECT_LT(Clock::now() - started, 10s);
+  canceller.join();
+  release = true;
+}
+
+TEST(HttpClient, StreamsTheBodyAndStopsWhenTheConsumerHasEnough) {
+  HttpServer server([](httplib::Server& s) {
+    s.Get("/stream", [](const httplib::Request&, httplib::Response& response) {
+      response.set_chunked_content_provider("text/plain", [](size_t, httplib::DataSink& sink) {
+        // Endless: only the consumer ends this transfer.
+        const std::string line = "{\"result\":{}}\n";
+        sink.write(line.data(), line.size());
+        std::this_thread::sleep_for(5ms);
+        return true;
+      });
+    });
+  });
+  Client client(fast_retries());
+  Request request = get(server.url("/stream"));
+  int lines = 0;
+  request.on_data = [&](std::string_view piece) {
+    for (const char c : piece) lines += c == '\n' ? 1 : 0;
+    return lines < 3;
+  };
+  const auto response = client.send(request, Clock::now() + 20s);
+  EXPECT_EQ(response.status, 200);
+  EXPECT_GE(lines, 3);
+  EXPECT_TRUE(response.body.empty());
+}
+
+TEST(HttpUrl, RedactionDropsCredentialsAndSecretQueryValues) {
+  using lockable::http::redact_url;
+  EXPECT_EQ(redact_url("https://user:pw@host:8080/a?b=1"), "https://host:8080/a?b=1");
+  EXPECT_EQ(redact_url("https://token@host/a"), "https://host/a");
+  EXPECT_EQ(redact_url("http://host/a?access_token=x&n=2&API_KEY=y#frag"),
+            "http://host/a?access_token=REDACTED&n=2&API_KEY=REDACTED#frag");
+  EXPECT_EQ(redact_url("http://host/a@b"), "http://host/a@b");
+  EXPECT_EQ(redact_url("/plain/path"), "/plain/path");
+}
+
+TEST(HttpUrl, PathSegmentsAreEncoded) {
+  using lockable::http::encode_path_segment;
+  EXPECT_EQ(encode_path_segment("rig-01_a.b~"), "rig-01_a.b~");
+  EXPECT_EQ(encode_path_segment("a b/c?d#e%"), "a%20b%2Fc%3Fd%23e%25");
+  EXPECT_EQ(encode_path_segment("\xc3\xa9"), "%C3%A9");
+}
+
+}  // namespace
