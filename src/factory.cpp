@@ -1,6 +1,7 @@
 // The one place where specs become backends and providers. A new backend adds a row to a table.
 
 #include <lockable/error.hpp>
+#include <lockable/etcd.hpp>
 #include <lockable/factory.hpp>
 #include <lockable/lock_folder.hpp>
 
@@ -31,6 +32,16 @@ std::unique_ptr<LockBackend> lock_folder_observer(const std::string& path, const
   return make_lock_folder_observer(path);
 }
 
+std::unique_ptr<LockBackend> etcd_backend(const std::string& rest, const Log& log) {
+  auto options = etcd_options_from_spec(rest);
+  options.log = log;
+  return make_etcd_backend(std::move(options));
+}
+
+std::unique_ptr<LockBackend> etcd_observer(const std::string& rest, const Log& /*log*/) {
+  return make_etcd_observer(etcd_options_from_spec(rest));
+}
+
 std::unique_ptr<ResourceProvider> resources_file(const std::string& path, const Log& /*log*/) {
   if (path.empty()) {
     throw ConfigError("no resources given; pass a resources.json path (--resources) or a list");
@@ -46,9 +57,14 @@ const std::vector<Entry<LockBackend>>& backends() {
       {{"file", "file://PATH, the same for a path that reads like a URL", true},
        &lock_folder,
        &lock_folder_observer},
-      {{"etcd", "etcd://HOST:PORT/PREFIX, locks in an etcd cluster (not in this version yet)",
-        false},
-       nullptr},
+      {{"etcd",
+        "etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=SECONDS], locks in an etcd cluster "
+        "(etcd:///PREFIX "
+        "takes the endpoints from LOCKABLE_ETCD_ENDPOINTS; LOCKABLE_ETCD_USER and "
+        "LOCKABLE_ETCD_PASSWORD for etcd's authentication)",
+        true},
+       &etcd_backend,
+       &etcd_observer},
       {{"http", "http://HOST/..., a Lockable.dev-style lock service (not in this version yet)",
         false},
        nullptr},

@@ -4,6 +4,7 @@
 #include <lockable/backend.hpp>
 #include <lockable/environment.hpp>
 #include <lockable/error.hpp>
+#include <lockable/etcd.hpp>
 #include <lockable/events.hpp>
 #include <lockable/factory.hpp>
 #include <lockable/provider.hpp>

@@ -12,6 +12,7 @@
 #include <future>
 #include <thread>
 
+#include "lockable/test/etcd_server.hpp"
 #include "lockable/test/files.hpp"
 #include "lockable/test/memory_backend.hpp"
 
@@ -32,7 +33,16 @@ struct BackendUnderTest {
   bool has_fifo_queue = true;
   /// Takes a held lock away as a lease expiry would; null for backends that cannot lose one.
   std::function<bool(LockBackend&, const std::string& id, const std::string& reason)> revoke;
+  /// Why this backend cannot run here (its server is not installed); "" when it can.
+  std::function<std::string()> unavailable = [] { return std::string(); };
 };
+
+// One etcd for the whole suite (each test has its own key prefix); started on first use and
+// killed at exit. Forked children _exit and leave it alone.
+test::EtcdServer& shared_etcd() {
+  static test::EtcdServer server;
+  return server;
+}
 
 const BackendUnderTest kBackends[] = {
     {"LockFolder",
@@ -48,6 +58,20 @@ const BackendUnderTest kBackends[] = {
      false, true,
      [](LockBackend& backend, const std::string& id, const std::string& reason) {
        return static_cast<test::MemoryBackend&>(backend).revoke(id, reason);
+     }},
+    // Losses over etcd (a lapsed lease) are real-time events, tested in etcd_backend_test.
+    {"Etcd",
+     [](const std::filesystem::path& dir, LockBackend*) {
+       EtcdOptions options;
+       options.endpoints = {shared_etcd().endpoint()};
+       options.prefix = "/contract/" + dir.filename().string();
+       options.ttl = std::chrono::seconds(2);
+       return make_etcd_backend(options);
+     },
+     true, true, nullptr,
+     [] {
+       return test::etcd_program() ? std::string()
+                                   : std::string("no etcd on PATH (apt-get install etcd-server)");
      }},
 };
 
@@ -66,8 +90,17 @@ HolderInfo holder(const std::string& alloc_id) {
 class BackendContract : public ::testing::TestWithParam<BackendUnderTest> {
  protected:
   test::TempDir dir_;
-  std::unique_ptr<LockBackend> first_ = GetParam().make(dir_.path(), nullptr);
-  std::unique_ptr<LockBackend> second_ = GetParam().make(dir_.path(), first_.get());
+  std::unique_ptr<LockBackend> first_ = make_unless_unavailable(nullptr);
+  std::unique_ptr<LockBackend> second_ = make_unless_unavailable(first_.get());
+
+  void SetUp() override {
+    if (const auto why = GetParam().unavailable(); !why.empty()) GTEST_SKIP() << why;
+  }
+
+  std::unique_ptr<LockBackend> make_unless_unavailable(LockBackend* sibling) {
+    if (!GetParam().unavailable().empty()) return nullptr;
+    return GetParam().make(dir_.path(), sibling);
+  }
 
   // A ticket visible to other waiters: its waiter has waited once.
   std::unique_ptr<QueueTicket> published_ticket(LockBackend& backend,
