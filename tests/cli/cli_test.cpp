@@ -387,10 +387,16 @@ TEST_F(CliTest, LockBackendSpecFromTheFlagOrTheVariableNamesTheStore) {
 }
 
 TEST_F(CliTest, ReservedOrUnknownLockBackendIsAUsageErrorThatChangesNothing) {
-  const auto reserved = run(
-      {"--resources", resources_.string(), "--lock-backend", "etcd://127.0.0.1:2379/lab", "true"});
+  const auto reserved =
+      run({"--resources", resources_.string(), "--lock-backend", "https://127.0.0.1:8443", "true"});
   EXPECT_EQ(reserved.exit_code, 2) << reserved;
   EXPECT_NE(reserved.err.find("not in this version yet"), std::string::npos) << reserved;
+  // An etcd that is not there (nothing listens on port 1): the lock store is unusable.
+  const auto unreachable =
+      run({"--resources", resources_.string(), "--lock-backend", "etcd://127.0.0.1:1/lab", "true"});
+  EXPECT_EQ(unreachable.exit_code, 7) << unreachable;
+  EXPECT_NE(unreachable.err.find("cannot reach etcd at http://127.0.0.1:1"), std::string::npos)
+      << unreachable;
   const auto unknown = run(
       {"--resources", resources_.string(), "--lock-backend", "zookeeper://127.0.0.1:2181", "true"});
   EXPECT_EQ(unknown.exit_code, 2) << unknown;
@@ -841,10 +847,9 @@ TEST_F(CliTest, CtrlCInATerminalReachesTheCommandOnceFromTheTerminal) {
        base({"--requirements", "id=dut-b", "--no-shell", "/usr/bin/python3", recorder.string()})) {
     command += " '" + word + "'";
   }
-  auto options = lockable_options(
-      {"MARK=" + mark.string(), "READY=" + ready.string(), "PIDFILE=" + pid_file.string(),
-       "SHELL=/bin/sh"},
-      {});
+  auto options = lockable_options({"MARK=" + mark.string(), "READY=" + ready.string(),
+                                   "PIDFILE=" + pid_file.string(), "SHELL=/bin/sh"},
+                                  {});
   options.in = lockable::test::Stream::pipe();
   options.out = lockable::test::Stream::file(dir_.path() / "script.log");
   lockable::test::Child terminal({"/usr/bin/script", "-qec", command, "/dev/null"}, options);

@@ -29,8 +29,7 @@ TEST(FactoryTest, PathAndFileUrlBothMakeTheLockFolder) {
 }
 
 TEST(FactoryTest, ReservedSchemesSayTheyAreNotInThisVersion) {
-  for (const std::string spec :
-       {"etcd://127.0.0.1:2379/lab", "http://127.0.0.1:8080", "https://127.0.0.1:8443"}) {
+  for (const std::string spec : {"http://127.0.0.1:8080", "https://127.0.0.1:8443"}) {
     const auto what = error_of([&] { make_lock_backend(spec); });
     EXPECT_NE(what.find("\"" + spec + "\""), std::string::npos) << what;
     EXPECT_NE(what.find("not in this version yet"), std::string::npos) << what;
@@ -44,7 +43,30 @@ TEST(FactoryTest, UnknownSchemeNamesTheValueAndTheSchemesThatExist) {
   EXPECT_NE(what.find("\"zookeeper://127.0.0.1:2181\""), std::string::npos) << what;
   EXPECT_NE(what.find("unknown scheme \"zookeeper://\""), std::string::npos) << what;
   EXPECT_NE(what.find("file://"), std::string::npos) << what;
-  EXPECT_NE(what.find("etcd:// (not yet)"), std::string::npos) << what;
+  EXPECT_NE(what.find("etcd://"), std::string::npos) << what;
+  EXPECT_EQ(what.find("etcd:// (not yet)"), std::string::npos) << what;
+}
+
+TEST(FactoryTest, EtcdSpecsAreCheckedAndAnUnreachableEtcdIsNamed) {
+  for (const std::string spec :
+       {"etcd://127.0.0.1/lab", "etcd://127.0.0.1:2379/lab?ttl=0", "etcd://127.0.0.1:2379/l?x=1",
+        "etcd://user@127.0.0.1:2379/lab", "etcd://127.0.0.1:2379/lab/../other"}) {
+    EXPECT_THROW(make_lock_backend(spec), ConfigError) << spec;
+  }
+  // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+  const auto backend_error = [](const std::function<void()>& call) -> std::string {
+    try {
+      call();
+    } catch (const BackendError& error) {
+      return error.what();
+    }
+    return "no BackendError";
+  };
+  const auto what = backend_error([] { make_lock_backend("etcd://127.0.0.1:1/lab"); });
+  EXPECT_NE(what.find("http://127.0.0.1:1"), std::string::npos) << what;
+  EXPECT_NE(what.find("start etcd there"), std::string::npos) << what;
+  EXPECT_NE(backend_error([] { make_lock_observer("etcd://127.0.0.1:1"); }).find("cannot reach"),
+            std::string::npos);
 }
 
 TEST(FactoryTest, EveryRegisteredSchemeIsDescribedForHelp) {
@@ -62,7 +84,7 @@ TEST(FactoryTest, ObserverOfAPathCreatesNothingAndReservedSchemesSaySo) {
   EXPECT_FALSE(observer->holder_of("dut-1").has_value());
   EXPECT_FALSE(std::filesystem::exists(missing));
   EXPECT_NE(
-      error_of([] { make_lock_observer("etcd://127.0.0.1:2379"); }).find("not in this version"),
+      error_of([] { make_lock_observer("http://127.0.0.1:2379"); }).find("not in this version"),
       std::string::npos);
 }
 
