@@ -1,5 +1,6 @@
 #include <lockable/environment.hpp>
 
+#include <algorithm>
 #include <map>
 
 namespace lockable {
@@ -106,7 +107,13 @@ std::vector<WithheldAttribute> withheld_attributes(const Resource& resource) {
 }
 
 std::vector<EnvironmentVariable> environment_for(const Allocation& allocation) {
-  return environment_for(allocation.resource(), allocation.alloc_id());
+  auto variables = environment_for(allocation.resource(), allocation.alloc_id());
+  if (const auto token = allocation.fencing_token()) {
+    // A rig helper (flasher, power switch) compares it to refuse a holder that was superseded.
+    variables.emplace_back("LOCKABLE_FENCING_TOKEN", std::to_string(*token));
+    std::sort(variables.begin(), variables.end());
+  }
+  return variables;
 }
 
 }  // namespace lockable

@@ -51,7 +51,8 @@ std::vector<EnvironmentVariable> environment_for(const Resource& resource,
 /// name, a name already taken by a key that sorts first), in key order.
 std::vector<WithheldAttribute> withheld_attributes(const Resource& resource);
 
-/// `environment_for(allocation.resource(), allocation.alloc_id())`.
+/// `environment_for(allocation.resource(), allocation.alloc_id())`, plus
+/// `LOCKABLE_FENCING_TOKEN` (decimal) when the backend issued a fencing token (etcd).
 std::vector<EnvironmentVariable> environment_for(const Allocation& allocation);
 
 }  // namespace lockable

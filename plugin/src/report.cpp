@@ -35,6 +35,9 @@ void record_lock_properties(const std::vector<Allocation>& allocations, const st
         a.requirements().dump(-1, ' ', false, Json::error_handler_t::replace));
     ::testing::Test::RecordProperty(name("allocation_queue_time"), format_seconds(a.queue_time()));
     ::testing::Test::RecordProperty(name("allocation_start_time"), format_iso8601(a.start_time()));
+    if (const auto token = a.fencing_token()) {
+      ::testing::Test::RecordProperty(name("fencing_token"), std::to_string(*token));
+    }
   }
 }
 

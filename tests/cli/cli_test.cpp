@@ -1,6 +1,7 @@
 // Runs the built `lockable` binary as a real process against temporary resources files and lock
 // folders. Every child is killed and reaped by RAII, also when a test fails.
 
+#include <lockable/factory.hpp>
 #include <lockable/version.hpp>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,6 +23,7 @@
 
 #include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
+#include "lockable/test/etcd_server.hpp"
 #include "lockable/test/files.hpp"
 
 namespace {
@@ -384,6 +387,32 @@ TEST_F(CliTest, LockBackendSpecFromTheFlagOrTheVariableNamesTheStore) {
   const auto listed = run(status);
   EXPECT_EQ(listed.exit_code, 0) << listed;
   EXPECT_NE(listed.out.find("dut-b"), std::string::npos) << listed;
+}
+
+TEST_F(CliTest, OverEtcdTheCommandGetsItsFencingTokenAndStatusNamesOtherHosts) {
+  if (!lockable::test::etcd_program())
+    GTEST_SKIP() << "no etcd on PATH (apt-get install etcd-server)";
+  lockable::test::EtcdServer etcd;
+  const std::string spec = "etcd://127.0.0.1:" + std::to_string(etcd.client_port()) + "/cli";
+  const std::vector<std::string> common{"--resources", resources_.string(), "--hostname",
+                                        "localhost",   "--lock-backend",    spec};
+  auto with = [&](std::vector<std::string> more) {
+    auto args = common;
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  const auto ran = run(with({"--requirements", "os=iOS", "echo token=$LOCKABLE_FENCING_TOKEN"}));
+  EXPECT_EQ(ran.exit_code, 0) << ran;
+  EXPECT_TRUE(std::regex_search(ran.out, std::regex("token=[0-9]+\n"))) << ran;
+  // A holder on another host, as status sees it through etcd.
+  auto backend = lockable::make_lock_backend(spec);
+  lockable::Resource dut_b;
+  dut_b.id = "dut-b";
+  auto held = backend->try_lock(dut_b, lockable::HolderInfo{4242, "rig-far", "alloc-far", {}, {}});
+  ASSERT_NE(held, nullptr);
+  const auto status = run(with({"status"}));
+  EXPECT_EQ(status.exit_code, 0) << status;
+  EXPECT_NE(status.out.find("rig-far"), std::string::npos) << status;
 }
 
 TEST_F(CliTest, ReservedOrUnknownLockBackendIsAUsageErrorThatChangesNothing) {

@@ -191,6 +191,24 @@ TEST(EnvironmentForTest, AllocationOverloadUsesItsResourceAndAllocId) {
   EXPECT_EQ(env.at("OS"), "Android");
   EXPECT_EQ(env.at("LOCKABLE_RESOURCE_ID"), "dut-9");
   EXPECT_EQ(env.at("LOCKABLE_ALLOC_ID"), "alloc-9");
+  EXPECT_EQ(env.count("LOCKABLE_FENCING_TOKEN"), 0u) << "a lock without fencing has no token";
+}
+
+class FencedLock : public HeldLock {
+ public:
+  void release() noexcept override {}
+  std::optional<std::uint64_t> fencing_token() const noexcept override { return 4242; }
+};
+
+TEST(EnvironmentForTest, AFencingTokenIsExportedWhenTheBackendIssuesOne) {
+  const auto resource = make_resource({{"id", "dut-9"}, {"fencing_token", "from-attrs"}});
+  Allocation allocation(Json::object(), resource, "alloc-9", std::chrono::seconds(0),
+                        std::make_unique<FencedLock>());
+  const auto variables = environment_for(allocation);
+  const auto env = as_map(variables);
+  EXPECT_EQ(env.at("LOCKABLE_FENCING_TOKEN"), "4242");
+  EXPECT_TRUE(std::is_sorted(variables.begin(), variables.end(),
+                             [](const auto& a, const auto& b) { return a.first < b.first; }));
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 
 #include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
+#include "lockable/test/etcd_server.hpp"
 #include "lockable/test/files.hpp"
 
 namespace lockable::e2e {
@@ -420,6 +421,26 @@ TEST_F(PluginE2eTest, GtestMainTakesItsWholeConfigurationFromTheEnvironment) {
   const auto report = read_json_report(json("env"));
   EXPECT_EQ(report.get("lockable_resource_id"), "dev-a1");
   EXPECT_TRUE(report.has("lockable_allocation_start_time"));
+  EXPECT_FALSE(report.has("lockable_fencing_token")) << "the lock folder issues no tokens";
+}
+
+TEST_F(PluginE2eTest, OverEtcdTheReportHasTheFencingToken) {
+  if (!lockable::test::etcd_program())
+    GTEST_SKIP() << "no etcd on PATH (apt-get install etcd-server)";
+  lockable::test::EtcdServer etcd;
+  const Env env = {
+      {"LOCKABLE_REQUIREMENTS", R"({"kind": "a"})"},
+      {"LOCKABLE_RESOURCES", resources().string()},
+      {"LOCKABLE_LOCK_BACKEND", "etcd://127.0.0.1:" + std::to_string(etcd.client_port()) + "/e2e"},
+      {"LOCKABLE_HOSTNAME", "e2e-host"},
+      {"GTEST_OUTPUT", "json:" + json("etcd").string()}};
+  const auto result = run_program({PLAIN_PROGRAM}, env);
+  ASSERT_EQ(result.exit_code, 0) << result.output();
+  const auto report = read_json_report(json("etcd"));
+  EXPECT_EQ(report.get("lockable_resource_id"), "dev-a1");
+  const std::string token = report.get("lockable_fencing_token");
+  EXPECT_FALSE(token.empty());
+  EXPECT_EQ(token.find_first_not_of("0123456789"), std::string::npos) << token;
 }
 
 TEST_F(PluginE2eTest, OwnMainWithInitReadsTheGlobalDevice) {
