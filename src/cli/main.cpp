@@ -15,10 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 extern char** environ;
 
@@ -220,6 +223,14 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (const char* pause = std::getenv("LOCKABLE_TEST_PAUSE_BEFORE_COMMAND_MS")) {
     relay.sleep_unless_interrupted(std::chrono::milliseconds(std::atol(pause)));
   }
+  // A lost lock (etcd lease expired) stops the command: the device may be someone else's now.
+  // The SIGTERM goes through the relay to the command, as a user's would.
+  auto lost = std::make_shared<std::pair<std::atomic<bool>, std::string>>();
+  allocation.on_lock_loss([lost](const std::string& why) {
+    lost->second = why;
+    lost->first = true;
+    ::kill(::getpid(), SIGTERM);
+  });
   warn_withheld("", allocation.resource());
   const auto environment = child_environment(environ, environment_for(allocation));
   std::variant<int, LaunchError> result = 0;
@@ -233,6 +244,11 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (!quiet) {
     say("released " + allocation.resource_id() + " after " + format_seconds(allocation.duration()) +
         " s");
+  }
+  if (lost->first) {
+    say("lost " + allocation.resource_id() + " while the command ran (" + lost->second +
+        "); the command was stopped");
+    return kLockLost;
   }
   if (const auto* error = std::get_if<LaunchError>(&result)) {
     std::cerr << error->message << std::endl;

@@ -415,6 +415,33 @@ TEST_F(CliTest, OverEtcdTheCommandGetsItsFencingTokenAndStatusNamesOtherHosts) {
   EXPECT_NE(status.out.find("rig-far"), std::string::npos) << status;
 }
 
+TEST_F(CliTest, OverEtcdALostLockStopsTheCommandWithItsOwnStatus) {
+  if (!lockable::test::etcd_program())
+    GTEST_SKIP() << "no etcd on PATH (apt-get install etcd-server)";
+  lockable::test::EtcdServer etcd;
+  const auto ready = dir_.path() / "ready";
+  // Once the command runs, every lease is revoked (as when etcd expires a silent holder's).
+  std::thread revoker([&] {
+    if (!wait_for_file(ready)) return;
+    const auto leases =
+        lockable::test::http_call(etcd.client_port(), "POST", "/v3/lease/leases", "{}");
+    if (!leases) return;
+    const auto listed = Json::parse(leases->body, nullptr, false);
+    if (!listed.contains("leases")) return;
+    for (const auto& lease : listed["leases"]) {
+      lockable::test::http_call(etcd.client_port(), "POST", "/v3/lease/revoke",
+                                Json{{"ID", lease["ID"]}}.dump());
+    }
+  });
+  const auto result =
+      run({"--resources", resources_.string(), "--hostname", "localhost", "--lock-backend",
+           "etcd://127.0.0.1:" + std::to_string(etcd.client_port()) + "/cli?ttl=2",
+           "--requirements", "os=iOS", "touch \"" + ready.string() + "\"; exec sleep 60"});
+  revoker.join();
+  EXPECT_EQ(result.exit_code, 9) << result;
+  EXPECT_NE(result.err.find("lost dut-b while the command ran"), std::string::npos) << result;
+}
+
 TEST_F(CliTest, ReservedOrUnknownLockBackendIsAUsageErrorThatChangesNothing) {
   const auto reserved =
       run({"--resources", resources_.string(), "--lock-backend", "https://127.0.0.1:8443", "true"});
