@@ -22,6 +22,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace lockable {
@@ -68,6 +69,34 @@ void unexpected(const etcd::Client& client, const std::string& what, const Json&
                      "); check that the endpoint is an etcd v3 server (3.4 or later)");
 }
 
+// Queue keys whose tickets were destroyed in this process and whose delete the keepalive thread
+// has not finished yet: every backend object in the process already counts them as gone, so a
+// destroyed ticket is gone at once for its neighbours (the contract), while the waiter that was
+// just granted does not wait for the delete.
+class LeavingTickets {
+ public:
+  static LeavingTickets& instance() {
+    static LeavingTickets* const leaving = new LeavingTickets();  // never destroyed: threads
+    return *leaving;
+  }
+  void add(const std::string& key) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    keys_.insert(key);
+  }
+  void remove(const std::string& key) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    keys_.erase(key);
+  }
+  bool contains(const std::string& key) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return keys_.count(key) != 0;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> keys_;
+};
+
 // One held lock's state, shared by the HeldLock and the session's loss bookkeeping.
 struct LockState {
   std::string id;
@@ -92,6 +121,9 @@ class Session : public std::enable_shared_from_this<Session> {
     stop_flag_.store(true);
     client_->interrupt();
     if (thread_.joinable()) thread_.join();
+    for (const auto& entry : pending_deletes_) {
+      LeavingTickets::instance().remove(leaving_name(entry.first));
+    }
     // Our keys go with the lease at once instead of a TTL later.
     const std::int64_t lease = lease_;
     if (lease != 0) {
@@ -188,6 +220,19 @@ class Session : public std::enable_shared_from_this<Session> {
     std::lock_guard<std::mutex> guard(mutex_);
     return lease != lease_ ||
            etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), Clock::now());
+  }
+
+  // Queues the delete of `key` (as delete_key) for the keepalive thread, which runs it at once.
+  void delete_key_soon(const std::string& key, std::int64_t revision) {
+    LeavingTickets::instance().add(leaving_name(key));
+    std::lock_guard<std::mutex> guard(mutex_);
+    pending_deletes_.emplace_back(key, revision);
+    woken_.notify_all();
+  }
+
+  // A key's name in LeavingTickets: keys of different clusters never mix.
+  std::string leaving_name(const std::string& key) const {
+    return client_->describe() + '\0' + key;
   }
 
   // Deletes `key` if its create revision is still `revision` (0: whatever it is). Never throws:
@@ -350,6 +395,7 @@ class Session : public std::enable_shared_from_this<Session> {
       for (const auto& [key, revision] : deletes) {
         try {
           delete_now(key, revision, Clock::now() + std::chrono::seconds(1));
+          LeavingTickets::instance().remove(leaving_name(key));
         } catch (const std::exception&) {
           failed.emplace_back(key, revision);
         }
@@ -439,9 +485,11 @@ class Watcher {
     if (thread_.joinable()) thread_.join();
   }
 
-  // Returns once an event newer than `floor` (a store revision the caller read) was seen, at
-  // `deadline`, on interrupt(), or after the safety interval.
-  void wait(std::int64_t floor, Clock::time_point deadline) {
+  // Returns once an event newer than `floor` (a store revision the caller read) was seen that
+  // may matter to the caller, at `deadline`, on interrupt(), or after the safety interval.
+  // A waiter `queued` (its ticket published) is not woken by a newer waiter joining the queue:
+  // that never changes what it may claim.
+  void wait(std::int64_t floor, bool queued, Clock::time_point deadline) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!thread_.joinable()) {
       resume_ = floor + 1;
@@ -451,8 +499,8 @@ class Watcher {
     const auto resets = resets_;
     const auto start = resume_start_;
     changed_.wait_until(lock, std::min(deadline, Clock::now() + kSafetyRecheck), [&] {
-      return stop_ || latest_ > floor || interrupts_ != interrupts || resets_ != resets ||
-             floor + 1 < start;
+      return stop_ || latest_ > floor || (!queued && latest_new_waiter_ > floor) ||
+             interrupts_ != interrupts || resets_ != resets || floor + 1 < start;
     });
   }
 
@@ -469,6 +517,8 @@ class Watcher {
     detail::Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(2),
                             static_cast<std::uint64_t>(::getpid()));
     const std::string root = layout_.root();
+    const std::string locks_dir = layout_.locks_dir();
+    const std::string queue_dir = layout_.queue_dir();
     while (!cancel_.load()) {
       std::int64_t from = 0;
       {
@@ -497,17 +547,32 @@ class Watcher {
                 return false;
               }
               if (!result.contains("events")) return true;
+              // What each event can change for a waiter. A lock taken (a PUT of a lock key) frees
+              // nothing; a new queue key only matters to waiters not queued yet; anything else (a
+              // release, a waiter leaving or changing what it wants) wakes every waiter.
               std::int64_t newest = 0;
+              std::int64_t newest_waiter = 0;
+              std::int64_t seen = 0;
               for (const auto& event : result["events"]) {
-                if (event.contains("kv")) {
-                  newest =
-                      std::max(newest, etcd::int64_field(event["kv"], "mod_revision").value_or(0));
+                if (!event.contains("kv")) continue;
+                const Json& kv = event["kv"];
+                const auto revision = etcd::int64_field(kv, "mod_revision").value_or(0);
+                seen = std::max(seen, revision);
+                const bool put = event.value("type", std::string("PUT")) != "DELETE";
+                const std::string key = decoded(kv, "key");
+                if (put && key.rfind(locks_dir, 0) == 0) continue;
+                if (put && key.rfind(queue_dir, 0) == 0 &&
+                    etcd::int64_field(kv, "version").value_or(0) == 1) {
+                  newest_waiter = std::max(newest_waiter, revision);
+                  continue;
                 }
+                newest = std::max(newest, revision);
               }
               {
                 std::lock_guard<std::mutex> guard(mutex_);
                 latest_ = std::max(latest_, newest);
-                resume_ = std::max(resume_, latest_ + 1);
+                latest_new_waiter_ = std::max(latest_new_waiter_, newest_waiter);
+                resume_ = std::max(resume_, seen + 1);
               }
               changed_.notify_all();
               return true;
@@ -538,6 +603,7 @@ class Watcher {
   std::atomic<bool> cancel_{false};
   bool stop_ = false;
   std::int64_t latest_ = 0;
+  std::int64_t latest_new_waiter_ = 0;
   std::int64_t resume_ = 0;
   std::int64_t resume_start_ = 0;
   std::uint64_t interrupts_ = 0;
@@ -634,7 +700,9 @@ class EtcdTicket final : public QueueTicket {
   ~EtcdTicket() override {
     std::lock_guard<std::mutex> guard(state_->mutex);
     state_->closed = true;
-    if (state_->published) session_->delete_key(state_->key, state_->create_revision);
+    // Off the caller's path (a waiter just granted returns at once): the keepalive thread
+    // deletes the key, and the lease would take it anyway.
+    if (state_->published) session_->delete_key_soon(state_->key, state_->create_revision);
   }
 
   void update_wanted(const std::vector<std::string>& resource_ids) override {
@@ -653,7 +721,13 @@ class EtcdTicket final : public QueueTicket {
                                      {"sort_target", "CREATE"}},
                                 Clock::now() + kCallBudget);
     floors_->note(revision_of(answer));
-    const auto queue = etcd::parse_queue(kvs_of(answer));
+    auto queue = etcd::parse_queue(kvs_of(answer));
+    queue.erase(std::remove_if(queue.begin(), queue.end(),
+                               [&](const etcd::QueueEntry& entry) {
+                                 return LeavingTickets::instance().contains(
+                                     session_->leaving_name(entry.key));
+                               }),
+                queue.end());
     std::lock_guard<std::mutex> guard(state_->mutex);
     if (state_->published) {
       const bool present = std::any_of(queue.begin(), queue.end(), [&](const auto& entry) {
@@ -807,7 +881,7 @@ class EtcdBackend final : public LockBackend {
   }
 
   void wait_for_change(Clock::time_point deadline) override {
-    publish_own_tickets();
+    const bool queued = publish_own_tickets();
     std::int64_t floor = floors_->take();
     if (floor == 0) {
       const Json answer = session_->client().call(
@@ -815,7 +889,7 @@ class EtcdBackend final : public LockBackend {
           Clock::now() + kCallBudget);
       floor = revision_of(answer);
     }
-    watcher_->wait(floor, deadline);
+    watcher_->wait(floor, queued, deadline);
   }
 
   std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids,
@@ -867,12 +941,13 @@ class EtcdBackend final : public LockBackend {
  private:
   // A waiter becomes visible in the queue when it first waits; a request granted at once never
   // writes a queue key. Only the calling thread's tickets, so errors reach their own waiter.
-  void publish_own_tickets() {
+  // Returns whether the thread has a ticket in the queue.
+  bool publish_own_tickets() {
     std::vector<std::shared_ptr<TicketState>> mine;
     {
       std::lock_guard<std::mutex> guard(mutex_);
       const auto it = tickets_.find(std::this_thread::get_id());
-      if (it == tickets_.end()) return;
+      if (it == tickets_.end()) return false;
       for (auto weak = it->second.begin(); weak != it->second.end();) {
         if (auto state = weak->lock()) {
           mine.push_back(std::move(state));
@@ -883,12 +958,15 @@ class EtcdBackend final : public LockBackend {
       }
       if (it->second.empty()) tickets_.erase(it);
     }
+    bool queued = false;
     for (const auto& state : mine) {
       std::lock_guard<std::mutex> guard(state->mutex);
       if (!state->published && !state->closed) {
         EtcdTicket::write_locked(*session_, *state, nullptr);
       }
+      queued = queued || (state->published && !state->closed);
     }
+    return queued;
   }
 
   etcd::KeyLayout layout_;
