@@ -24,8 +24,11 @@ struct SpecScheme {
 ///   - a folder path, absolute or relative (`/var/lock/lab`, `locks`): the local lock folder,
 ///     exactly what `--lock-folder` gives; "" means the default folder (the system temp dir);
 ///   - `file://PATH`: the same, for a path that would otherwise read as a URL;
-///   - `etcd://...`, `http://...`, `https://...`: reserved for the etcd and lock-service
-///     backends, which this version does not include (ConfigError saying so).
+///   - `etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=SECONDS]`: locks in etcd (see
+///     make_etcd_backend and etcd_options_from_spec: LOCKABLE_ETCD_ENDPOINTS for `etcd:///PREFIX`,
+///     LOCKABLE_ETCD_USER and LOCKABLE_ETCD_PASSWORD); etcd unreachable is a BackendError;
+///   - `http://...`, `https://...`: reserved for the lock-service backend, which this version
+///     does not include (ConfigError saying so).
 /// Any other `scheme://` is a ConfigError naming the value and the schemes that exist.
 /// Backends are registered in one table (src/factory.cpp); front ends never name a backend class.
 /// `log` receives the backend's warnings (stderr when empty).
