@@ -47,6 +47,12 @@ class HeldLock {
   virtual void on_lock_loss(LockLossHandler handler) { (void)handler; }
 };
 
+/// A request waiting in a backend's queue, as `lockable status` lists it.
+struct QueuedRequest {
+  HolderInfo waiter;
+  std::vector<std::string> wanted;
+};
+
 /// A waiter's place in the backend's fair queue; leaving the queue happens on destruction.
 class QueueTicket {
  public:
@@ -125,6 +131,11 @@ class LockBackend {
   /// second anyway (the lock folder rechecks every 250 ms) may keep the default, which does
   /// nothing. Never throws.
   virtual void interrupt_waits() noexcept {}
+
+  /// The requests waiting in the queue, oldest first, for `lockable status`. A backend whose
+  /// queue says nothing about its waiters (the lock folder's tickets hold only ids) keeps the
+  /// default: none listed.
+  virtual std::vector<QueuedRequest> queued() { return {}; }
 
   /// Sets the handler for keepalive failures that have not (yet) cost a lock; replaces an earlier
   /// one. Backends without a keepalive never call it, so the default keeps no handler.

@@ -182,6 +182,7 @@ int run(const CommandLine& line, SignalRelay& relay) {
     auto provider = make_file_provider(std::get<std::filesystem::path>(options.resources));
     auto observer = make_lock_observer(options.lock_backend.empty() ? options.lock_folder.string()
                                                                     : options.lock_backend);
+    LockBackend& store = *observer;
     Lockable lockable(std::move(options), std::move(provider), std::move(observer));
     const auto statuses = lockable.status();
     if (line.json) {
@@ -189,7 +190,8 @@ int run(const CommandLine& line, SignalRelay& relay) {
                        .dump(2, ' ', false, Json::error_handler_t::replace)
                 << std::endl;
     } else {
-      std::cout << status_table(statuses, lockable.hostname()) << std::flush;
+      std::cout << status_table(statuses, lockable.hostname()) << queue_lines(store.queued())
+                << std::flush;
     }
     return kOk;
   }

@@ -67,4 +67,16 @@ Json status_json(const std::vector<ResourceStatus>& statuses, const std::string&
   return list;
 }
 
+std::string queue_lines(const std::vector<QueuedRequest>& queued) {
+  if (queued.empty()) return {};
+  std::string text = "queue, oldest first:\n";
+  for (std::size_t i = 0; i < queued.size(); ++i) {
+    std::string ids;
+    for (const auto& id : queued[i].wanted) ids += (ids.empty() ? "" : ", ") + id;
+    text += "  " + std::to_string(i + 1) + ". " + queued[i].waiter.describe() + ", wants " +
+            (ids.empty() ? std::string("nothing") : ids) + "\n";
+  }
+  return text;
+}
+
 }  // namespace lockable::cli

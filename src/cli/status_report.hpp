@@ -24,4 +24,8 @@ std::string status_table(const std::vector<ResourceStatus>& statuses, const std:
 /// device of another host. Attributes are left out: they may hold credentials.
 Json status_json(const std::vector<ResourceStatus>& statuses, const std::string& this_host);
 
+/// "queue, oldest first:" and one line per waiting request (who, since when, which ids), or ""
+/// when nothing waits (or the backend cannot tell). Ends with a newline when not empty.
+std::string queue_lines(const std::vector<QueuedRequest>& queued);
+
 }  // namespace lockable::cli

@@ -149,11 +149,8 @@ class Session : public std::enable_shared_from_this<Session> {
     std::unique_lock<std::mutex> lock(mutex_);
     if (lease_ != 0 &&
         etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), Clock::now())) {
-      auto lost = take_lost_locked(
-          lease_, "no keepalive succeeded for " + seconds_text(Clock::now() - last_ok_sent_));
-      lock.unlock();
-      notify(lost);
-      lock.lock();
+      take_lost_locked(lease_,
+                       "no keepalive succeeded for " + seconds_text(Clock::now() - last_ok_sent_));
     }
     while (lease_ == 0) {
       if (granting_) {
@@ -192,12 +189,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The server said the lease is gone: every lock on it is lost.
   void lease_gone(std::int64_t lease, const std::string& why) {
-    std::vector<std::shared_ptr<LockState>> lost;
-    {
-      std::lock_guard<std::mutex> guard(mutex_);
-      lost = take_lost_locked(lease, why);
-    }
-    notify(lost);
+    std::lock_guard<std::mutex> guard(mutex_);
+    take_lost_locked(lease, why);
   }
 
   void add(const std::shared_ptr<LockState>& state) {
@@ -263,9 +256,9 @@ class Session : public std::enable_shared_from_this<Session> {
                   deadline);
   }
 
-  std::vector<std::shared_ptr<LockState>> take_lost_locked(std::int64_t lease,
-                                                           const std::string& why) {
-    std::vector<std::shared_ptr<LockState>> lost;
+  // Marks every lock on `lease` lost; their handlers run on the keepalive thread (the
+  // contract), which this wakes. Callers hold `mutex_`.
+  void take_lost_locked(std::int64_t lease, const std::string& why) {
     if (lease == lease_) {
       lease_ = 0;
       revoke_.push_back(lease);  // should it still live on the server, free its keys now
@@ -275,23 +268,28 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!state) {
         it = locks_.erase(it);
       } else if (state->lease == lease) {
-        lost.push_back(std::move(state));
+        std::string reason = state->id + ": the etcd lease " + etcd::lease_hex(state->lease) +
+                             " of this lock is gone (" + why + ") at " + client_->describe() +
+                             "; the device may be in use by someone else now (fencing token " +
+                             std::to_string(state->token) + ")";
+        to_notify_.emplace_back(std::move(state), std::move(reason));
         it = locks_.erase(it);
       } else {
         ++it;
       }
     }
-    last_loss_reason_ = why;
-    return lost;
+    woken_.notify_all();
   }
 
-  void notify(const std::vector<std::shared_ptr<LockState>>& lost) {
-    for (const auto& state : lost) {
-      state->signal.notify(state->id + ": the etcd lease " + etcd::lease_hex(state->lease) +
-                           " of this lock is gone (" + last_loss_reason_ + ") at " +
-                           client_->describe() +
-                           "; the device may be in use by someone else now (fencing token " +
-                           std::to_string(state->token) + ")");
+  // Runs the loss handlers queued by take_lost_locked; on the keepalive thread, `lock` held on
+  // entry and return, released while handlers run.
+  void deliver_losses(std::unique_lock<std::mutex>& lock) {
+    while (!to_notify_.empty()) {
+      auto batch = std::move(to_notify_);
+      to_notify_.clear();
+      lock.unlock();
+      for (const auto& [state, reason] : batch) state->signal.notify(reason);
+      lock.lock();
     }
   }
 
@@ -309,10 +307,11 @@ class Session : public std::enable_shared_from_this<Session> {
         next = std::min(next, last_ok_sent_ + ttl_ - etcd::loss_margin(ttl_));
       }
       woken_.wait_until(lock, next, [&] {
-        return stop_ || !pending_deletes_.empty() || !revoke_.empty() || lease_ != seen_lease ||
-               (lease_ != 0 && Clock::now() >= next);
+        return stop_ || !pending_deletes_.empty() || !revoke_.empty() || !to_notify_.empty() ||
+               lease_ != seen_lease || (lease_ != 0 && Clock::now() >= next);
       });
       if (stop_) break;
+      deliver_losses(lock);
       if (lease_ != seen_lease) continue;
       const auto now = Clock::now();
       if (lease_ == 0) {
@@ -320,12 +319,8 @@ class Session : public std::enable_shared_from_this<Session> {
       } else if (etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), now)) {
         // Stopped (SIGSTOP), starved or cut off past the TTL: whatever the server did, another
         // holder may have the devices now.
-        auto lost = take_lost_locked(lease_, "no keepalive succeeded for " +
-                                                 seconds_text(now - last_ok_sent_) +
-                                                 ", the lease's TTL is " + seconds_text(ttl_));
-        lock.unlock();
-        notify(lost);
-        lock.lock();
+        take_lost_locked(lease_, "no keepalive succeeded for " + seconds_text(now - last_ok_sent_) +
+                                     ", the lease's TTL is " + seconds_text(ttl_));
         continue;
       } else if (now >= next) {
         const std::int64_t lease = lease_;
@@ -359,10 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
           continue;
         }
         if (gone) {
-          auto lost = take_lost_locked(lease, "etcd says the lease expired or was revoked");
-          lock.unlock();
-          notify(lost);
-          lock.lock();
+          take_lost_locked(lease, "etcd says the lease expired or was revoked");
           continue;
         }
         if (failure) {
@@ -426,7 +418,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::int64_t lease_ = 0;
   Clock::duration ttl_{};
   Clock::time_point last_ok_sent_{};
-  std::string last_loss_reason_;
+  std::vector<std::pair<std::shared_ptr<LockState>, std::string>> to_notify_;
   std::vector<std::weak_ptr<LockState>> locks_;
   std::vector<std::pair<std::string, std::int64_t>> pending_deletes_;
   std::vector<std::int64_t> revoke_;
@@ -772,6 +764,18 @@ class EtcdTicket final : public QueueTicket {
   std::shared_ptr<Floors> floors_;
 };
 
+std::vector<QueuedRequest> read_queue(etcd::Client& client, const etcd::KeyLayout& layout) {
+  const std::string dir = layout.queue_dir();
+  const Json answer = client.call(
+      "/v3/kv/range", Json{{"key", b64(dir)}, {"range_end", b64(etcd::prefix_range_end(dir))}},
+      Clock::now() + kCallBudget);
+  std::vector<QueuedRequest> requests;
+  for (auto& entry : etcd::parse_queue(kvs_of(answer))) {
+    requests.push_back(QueuedRequest{HolderInfo::from_json(entry.holder), std::move(entry.wanted)});
+  }
+  return requests;
+}
+
 class NoTicket final : public QueueTicket {
  public:
   void update_wanted(const std::vector<std::string>&) override {}
@@ -930,6 +934,8 @@ class EtcdBackend final : public LockBackend {
 
   void interrupt_waits() noexcept override { watcher_->interrupt(); }
 
+  std::vector<QueuedRequest> queued() override { return read_queue(session_->client(), layout_); }
+
   void on_keepalive_error(KeepaliveErrorHandler handler) override {
     session_->on_keepalive_error(std::move(handler));
   }
@@ -1001,6 +1007,7 @@ class EtcdObserver final : public LockBackend {
   std::vector<std::optional<HolderInfo>> holders_of(const std::vector<std::string>& ids) override {
     return read_holders(*client_, layout_, ids, nullptr);
   }
+  std::vector<QueuedRequest> queued() override { return read_queue(*client_, layout_); }
   std::string describe() const override {
     return client_->describe() + ", prefix " + layout_.root();
   }

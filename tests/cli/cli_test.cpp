@@ -410,9 +410,17 @@ TEST_F(CliTest, OverEtcdTheCommandGetsItsFencingTokenAndStatusNamesOtherHosts) {
   dut_b.id = "dut-b";
   auto held = backend->try_lock(dut_b, lockable::HolderInfo{4242, "rig-far", "alloc-far", {}, {}});
   ASSERT_NE(held, nullptr);
+  // And a request waiting for it on a third host, in the queue.
+  auto ticket =
+      backend->enqueue({"dut-b"}, lockable::HolderInfo{5151, "rig-waiting", "alloc-w", {}, {}});
+  backend->wait_for_change(std::chrono::steady_clock::now());  // a waiter is queued once it waits
   const auto status = run(with({"status"}));
   EXPECT_EQ(status.exit_code, 0) << status;
   EXPECT_NE(status.out.find("rig-far"), std::string::npos) << status;
+  EXPECT_NE(status.out.find("queue, oldest first:\n  1. pid 5151 on rig-waiting"),
+            std::string::npos)
+      << status;
+  EXPECT_NE(status.out.find("wants dut-b"), std::string::npos) << status;
 }
 
 TEST_F(CliTest, OverEtcdALostLockStopsTheCommandWithItsOwnStatus) {
