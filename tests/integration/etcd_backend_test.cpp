@@ -305,6 +305,22 @@ TEST_F(EtcdTest, AHolderKilledWithSigkillFreesItsDeviceAfterTheTtl) {
   EXPECT_EQ(waiter->wait(), 0);
 }
 
+TEST_F(EtcdTest, AWaiterKilledWithSigkillLeavesTheQueueWhenItsLeaseLapses) {
+  auto backend = make_etcd_backend(options());
+  auto held = backend->try_lock(resource("dut-1"), holder("held"));
+  ASSERT_NE(held, nullptr);
+  auto waiter = holder_process("rig-dead", "dut-1");
+  ASSERT_TRUE(eventually([&] { return backend->queued().size() == 1; })) << "never queued";
+  EXPECT_EQ(backend->queued().front().waiter.hostname, "rig-dead");
+  EXPECT_EQ(backend->queued().front().wanted, std::vector<std::string>{"dut-1"});
+  waiter->kill_now();
+  ASSERT_TRUE(eventually([&] { return backend->queued().empty(); })) << "the dead waiter stayed";
+  // A later waiter is not held back by it: it is first in line.
+  auto ticket = backend->enqueue({"dut-1"}, holder("next"));
+  backend->wait_for_change(Clock::now());
+  EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty());
+}
+
 TEST_F(EtcdTest, AStoppedHolderLosesToAWaiterAndSeesItsLossWhenContinued) {
   auto stopped = holder_process("rig-a", "dut-1");
   const auto first = parse_grant(stopped->read_line(30s));
