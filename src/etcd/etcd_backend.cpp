@@ -69,10 +69,11 @@ void unexpected(const etcd::Client& client, const std::string& what, const Json&
                      "); check that the endpoint is an etcd v3 server (3.4 or later)");
 }
 
-// Queue keys whose tickets were destroyed in this process and whose delete the keepalive thread
-// has not finished yet: every backend object in the process already counts them as gone, so a
-// destroyed ticket is gone at once for its neighbours (the contract), while the waiter that was
-// just granted does not wait for the delete.
+// Queue keys whose tickets were destroyed in this process: every backend object in the process
+// counts them as gone at once (the contract: a destroyed ticket is gone), while the keepalive
+// thread deletes them off the granted waiter's path, and for a while after, until every watch in
+// the process has seen the delete. Queue key names are never reused, so remembering one longer
+// than needed is harmless.
 class LeavingTickets {
  public:
   static LeavingTickets& instance() {
@@ -81,11 +82,16 @@ class LeavingTickets {
   }
   void add(const std::string& key) {
     std::lock_guard<std::mutex> guard(mutex_);
-    keys_.insert(key);
+    const auto now = Clock::now();
+    for (auto it = keys_.begin(); it != keys_.end();) {
+      it = it->second && now - *it->second > kRemembered ? keys_.erase(it) : std::next(it);
+    }
+    keys_[key] = std::nullopt;
   }
-  void remove(const std::string& key) {
+  // The delete is done: forget the key once watches have long seen it.
+  void deleted(const std::string& key) {
     std::lock_guard<std::mutex> guard(mutex_);
-    keys_.erase(key);
+    if (const auto it = keys_.find(key); it != keys_.end()) it->second = Clock::now();
   }
   bool contains(const std::string& key) {
     std::lock_guard<std::mutex> guard(mutex_);
@@ -93,8 +99,35 @@ class LeavingTickets {
   }
 
  private:
+  static constexpr auto kRemembered = std::chrono::seconds(60);
   std::mutex mutex_;
-  std::set<std::string> keys_;
+  std::map<std::string, std::optional<Clock::time_point>> keys_;
+};
+
+// The newest revision of a change this process made under each lab's prefix (key: endpoints and
+// prefix). A waiter reads the queue from its backend's watch only once the watch has caught up
+// with it, so a change made through one backend object is seen at once through every other one
+// in the process (read-your-writes, as a range read would give).
+class OwnWrites {
+ public:
+  static OwnWrites& instance() {
+    static OwnWrites* const writes = new OwnWrites();  // never destroyed: threads
+    return *writes;
+  }
+  void note(const std::string& space, std::int64_t revision) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    auto& latest = latest_[space];
+    latest = std::max(latest, revision);
+  }
+  std::int64_t latest(const std::string& space) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    const auto it = latest_.find(space);
+    return it == latest_.end() ? 0 : it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::int64_t> latest_;
 };
 
 // One held lock's state, shared by the HeldLock and the session's loss bookkeeping.
@@ -109,8 +142,16 @@ struct LockState {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<etcd::Client> client, Clock::duration ttl, Log log)
-      : client_(std::move(client)), wanted_ttl_(ttl), log_(std::move(log)) {}
+  Session(std::shared_ptr<etcd::Client> client, const std::string& root, Clock::duration ttl,
+          Log log)
+      : client_(std::move(client)),
+        space_(client_->describe() + '\0' + root),
+        wanted_ttl_(ttl),
+        log_(std::move(log)) {}
+
+  // Where OwnWrites keeps this session's changes.
+  const std::string& space() const { return space_; }
+  void note_write(std::int64_t revision) { OwnWrites::instance().note(space_, revision); }
 
   ~Session() {
     {
@@ -122,7 +163,7 @@ class Session : public std::enable_shared_from_this<Session> {
     client_->interrupt();
     if (thread_.joinable()) thread_.join();
     for (const auto& entry : pending_deletes_) {
-      LeavingTickets::instance().remove(leaving_name(entry.first));
+      LeavingTickets::instance().deleted(leaving_name(entry.first));
     }
     // Our keys go with the lease at once instead of a TTL later.
     const std::int64_t lease = lease_;
@@ -250,10 +291,12 @@ class Session : public std::enable_shared_from_this<Session> {
                          {"result", "EQUAL"},
                          {"create_revision", std::to_string(revision)}});
     }
-    client_->call("/v3/kv/txn",
-                  Json{{"compare", compare},
-                       {"success", Json::array({{{"request_delete_range", {{"key", b64(key)}}}}})}},
-                  deadline);
+    const Json answer = client_->call(
+        "/v3/kv/txn",
+        Json{{"compare", compare},
+             {"success", Json::array({{{"request_delete_range", {{"key", b64(key)}}}}})}},
+        deadline);
+    if (answer.value("succeeded", false)) note_write(revision_of(answer));
   }
 
   // Marks every lock on `lease` lost; their handlers run on the keepalive thread (the
@@ -387,7 +430,7 @@ class Session : public std::enable_shared_from_this<Session> {
       for (const auto& [key, revision] : deletes) {
         try {
           delete_now(key, revision, Clock::now() + std::chrono::seconds(1));
-          LeavingTickets::instance().remove(leaving_name(key));
+          LeavingTickets::instance().deleted(leaving_name(key));
         } catch (const std::exception&) {
           failed.emplace_back(key, revision);
         }
@@ -407,6 +450,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::shared_ptr<etcd::Client> client_;
+  std::string space_;
   Clock::duration wanted_ttl_;
   Log log_;
   std::mutex mutex_;
@@ -504,6 +548,25 @@ class Watcher {
     changed_.notify_all();
   }
 
+  // The queue as the watch has it (every queue change up to revision `applied` applied in
+  // order), oldest first; nullopt while the watch is not in step (not started, reconnecting).
+  // Waiters read it instead of asking etcd on every wake-up: with many waiters, those reads were
+  // what bounded throughput.
+  // The snapshot once it includes every change up to `revision` (waiting at most `patience`
+  // for the watch to deliver them).
+  std::optional<std::pair<std::vector<etcd::QueueEntry>, std::int64_t>> queue_snapshot(
+      std::int64_t revision, Clock::duration patience) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait_for(lock, patience, [&] { return stop_ || !synced_ || applied_ >= revision; });
+    if (!synced_ || applied_ < revision) return std::nullopt;
+    std::vector<etcd::QueueEntry> entries;
+    entries.reserve(queue_.size());
+    for (const auto& entry : queue_) entries.push_back(entry.second);
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.create_revision < b.create_revision; });
+    return std::make_pair(std::move(entries), applied_);
+  }
+
  private:
   void run() {
     detail::Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(2),
@@ -513,13 +576,30 @@ class Watcher {
     const std::string queue_dir = layout_.queue_dir();
     while (!cancel_.load()) {
       std::int64_t from = 0;
-      {
-        std::lock_guard<std::mutex> guard(mutex_);
-        from = resume_;
-        resume_start_ = from;
-      }
       bool compacted = false;
       try {
+        // The queue as of revision H, then every change after H from the watch.
+        const Json answer = client_->call(
+            "/v3/kv/range",
+            Json{{"key", b64(queue_dir)}, {"range_end", b64(etcd::prefix_range_end(queue_dir))}},
+            Clock::now() + kCallBudget, &cancel_);
+        const auto synced_at = revision_of(answer);
+        {
+          std::lock_guard<std::mutex> guard(mutex_);
+          queue_.clear();
+          for (auto& entry : etcd::parse_queue(kvs_of(answer))) {
+            const std::string key = entry.key;
+            queue_.emplace(key, std::move(entry));
+          }
+          applied_ = synced_at;
+          synced_ = true;
+          // Events before the snapshot are not replayed: waiters look again once.
+          resume_ = std::max(resume_, synced_at + 1);
+          from = resume_;
+          resume_start_ = from;
+          ++resets_;
+        }
+        changed_.notify_all();
         client_->stream(
             "/v3/watch",
             Json{{"create_request",
@@ -552,6 +632,15 @@ class Watcher {
                 seen = std::max(seen, revision);
                 const bool put = event.value("type", std::string("PUT")) != "DELETE";
                 const std::string key = decoded(kv, "key");
+                if (key.rfind(queue_dir, 0) == 0) {
+                  std::lock_guard<std::mutex> guard(mutex_);
+                  if (!put) {
+                    queue_.erase(key);
+                  } else {
+                    auto parsed = etcd::parse_queue(Json::array({kv}));
+                    if (!parsed.empty()) queue_[key] = std::move(parsed.front());
+                  }
+                }
                 if (put && key.rfind(locks_dir, 0) == 0) continue;
                 if (put && key.rfind(queue_dir, 0) == 0 &&
                     etcd::int64_field(kv, "version").value_or(0) == 1) {
@@ -565,6 +654,7 @@ class Watcher {
                 latest_ = std::max(latest_, newest);
                 latest_new_waiter_ = std::max(latest_new_waiter_, newest_waiter);
                 resume_ = std::max(resume_, seen + 1);
+                applied_ = std::max(applied_, seen);
               }
               changed_.notify_all();
               return true;
@@ -577,8 +667,10 @@ class Watcher {
       }
       if (cancel_.load()) return;
       {
-        // A compaction skipped events, and a reconnect may follow a gap: waiters look again.
+        // A compaction skipped events, and a reconnect may follow a gap: waiters look again,
+        // and ask etcd for the queue until the watch is in step again.
         std::lock_guard<std::mutex> guard(mutex_);
+        synced_ = false;
         ++resets_;
       }
       changed_.notify_all();
@@ -596,6 +688,9 @@ class Watcher {
   bool stop_ = false;
   std::int64_t latest_ = 0;
   std::int64_t latest_new_waiter_ = 0;
+  bool synced_ = false;
+  std::int64_t applied_ = 0;
+  std::map<std::string, etcd::QueueEntry> queue_;
   std::int64_t resume_ = 0;
   std::int64_t resume_start_ = 0;
   std::uint64_t interrupts_ = 0;
@@ -684,11 +779,12 @@ std::vector<std::optional<HolderInfo>> read_holders(etcd::Client& client,
 class EtcdTicket final : public QueueTicket {
  public:
   EtcdTicket(std::shared_ptr<Session> session, std::shared_ptr<TicketState> state,
-             etcd::KeyLayout layout, std::shared_ptr<Floors> floors)
+             etcd::KeyLayout layout, std::shared_ptr<Floors> floors, std::weak_ptr<Watcher> watcher)
       : session_(std::move(session)),
         state_(std::move(state)),
         layout_(std::move(layout)),
-        floors_(std::move(floors)) {}
+        floors_(std::move(floors)),
+        watcher_(std::move(watcher)) {}
   ~EtcdTicket() override {
     std::lock_guard<std::mutex> guard(state_->mutex);
     state_->closed = true;
@@ -704,16 +800,30 @@ class EtcdTicket final : public QueueTicket {
   }
 
   std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
-    const std::string dir = layout_.queue_dir();
-    const Json answer =
-        session_->client().call("/v3/kv/range",
-                                Json{{"key", b64(dir)},
-                                     {"range_end", b64(etcd::prefix_range_end(dir))},
-                                     {"sort_order", "ASCEND"},
-                                     {"sort_target", "CREATE"}},
-                                Clock::now() + kCallBudget);
-    floors_->note(revision_of(answer));
-    auto queue = etcd::parse_queue(kvs_of(answer));
+    std::vector<etcd::QueueEntry> queue;
+    std::int64_t as_of = 0;  // the revision the queue was read at
+    const auto watcher = watcher_.lock();
+    auto snapshot = watcher
+                        ? watcher->queue_snapshot(OwnWrites::instance().latest(session_->space()),
+                                                  std::chrono::milliseconds(100))
+                        : std::nullopt;
+    if (snapshot) {
+      queue = std::move(snapshot->first);
+      as_of = snapshot->second;
+    } else {
+      const std::string dir = layout_.queue_dir();
+      const Json answer =
+          session_->client().call("/v3/kv/range",
+                                  Json{{"key", b64(dir)},
+                                       {"range_end", b64(etcd::prefix_range_end(dir))},
+                                       {"sort_order", "ASCEND"},
+                                       {"sort_target", "CREATE"}},
+                                  Clock::now() + kCallBudget);
+      as_of = revision_of(answer);
+      queue = etcd::parse_queue(kvs_of(answer));
+    }
+    // A wait after this must end on any change the read did not see.
+    floors_->note(as_of);
     queue.erase(std::remove_if(queue.begin(), queue.end(),
                                [&](const etcd::QueueEntry& entry) {
                                  return LeavingTickets::instance().contains(
@@ -721,7 +831,7 @@ class EtcdTicket final : public QueueTicket {
                                }),
                 queue.end());
     std::lock_guard<std::mutex> guard(state_->mutex);
-    if (state_->published) {
+    if (state_->published && as_of >= state_->create_revision) {
       const bool present = std::any_of(queue.begin(), queue.end(), [&](const auto& entry) {
         return entry.key == state_->key && entry.create_revision == state_->create_revision;
       });
@@ -749,6 +859,7 @@ class EtcdTicket final : public QueueTicket {
             existed ? etcd::int64_field(answer["prev_kv"], "create_revision").value_or(revision)
                     : revision;
         state.published = true;
+        session.note_write(revision);
         return;
       } catch (const etcd::LeaseNotFoundError& error) {
         session.lease_gone(lease, error.what());
@@ -762,6 +873,7 @@ class EtcdTicket final : public QueueTicket {
   std::shared_ptr<TicketState> state_;
   etcd::KeyLayout layout_;
   std::shared_ptr<Floors> floors_;
+  std::weak_ptr<Watcher> watcher_;
 };
 
 std::vector<QueuedRequest> read_queue(etcd::Client& client, const etcd::KeyLayout& layout) {
@@ -816,8 +928,8 @@ class EtcdBackend final : public LockBackend {
                          : Log([](const std::string& text) { std::cerr << text << std::endl; })) {
     auto client = make_client(options);
     probe(*client, layout_);
-    session_ = std::make_shared<Session>(client, options.ttl, log_);
-    watcher_ = std::make_unique<Watcher>(client, layout_);
+    session_ = std::make_shared<Session>(client, layout_.root(), options.ttl, log_);
+    watcher_ = std::make_shared<Watcher>(client, layout_);
     session_->lease(Clock::now() + std::chrono::seconds(3));
   }
 
@@ -853,6 +965,7 @@ class EtcdBackend final : public LockBackend {
       const auto revision = revision_of(answer);
       floors_->note(revision);
       if (answer.value("succeeded", false)) {
+        session_->note_write(revision);
         if (revision <= 0) unexpected(session_->client(), "a lock transaction", answer);
         auto state = std::make_shared<LockState>();
         state->id = resource.id;
@@ -921,7 +1034,7 @@ class EtcdBackend final : public LockBackend {
         }
       }
     }
-    return std::make_unique<EtcdTicket>(session_, std::move(state), layout_, floors_);
+    return std::make_unique<EtcdTicket>(session_, std::move(state), layout_, floors_, watcher_);
   }
 
   std::optional<HolderInfo> holder_of(const std::string& resource_id) override {
@@ -978,7 +1091,7 @@ class EtcdBackend final : public LockBackend {
   etcd::KeyLayout layout_;
   Log log_;
   std::shared_ptr<Session> session_;
-  std::unique_ptr<Watcher> watcher_;
+  std::shared_ptr<Watcher> watcher_;
   std::shared_ptr<Floors> floors_ = std::make_shared<Floors>();
   std::mutex mutex_;
   std::map<std::thread::id, std::vector<std::weak_ptr<TicketState>>> tickets_;
