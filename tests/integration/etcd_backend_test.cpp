@@ -321,6 +321,35 @@ TEST_F(EtcdTest, AWaiterKilledWithSigkillLeavesTheQueueWhenItsLeaseLapses) {
   EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty());
 }
 
+TEST_F(EtcdTest, WaitersOnSeveralHostsAreServedInArrivalOrder) {
+  auto backend = make_etcd_backend(options());
+  auto held = backend->try_lock(resource("dut-1"), holder("held"));
+  ASSERT_NE(held, nullptr);
+  constexpr std::size_t kWaiters = 4;
+  std::vector<std::unique_ptr<test::Child>> waiters;
+  for (std::size_t i = 0; i < kWaiters; ++i) {
+    waiters.push_back(holder_process("host-" + std::to_string(i), "dut-1"));
+    ASSERT_TRUE(eventually([&] { return backend->queued().size() == i + 1; }))
+        << "waiter " << i << " never queued";
+  }
+  const auto queue = backend->queued();
+  for (std::size_t i = 0; i < kWaiters; ++i) {
+    EXPECT_EQ(queue[i].waiter.hostname, "host-" + std::to_string(i)) << "queue order";
+  }
+  held->release();
+  std::uint64_t last_token = *held->fencing_token();
+  for (std::size_t i = 0; i < kWaiters; ++i) {
+    const auto grant = parse_grant(waiters[i]->read_line(30s));
+    ASSERT_EQ(grant.first, "dut-1") << "waiter " << i << " was not served next";
+    EXPECT_GT(grant.second, last_token);
+    last_token = grant.second;
+    waiters[i]->write_line("release");
+    EXPECT_EQ(waiters[i]->read_line(30s).value_or(""),
+              "released dut-1 " + std::to_string(last_token));
+    EXPECT_EQ(waiters[i]->wait(), 0);
+  }
+}
+
 TEST_F(EtcdTest, AStoppedHolderLosesToAWaiterAndSeesItsLossWhenContinued) {
   auto stopped = holder_process("rig-a", "dut-1");
   const auto first = parse_grant(stopped->read_line(30s));
