@@ -6,6 +6,7 @@
 
 #include <lockable/error.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -27,30 +28,34 @@ class LockTakenError : public Error {
 /// callers decide about retries, because a blind retry of `release` may free a lock that was
 /// granted to someone else meanwhile).
 ///
-/// Every call takes a deadline for the request and throws:
+/// Every call takes a deadline for the request and an optional cancel flag (checked while the
+/// request runs; interrupt() makes it be checked at once), and throws:
 ///   - TemporarilyUnavailableError when the store could not be reached or answered an error a
 ///     retry may cure (timeouts, connection refused, 429/5xx); the state of the lock is unknown;
 ///   - BackendError when no retry cures it (401/403: the message names the token variable; a
 ///     malformed answer; an unknown host);
-///   - CancelledError after interrupt().
+///   - CancelledError when `*cancel` became true.
 class NamedLockStore {
  public:
   using Clock = std::chrono::steady_clock;
   virtual ~NamedLockStore() = default;
 
   /// Asks once for `name`. True: granted to us, its lease starts now. False: someone holds it.
-  virtual bool try_acquire(const std::string& name, Clock::time_point deadline) = 0;
+  virtual bool try_acquire(const std::string& name, Clock::time_point deadline,
+                           const std::atomic<bool>* cancel = nullptr) = 0;
   /// Renews the lease of a name we hold. True: renewed for a full lease from now. False: the
   /// store says the name is not ours any more (the lease lapsed, someone released it).
-  virtual bool try_heartbeat(const std::string& name, Clock::time_point deadline) = 0;
+  virtual bool try_heartbeat(const std::string& name, Clock::time_point deadline,
+                             const std::atomic<bool>* cancel = nullptr) = 0;
   /// Frees `name`. True when the store confirmed. Anyone can release any name on a store without
   /// owner tokens: never call it for a lock known to be lost.
-  virtual bool try_release(const std::string& name, Clock::time_point deadline) = 0;
+  virtual bool try_release(const std::string& name, Clock::time_point deadline,
+                           const std::atomic<bool>* cancel = nullptr) = 0;
 
   /// How long a grant or a renewal keeps the name ours without a heartbeat, counted from when the
   /// request was sent (60 s on the public Lockable.dev service).
   virtual std::chrono::milliseconds lease() const = 0;
-  /// Makes calls in progress throw CancelledError now and later calls too (shutdown).
+  /// Wakes every call in progress so that it checks its cancel flag now. Never throws.
   virtual void interrupt() noexcept = 0;
   /// Where the locks live, without credentials, for messages (`lock service https://...`).
   virtual std::string describe() const = 0;
