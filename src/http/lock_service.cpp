@@ -121,10 +121,10 @@ class LockServiceStore final : public NamedLockStore {
   std::string password_;
 };
 
-// A request's own time bound: long enough for a slow service, short enough to poll again.
-milliseconds request_bound(milliseconds lease) {
-  return std::max(milliseconds(1000), std::min(milliseconds(10000), lease / 2));
-}
+// A single acquire or release: long enough for a slow service and a lost SYN (retransmitted
+// after 1 s), short enough that a stalled one does not hang a release for long. Not tied to the
+// lease: the lease bounds heartbeats only.
+constexpr milliseconds kRequestBound{10000};
 
 }  // namespace
 
@@ -227,7 +227,7 @@ NamedLock::NamedLock(std::shared_ptr<NamedLockStore> store, std::string name,
   for (;;) {
     const auto sent = Clock::now();
     try {
-      const auto deadline = std::min(give_up, sent + request_bound(lease));
+      const auto deadline = std::min(give_up, sent + kRequestBound);
       if (state_->store->try_acquire(state_->name, std::max(deadline, sent + milliseconds(1)))) {
         state_->thread = std::thread([state = state_, sent] { state->heartbeat_loop(sent); });
         return;
@@ -277,7 +277,7 @@ void NamedLock::release() noexcept {
   // A lost lock may be someone else's by now: anyone may release any name on the service.
   if (state.lost) return;
   try {
-    state.store->try_release(state.name, Clock::now() + request_bound(state.store->lease()));
+    state.store->try_release(state.name, Clock::now() + kRequestBound);
   } catch (...) {
     // The lease lapses by itself; the heartbeat has stopped.
   }
