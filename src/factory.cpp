@@ -49,6 +49,18 @@ std::unique_ptr<LockBackend> lock_service_https(const std::string& rest, const L
   return make_lock_service_backend("https://" + rest, log);
 }
 
+std::unique_ptr<ResourceProvider> resources_http(const std::string& rest, const Log& log) {
+  UrlProviderOptions options;
+  options.log = log;
+  return make_url_provider("http://" + rest, options);
+}
+
+std::unique_ptr<ResourceProvider> resources_https(const std::string& rest, const Log& log) {
+  UrlProviderOptions options;
+  options.log = log;
+  return make_url_provider("https://" + rest, options);
+}
+
 const std::vector<Entry<LockBackend>>& backends() {
   static const std::vector<Entry<LockBackend>> table = {
       {{"", "a local lock folder path (the Python lockable package's <id>.pid files)", true},
@@ -74,8 +86,9 @@ const std::vector<Entry<ResourceProvider>>& providers() {
   static const std::vector<Entry<ResourceProvider>> table = {
       {{"", "a resources.json path", true}, &resources_file},
       {{"file", "file://PATH, the same for a path that reads like a URL", true}, &resources_file},
-      {{"http", "http://HOST/resources.json (not in this version yet)", false}, nullptr},
-      {{"https", "https://HOST/resources.json (not in this version yet)", false}, nullptr},
+      {{"http", "http://HOST/resources.json, fetched again while waiting (ETag-aware)", true},
+       &resources_http},
+      {{"https", "https://HOST/resources.json, the same over TLS", true}, &resources_https},
   };
   return table;
 }

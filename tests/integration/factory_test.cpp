@@ -54,6 +54,8 @@ TEST(FactoryTest, HttpSpecsNameALockServiceAndItsErrorsHideCredentials) {
   const auto observed = error_of([] { make_lock_observer("https://s3cret@lock.example/v1"); });
   EXPECT_NE(observed.find("cannot be observed"), std::string::npos) << observed;
   EXPECT_EQ(observed.find("s3cret"), std::string::npos) << observed;
+  EXPECT_EQ(make_resource_provider("https://u:s3cret@inventory.example/lab.json")->describe(),
+            "https://inventory.example/lab.json");
 }
 
 TEST(FactoryTest, UnknownSchemeNamesTheValueAndTheSchemesThatExist) {
