@@ -14,6 +14,7 @@ enum ExitCode : int {
   kTimeout = 6,            ///< all matching resources stayed busy until --timeout
   kBackendError = 7,       ///< lock folder unusable
   kInternalError = 8,      ///< anything unexpected (a bug: please report it)
+  kLockLost = 9,           ///< the lock (device or --lock-name) was lost; the command was stopped
   kCannotExecute = 126,    ///< the command exists but cannot be executed
   kCommandNotFound = 127,  ///< the command was not found
 };
