@@ -93,8 +93,8 @@ class LockServiceStore final : public NamedLockStore {
     const std::string what = verb + " of \"" + name + "\" on " + describe();
     if (response.status == 401 || response.status == 403) {
       throw BackendError(what + " was refused (" + std::to_string(response.status) +
-                         "): the token is not accepted; set LOCKABLE_AUTH_TOKEN to a valid "
-                         "Lockable.dev token");
+                         "): the token is not accepted; give a valid Lockable.dev token in "
+                         "LOCKABLE_AUTH_TOKEN (or as the service URL's user name)");
     }
     if (response.status == 429 || response.status >= 500) {
       throw TemporarilyUnavailableError(http::describe_answer(request, response));
