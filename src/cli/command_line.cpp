@@ -55,7 +55,7 @@ constexpr const char* kFooter =
     "  4    requirements malformed\n"
     "  5    no resource can ever match the requirements (the reason for each is listed)\n"
     "  6    timeout: every matching resource stayed busy (the holders are listed)\n"
-    "  7    lock folder unusable\n"
+    "  7    lock folder or lock service unusable\n"
     "  8    internal error (please report it)\n"
     "  9    the lock was lost while COMMAND ran (a lease backend's device, or --lock-name):\n"
     "       COMMAND got SIGTERM, and SIGKILL after LOCKABLE_STOP_GRACE seconds (default 10)\n"
@@ -105,7 +105,8 @@ struct Parser {
                    default_lock_folder().string() + "; the Python CLI's default is .)");
     add_valued("--lock-backend", "SPEC", kLockBackendVariable, lock_backend_help());
     add_valued("--resources", "FILE", kResourcesVariable,
-               "The resources file (default: resources.json in the current directory)");
+               "The resources file, or an http(s):// URL answering one (default: resources.json in "
+               "the current directory)");
     add_valued("--timeout", "SECONDS", kTimeoutVariable,
                "Seconds to wait for a busy device, fractions allowed (default: " +
                    default_timeout_text() + "; the Python CLI's default is 1)");
