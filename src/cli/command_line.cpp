@@ -277,6 +277,23 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         "--lock-name runs a command under a named lock; it cannot be combined with status or "
         "--validate-only");
   }
+  if (line.lock_name) {
+    // Device options mean nothing for a named lock; the LOCKABLE_* variables a CI job exports
+    // for its devices are ignored, but a flag typed here is a mistake worth saying.
+    for (const auto& [name, value] :
+         std::initializer_list<std::pair<const char*, const std::optional<std::string>&>>{
+             {"--resources", line.resources},
+             {"--requirements", line.requirements},
+             {"--lock-folder", line.lock_folder},
+             {"--lock-backend", line.lock_backend},
+             {"--hostname", line.hostname}}) {
+      if (value) {
+        return usage_error(std::string(name) +
+                           " does not apply to --lock-name, which locks a name, not a device; "
+                           "leave out one of them");
+      }
+    }
+  }
   if (line.status && !line.command.empty()) {
     if (line.status_flag) {
       return usage_error("--status takes no command, found \"" + line.command.front() +

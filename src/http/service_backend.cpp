@@ -121,7 +121,8 @@ void Core::keepalive_loop() {
     }
     const std::uint64_t asked = rounds_asked;
     wake.wait_until(lock, next, [&] {
-      if (stopping || rounds_asked != asked) return true;
+      // heartbeat_now() may have asked before this wait began: rounds_done lags then.
+      if (stopping || rounds_asked != asked || rounds_asked != rounds_done) return true;
       for (const auto& [key, entry] : entries) {
         if (detail::next_heartbeat(entry->renewal_sent, entry->last_attempt_end, entry->failures,
                                    period, lease) < next) {

@@ -127,6 +127,14 @@ TEST_F(LockServiceCli, AWrongTokenIsAClearErrorThatNeverShowsTheToken) {
   EXPECT_EQ(result.output().find("wrong-s3cret-token"), std::string::npos) << result;
 }
 
+TEST_F(LockServiceCli, DeviceOptionsWithLockNameAreAUsageError) {
+  const auto result = run({"--lock-name", "rig", "--requirements", "os=Android", "--", "true"});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_NE(result.output().find("--requirements does not apply to --lock-name"), std::string::npos)
+      << result;
+  EXPECT_EQ(service_.server().requests(), 0);
+}
+
 TEST_F(LockServiceCli, AMissingTokenFailsBeforeAnyRequest) {
   const auto result = run({"--lock-name", "rig", "--", "true"}, "");
   EXPECT_NE(result.exit_code, 0) << result;
