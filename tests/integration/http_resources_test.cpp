@@ -243,11 +243,14 @@ TEST(HttpResources, AWaiterSeesADeviceThatComesOnlineAndAFailedRefetchKeepsTheLi
   auto first = lockable.lock("id=dut-1", Seconds(10));
   auto waiter = std::async(std::launch::async, [&] { return lockable.lock("", Seconds(60)); });
   std::this_thread::sleep_for(300ms);
+  const int before = inventory.gets;
   {
     std::lock_guard<std::mutex> lock(inventory.mutex);
     inventory.status = 500;  // the refetch fails: the waiter keeps the list and says so once
   }
-  std::this_thread::sleep_for(2500ms);
+  // Two failed refetches (one period apart), then the inventory recovers with a new device.
+  for (int i = 0; i < 3000 && inventory.gets < before + 2; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_GE(inventory.gets, before + 2);
   {
     std::lock_guard<std::mutex> lock(inventory.mutex);
     inventory.status = 200;

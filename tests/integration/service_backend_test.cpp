@@ -47,7 +47,7 @@ std::unique_ptr<LockBackend> backend_for(test::LockService& service, const std::
 
 TEST(ServiceBackend, HeartbeatsKeepEveryHeldDevicePastSeveralLeases) {
   test::LockService service(1000ms);
-  auto backend = backend_for(service, "1");
+  auto backend = backend_for(service, "1", "&heartbeat=0.2");
   auto a = backend->try_lock(resource("a"), holder());
   auto b = backend->try_lock(resource("b"), holder());
   ASSERT_NE(a, nullptr);
