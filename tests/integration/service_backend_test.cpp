@@ -106,6 +106,9 @@ TEST(ServiceBackend, ALeaseThatLapsesLosesTheDeviceAndALostLockIsNeverReleased) 
     EXPECT_NE(reason.find("a: "), std::string::npos) << reason;
     EXPECT_NE(reason.find("lease"), std::string::npos) << reason;
   }
+  // A beat we abandoned may still renew the name when the service gets to it: wait for the
+  // service to free it (our side gave up first, as it must).
+  ASSERT_TRUE(eventually([&] { return !service.held("sb-a"); }));
   auto other = backend_for(service, "1");
   auto next = other->try_lock(resource("a"), holder());
   ASSERT_NE(next, nullptr);
