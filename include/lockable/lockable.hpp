@@ -7,6 +7,7 @@
 #include <lockable/etcd.hpp>
 #include <lockable/events.hpp>
 #include <lockable/factory.hpp>
+#include <lockable/named_lock.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>
 #include <lockable/resource.hpp>

@@ -6,15 +6,15 @@ namespace lockable::cli {
 /// `lockable --help`; scripts may rely on them, so never renumber.
 enum ExitCode : int {
   kOk = 0,
-  kValidationFailed = 1,  ///< --validate-only found problems in the resources file
-  kUsage = 2,             ///< bad option, bad option value, missing command
-  kResourcesInvalid = 3,  ///< resources file invalid or unreadable
-  kBadRequirements = 4,   ///< --requirements malformed
-  kNoMatch = 5,           ///< no resource can ever satisfy the requirements
-  kTimeout = 6,           ///< all matching resources stayed busy until --timeout
-  kBackendError = 7,      ///< lock folder unusable
-  kInternalError = 8,     ///< anything unexpected (a bug: please report it)
-  kLockLost = 9,  ///< the lock was lost while COMMAND ran (lease expired); COMMAND was stopped
+  kValidationFailed = 1,   ///< --validate-only found problems in the resources file
+  kUsage = 2,              ///< bad option, bad option value, missing command
+  kResourcesInvalid = 3,   ///< resources file invalid or unreadable
+  kBadRequirements = 4,    ///< --requirements malformed
+  kNoMatch = 5,            ///< no resource can ever satisfy the requirements
+  kTimeout = 6,            ///< all matching resources stayed busy until --timeout
+  kBackendError = 7,       ///< lock store unusable (lock folder, lock service)
+  kInternalError = 8,      ///< anything unexpected (a bug: please report it)
+  kLockLost = 9,           ///< the lock (device or --lock-name) was lost; the command was stopped
   kCannotExecute = 126,    ///< the command exists but cannot be executed
   kCommandNotFound = 127,  ///< the command was not found
 };

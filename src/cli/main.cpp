@@ -4,6 +4,7 @@
 #include "child_process.hpp"
 #include "command_line.hpp"
 #include "exit_codes.hpp"
+#include "named_lock_command.hpp"
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
@@ -17,11 +18,9 @@
 
 #include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <memory>
 
 extern char** environ;
 
@@ -49,6 +48,14 @@ std::string unreadable_reason(const std::string& path, int error) {
            "', and a+x on its folders) or run lockable as a user who may read it";
   }
   return text;
+}
+
+// An http(s) resources spec: fetched by the provider, whose errors name the URL (without
+// credentials), rather than read here as a file.
+bool is_url(const std::string& spec) {
+  std::string head = spec.substr(0, 8);
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return head.rfind("http://", 0) == 0 || head.rfind("https://", 0) == 0;
 }
 
 // Read here rather than only in the provider so that the messages can name our flag. Opened
@@ -136,12 +143,19 @@ Requirements parse_requirements(const std::optional<Setting>& setting) {
 int validate_only(const std::string& resources_path) {
   // One rule: any problem with the file, unreadable or invalid, exits 1 (as the Python CLI).
   try {
-    const Resources resources =
-        parse_resources_text(read_resources_file(resources_path), resources_path);
-    for (const auto& resource : resources) {
-      warn_withheld("warning: " + resources_path + ": ", resource);
+    std::string shown = resources_path;
+    Resources resources;
+    if (is_url(resources_path)) {
+      auto provider = make_resource_provider(resources_path);
+      shown = provider->describe();  // without credentials
+      resources = provider->load();
+    } else {
+      resources = parse_resources_text(read_resources_file(resources_path), resources_path);
     }
-    std::cout << resources_path << ": " << resources.size()
+    for (const auto& resource : resources) {
+      warn_withheld("warning: " + shown + ": ", resource);
+    }
+    std::cout << shown << ": " << resources.size()
               << (resources.size() == 1 ? " resource" : " resources") << ", valid" << std::endl;
     return kOk;
   } catch (const ResourcesError& error) {
@@ -172,14 +186,19 @@ int run(const CommandLine& line, SignalRelay& relay) {
       say(message);
     }
   };
+  if (line.lock_name) {
+    return run_with_named_lock(line, *line.lock_name,
+                               settings.timeout ? settings.timeout->value : "",
+                               settings.timeout ? settings.timeout->source : "", relay);
+  }
   if (line.validate_only) return validate_only(settings.resources);
   // The provider would also fail on an unreadable file, but only we can name the flag.
-  read_resources_file(settings.resources);
+  if (!is_url(settings.resources)) read_resources_file(settings.resources);
 
   if (line.status) {
     // A read-only observer: status works in a folder this account may not write, and changes
     // nothing on disk (no folder, lock file or queue ticket is created).
-    auto provider = make_file_provider(std::get<std::filesystem::path>(options.resources));
+    auto provider = make_resource_provider(settings.resources);
     auto observer = make_lock_observer(options.lock_backend.empty() ? options.lock_folder.string()
                                                                     : options.lock_backend);
     LockBackend& store = *observer;
@@ -217,6 +236,14 @@ int run(const CommandLine& line, SignalRelay& relay) {
     return relay.interrupted_exit_code();
   }
   relay.defer_signals();
+  // A lease backend may lose the device while the command runs: stop the command.
+  const auto grace = stop_grace();
+  std::atomic<bool> lost{false};
+  allocation.on_lock_loss([&lost, &relay, grace](const std::string& reason) {
+    lost = true;
+    say(reason + "; stopping the command");
+    relay.stop_command(grace);
+  });
   if (!quiet) {
     say("locked " + allocation.resource_id() + " (alloc " + allocation.alloc_id() + ") after " +
         format_seconds(allocation.queue_time()) + " s");
@@ -225,14 +252,6 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (const char* pause = std::getenv("LOCKABLE_TEST_PAUSE_BEFORE_COMMAND_MS")) {
     relay.sleep_unless_interrupted(std::chrono::milliseconds(std::atol(pause)));
   }
-  // A lost lock (etcd lease expired) stops the command: the device may be someone else's now.
-  // The SIGTERM goes through the relay to the command, as a user's would.
-  auto lost = std::make_shared<std::pair<std::atomic<bool>, std::string>>();
-  allocation.on_lock_loss([lost](const std::string& why) {
-    lost->second = why;
-    lost->first = true;
-    ::kill(::getpid(), SIGTERM);
-  });
   warn_withheld("", allocation.resource());
   const auto environment = child_environment(environ, environment_for(allocation));
   std::variant<int, LaunchError> result = 0;
@@ -243,14 +262,14 @@ int run(const CommandLine& line, SignalRelay& relay) {
     result = relay.run(std::get<Launch>(launch), environment);
   }
   allocation.unlock();
+  if (lost) {
+    say(allocation.resource_id() + " was lost while the command ran; exit status " +
+        std::to_string(kLockLost));
+    return kLockLost;
+  }
   if (!quiet) {
     say("released " + allocation.resource_id() + " after " + format_seconds(allocation.duration()) +
         " s");
-  }
-  if (lost->first) {
-    say("lost " + allocation.resource_id() + " while the command ran (" + lost->second +
-        "); the command was stopped");
-    return kLockLost;
   }
   if (const auto* error = std::get_if<LaunchError>(&result)) {
     std::cerr << error->message << std::endl;

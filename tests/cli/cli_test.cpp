@@ -447,7 +447,7 @@ TEST_F(CliTest, OverEtcdALostLockStopsTheCommandWithItsOwnStatus) {
            "--requirements", "os=iOS", "touch \"" + ready.string() + "\"; exec sleep 60"});
   revoker.join();
   EXPECT_EQ(result.exit_code, 9) << result;
-  EXPECT_NE(result.err.find("lost dut-b while the command ran"), std::string::npos) << result;
+  EXPECT_NE(result.err.find("dut-b was lost while the command ran"), std::string::npos) << result;
 }
 
 TEST_F(CliTest, ReservedOrUnknownLockBackendIsAUsageErrorThatChangesNothing) {
