@@ -1,6 +1,7 @@
 #pragma once
 
 #include <lockable/backend.hpp>
+#include <lockable/named_lock.hpp>
 
 #include <chrono>
 #include <functional>
@@ -38,6 +39,12 @@ std::unique_ptr<LockBackend> make_etcd_backend(EtcdOptions options);
 
 /// Reads holders and changes nothing (no lease, no key), for `lockable status`.
 std::unique_ptr<LockBackend> make_etcd_observer(EtcdOptions options);
+
+/// Named locks (NamedLock, the Lockable.dev model) stored in etcd: the name is the key
+/// `<prefix>/names/<name>`, created only if absent on a lease of its own (TTL `options.ttl`, the
+/// store's lease()), renewed by the heartbeat, deleted and revoked on release; a release never
+/// frees a grant that is no longer ours. Makes no request until used.
+std::shared_ptr<NamedLockStore> make_etcd_named_lock_store(EtcdOptions options);
 
 /// EtcdOptions from the part of a spec after "etcd://" (`HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=N]`)
 /// and the environment: LOCKABLE_ETCD_ENDPOINTS (comma-separated URLs, used when the spec names

@@ -450,11 +450,7 @@ TEST_F(CliTest, OverEtcdALostLockStopsTheCommandWithItsOwnStatus) {
   EXPECT_NE(result.err.find("dut-b was lost while the command ran"), std::string::npos) << result;
 }
 
-TEST_F(CliTest, ReservedOrUnknownLockBackendIsAUsageErrorThatChangesNothing) {
-  const auto reserved =
-      run({"--resources", resources_.string(), "--lock-backend", "https://127.0.0.1:8443", "true"});
-  EXPECT_EQ(reserved.exit_code, 2) << reserved;
-  EXPECT_NE(reserved.err.find("not in this version yet"), std::string::npos) << reserved;
+TEST_F(CliTest, UnreachableOrUnknownLockBackendFailsAndChangesNothing) {
   // An etcd that is not there (nothing listens on port 1): the lock store is unusable.
   const auto unreachable =
       run({"--resources", resources_.string(), "--lock-backend", "etcd://127.0.0.1:1/lab", "true"});

@@ -443,6 +443,35 @@ TEST_F(EtcdTest, StatusThroughLockableNamesHoldersOnOtherHosts) {
   EXPECT_EQ(status[1].holder->pid, static_cast<long>(remote->pid()));
 }
 
+TEST_F(EtcdTest, NamedLocksLiveInEtcdWithTheirCallbacks) {
+  auto store = make_etcd_named_lock_store(options(2s));
+  auto other_store = make_etcd_named_lock_store(options(2s));
+  EXPECT_EQ(store->lease(), std::chrono::milliseconds(2000));
+  NamedLockOptions once;
+  once.blocking = false;
+  std::atomic<int> losses{0};
+  NamedLockOptions watched = once;
+  watched.on_lock_loss = [&](const std::string&) { ++losses; };
+  auto held = std::make_unique<NamedLock>(store, "bench-psu", watched);
+  EXPECT_THROW(NamedLock(other_store, "bench-psu", once), LockTakenError);
+  { NamedLock independent(other_store, "bench-scope", once); }
+  std::this_thread::sleep_for(2500ms);  // past one lease: the heartbeat keeps it
+  EXPECT_FALSE(held->lost());
+  EXPECT_THROW(NamedLock(other_store, "bench-psu", once), LockTakenError);
+  // The lease revoked (as when etcd expires it): the heartbeat learns it and reports the loss.
+  const auto leases = post("/v3/lease/leases", "{}");
+  ASSERT_TRUE(leases && leases->status == 200);
+  const Json listed = Json::parse(leases->body);
+  for (const auto& lease : listed.value("leases", Json::array())) {
+    post("/v3/lease/revoke", Json{{"ID", lease["ID"]}}.dump());
+  }
+  ASSERT_TRUE(eventually([&] { return losses.load() == 1; })) << "no loss reported";
+  EXPECT_TRUE(held->lost());
+  NamedLock next(other_store, "bench-psu", once);  // free again
+  held.reset();  // a lost lock is not released: the next holder keeps it
+  EXPECT_THROW(NamedLock(store, "bench-psu", once), LockTakenError);
+}
+
 // Three members on loopback; the leader dies while a device is held and another is waited for.
 TEST(EtcdClusterTest, LeaderKilledWhileHeldAndWaitedFor) {
   if (!test::etcd_program()) GTEST_SKIP() << "no etcd on PATH (apt-get install etcd-server)";
