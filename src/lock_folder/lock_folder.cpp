@@ -16,7 +16,7 @@
 #include <lockable/error.hpp>
 #include <lockable/lock_folder.hpp>
 
-#include "core/query.hpp"
+#include "core/json_text.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
