@@ -29,12 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string format_seconds(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f s", seconds);
-  return text;
-}
-
 // Seconds as a steady-clock duration, saturated so that "wait forever" values cannot overflow.
 Clock::duration to_duration(Seconds seconds) {
   const double capped = std::min(seconds.count(), 1e9);  // ~30 years
@@ -421,8 +415,8 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
   for (;;) {
     if (cancelled.load()) {
       throw CancelledError("the wait for " + wanted_text + " was cancelled after " +
-                           format_seconds(Seconds(Clock::now() - requested).count()) +
-                           "; nothing is held and the queue entry is gone");
+                           format_seconds(Clock::now() - requested) +
+                           " s; nothing is held and the queue entry is gone");
     }
     try {
       const auto shared_resources = current_resources(waiting);
@@ -570,10 +564,9 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
             busy_lines.push_back(id + ": released just now, trying it again");
           }
         }
-        const double waited = Seconds(now - requested).count();
         if (now >= deadline) {
           throw TimeoutError("no device for " + wanted_text + " became free within " +
-                                 format_seconds(limit.count()) + " (" +
+                                 format_seconds(to_duration(limit)) + " s (" +
                                  std::to_string(wanted.size()) + " matching in " +
                                  backend->describe() +
                                  "); raise the timeout or free a device held by:",
@@ -583,8 +576,8 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
                            std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
                            " held:";
         for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
-        line += " waited " + format_seconds(waited) + ", " +
-                format_seconds(std::max(0.0, Seconds(deadline - now).count())) + " left";
+        line += " waited " + format_seconds(now - requested) + " s, " +
+                format_seconds(std::max(deadline - now, Clock::duration::zero())) + " s left";
         log(line);
         while (next_progress <= now) next_progress += std::max(interval, Clock::duration(1));
       }
@@ -602,16 +595,15 @@ std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirem
       const auto now = Clock::now();
       if (now >= deadline) {
         throw TimeoutError("no device for " + wanted_text + " within " +
-                               format_seconds(limit.count()) + ": " + backend_name +
+                               format_seconds(to_duration(limit)) + " s: " + backend_name +
                                " stayed unavailable (" + error.what() +
                                "); check the lock store, or raise the timeout",
                            {});
       }
       const auto delay = std::min<Clock::duration>(backoff.next(), deadline - now);
       log("lockable: " + backend_name + " is unavailable for a moment (" + error.what() +
-          "); retry " + std::to_string(backoff.failures()) + " in " +
-          format_seconds(Seconds(delay).count()) + ", " +
-          format_seconds(Seconds(deadline - now).count()) + " left");
+          "); retry " + std::to_string(backoff.failures()) + " in " + format_seconds(delay) +
+          " s, " + format_seconds(deadline - now) + " s left");
       const auto retry_at = now + delay;
       while (!cancelled.load() && Clock::now() < retry_at) {
         std::this_thread::sleep_for(
