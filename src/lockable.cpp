@@ -553,16 +553,19 @@ class Lockable::Impl::Wait {
   }
 
   // At the deadline throws TimeoutError naming each wanted device's holder; when a progress line
-  // is due, logs one.
+  // is due, logs one. Both ask the store for every holder in one holders_of() call (one round
+  // trip for a remote store).
   void report_progress(const std::vector<std::string>& wanted,
                        const std::unordered_set<std::string>& claimable) {
     const auto now = Clock::now();
     if (now < deadline_ && now < next_progress_) return;
+    const auto holders = impl_.backend->holders_of(wanted);
     std::vector<std::string> busy_lines;
     std::size_t held = 0;
-    for (const auto& id : wanted) {
-      if (const auto holder = impl_.backend->holder_of(id)) {
-        busy_lines.push_back(id + ": held by " + holder->describe());
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      const auto& id = wanted[i];
+      if (i < holders.size() && holders[i]) {
+        busy_lines.push_back(id + ": held by " + holders[i]->describe());
         ++held;
       } else if (claimable.count(id) == 0) {
         busy_lines.push_back(id + ": free, but an earlier waiter in the queue gets it first");
@@ -811,15 +814,24 @@ std::vector<Allocation> Lockable::lock_many(std::initializer_list<std::string_vi
 }
 
 std::vector<ResourceStatus> Lockable::status() {
-  std::vector<ResourceStatus> result;
   const auto resources = impl_->current_resources(false);
+  // The holders of every online device in one holders_of() call: one round trip for a remote
+  // store, however many devices the lab has.
+  std::vector<std::string> online_ids;
+  for (const auto& resource : *resources) {
+    if (resource.online()) online_ids.push_back(resource.id);
+  }
+  auto holders = online_ids.empty() ? std::vector<std::optional<HolderInfo>>()
+                                    : impl_->backend->holders_of(online_ids);
+  std::vector<ResourceStatus> result;
+  std::size_t next_holder = 0;
   for (const auto& resource : *resources) {
     ResourceStatus status;
     if (!resource.online()) {
       status.state = ResourceStatus::State::kOffline;
-    } else if (auto holder = impl_->backend->holder_of(resource.id)) {
+    } else if (const auto at = next_holder++; at < holders.size() && holders[at]) {
       status.state = ResourceStatus::State::kBusy;
-      status.holder = std::move(holder);
+      status.holder = std::move(holders[at]);
     }
     status.resource = resource;
     result.push_back(std::move(status));
