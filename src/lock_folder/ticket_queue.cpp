@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,11 +28,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kTicketSuffix = ".ticket";
+
 // A waiter touches its ticket (futimens) this often while it waits, and a locked ticket untouched
 // for kStaleTicketAge no longer holds later waiters back: its owner is stopped (SIGSTOP, Ctrl-Z)
 // or wedged. When the owner runs again its next touch puts it back at its place of arrival.
 constexpr auto kTicketRefresh = std::chrono::seconds(1);
 constexpr auto kStaleTicketAge = std::chrono::seconds(5);
+
 }  // namespace
 
 bool is_ticket_name(const std::string& name) { return ends_with(name, kTicketSuffix); }
