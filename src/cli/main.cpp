@@ -18,7 +18,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <iostream>
 
@@ -28,12 +27,6 @@ namespace lockable::cli {
 namespace {
 
 void say(const std::string& line) { std::cerr << "lockable: " << line << std::endl; }
-
-std::string format_seconds(std::chrono::duration<double> duration) {
-  char text[32];
-  std::snprintf(text, sizeof text, duration.count() < 10 ? "%.3f" : "%.1f", duration.count());
-  return text;
-}
 
 // Why `path` cannot be read, with the fix for that reason.
 std::string unreadable_reason(const std::string& path, int error) {

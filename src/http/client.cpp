@@ -1,7 +1,7 @@
 #include "http/client.hpp"
 
 #include "core/backoff.hpp"
-#include "core/query.hpp"
+#include "core/json_text.hpp"
 
 #include <lockable/error.hpp>
 #include <lockable/version.hpp>
