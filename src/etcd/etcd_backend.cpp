@@ -70,10 +70,10 @@ void unexpected(const etcd::Client& client, const std::string& what, const Json&
 }
 
 // Queue keys whose tickets were destroyed in this process: every backend object in the process
-// counts them as gone at once (the contract: a destroyed ticket is gone), while the keepalive
-// thread deletes them off the granted waiter's path, and for a while after, until every watch in
-// the process has seen the delete. Queue key names are never reused, so remembering one longer
-// than needed is harmless.
+// counts them as gone at once (the contract: a destroyed ticket is gone), also while a failed
+// delete waits for its retry, and for a while after, until every watch in the process has seen
+// the delete. Queue key names are never reused, so remembering one longer than needed is
+// harmless.
 class LeavingTickets {
  public:
   static LeavingTickets& instance() {
@@ -256,12 +256,19 @@ class Session : public std::enable_shared_from_this<Session> {
            etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), Clock::now());
   }
 
-  // Queues the delete of `key` (as delete_key) for the keepalive thread, which runs it at once.
-  void delete_key_soon(const std::string& key, std::int64_t revision) {
-    LeavingTickets::instance().add(leaving_name(key));
-    std::lock_guard<std::mutex> guard(mutex_);
-    pending_deletes_.emplace_back(key, revision);
-    woken_.notify_all();
+  // Deletes a destroyed ticket's queue key now (as delete_key: retried by the keepalive thread
+  // when etcd does not answer), and has every backend object of the process count it gone at
+  // once, also where its watch has not delivered the delete yet.
+  void delete_ticket_key(const std::string& key, std::int64_t revision) noexcept {
+    try {
+      LeavingTickets::instance().add(leaving_name(key));
+      delete_now(key, revision, Clock::now() + std::chrono::seconds(2));
+      LeavingTickets::instance().deleted(leaving_name(key));
+    } catch (const std::exception&) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      pending_deletes_.emplace_back(key, revision);
+      woken_.notify_all();
+    }
   }
 
   // A key's name in LeavingTickets: keys of different clusters never mix.
@@ -788,9 +795,7 @@ class EtcdTicket final : public QueueTicket {
   ~EtcdTicket() override {
     std::lock_guard<std::mutex> guard(state_->mutex);
     state_->closed = true;
-    // Off the caller's path (a waiter just granted returns at once): the keepalive thread
-    // deletes the key, and the lease would take it anyway.
-    if (state_->published) session_->delete_key_soon(state_->key, state_->create_revision);
+    if (state_->published) session_->delete_ticket_key(state_->key, state_->create_revision);
   }
 
   void update_wanted(const std::vector<std::string>& resource_ids) override {

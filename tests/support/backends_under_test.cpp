@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
+#include "lockable/test/etcd_server.hpp"
 #include "lockable/test/files.hpp"
+
+#include <nlohmann/json.hpp>
 
 namespace lockable::test {
 namespace {
@@ -108,6 +112,83 @@ class LockFolderStore final : public StoreUnderTest {
   fs::path folder_;
 };
 
+// Standard padded base64, for the etcd gateway's keys and values.
+std::string base64(const std::string& bytes) {
+  static const char* const kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  unsigned value = 0;
+  int bits = -6;
+  for (const unsigned char c : bytes) {
+    value = (value << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out += kAlphabet[(value >> bits) & 0x3f];
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out += kAlphabet[((value << 8) >> (bits + 8)) & 0x3f];
+  while (out.size() % 4 != 0) out += '=';
+  return out;
+}
+
+std::string unbase64(const std::string& text) {
+  std::string out;
+  unsigned value = 0;
+  int bits = -8;
+  for (const char c : text) {
+    const char* const kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char* at = c == '\0' ? nullptr : std::strchr(kAlphabet, c);
+    if (at == nullptr) break;
+    value = (value << 6) + static_cast<unsigned>(at - kAlphabet);
+    bits += 6;
+    if (bits >= 0) {
+      out += static_cast<char>((value >> bits) & 0xff);
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+// etcd (a real one on 127.0.0.1, started per test): locks are `<prefix>/locks/<id>`, waiters
+// `<prefix>/queue/...` holding {"pid": ..., "wanted": [...]}, on leases of a 2 s TTL.
+class EtcdStore final : public StoreUnderTest {
+ public:
+  EtcdStore() : server_(std::make_unique<EtcdServer>()) {}
+
+  std::string spec() const override {
+    return "etcd://127.0.0.1:" + std::to_string(server_->client_port()) + "/under-test?ttl=2";
+  }
+
+  bool has_queued(long pid) const override {
+    for (const auto& kv : range("/under-test/queue/", "/under-test/queue0")) {
+      const auto value = nlohmann::json::parse(unbase64(kv.value("value", "")), nullptr, false);
+      if (value.is_object() && value.value("pid", 0L) == pid) return true;
+    }
+    return false;
+  }
+
+  bool is_locked(const std::string& resource_id) const override {
+    return !range("/under-test/locks/" + resource_id, "").empty();
+  }
+
+ private:
+  nlohmann::json range(const std::string& key, const std::string& end) const {
+    nlohmann::json body{{"key", base64(key)}};
+    if (!end.empty()) body["range_end"] = base64(end);
+    const auto answer = http_call(server_->client_port(), "POST", "/v3/kv/range", body.dump());
+    if (!answer || answer->status != 200) {
+      throw std::runtime_error("etcd on 127.0.0.1:" + std::to_string(server_->client_port()) +
+                               " did not answer a range read");
+    }
+    const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+    return json.is_object() && json.contains("kvs") ? json["kvs"] : nlohmann::json::array();
+  }
+
+  std::unique_ptr<EtcdServer> server_;
+};
+
 }  // namespace
 
 const std::vector<BackendUnderTest>& backends_under_test() {
@@ -115,6 +196,12 @@ const std::vector<BackendUnderTest>& backends_under_test() {
       {"LockFolder",
        [](const fs::path& dir) -> std::unique_ptr<StoreUnderTest> {
          return std::make_unique<LockFolderStore>(dir / "locks");
+       }},
+      {"Etcd",
+       [](const fs::path&) -> std::unique_ptr<StoreUnderTest> {
+         if (!etcd_program())
+           throw std::runtime_error("no etcd on PATH (apt-get install etcd-server)");
+         return std::make_unique<EtcdStore>();
        }},
   };
   return backends;
