@@ -841,10 +841,9 @@ TEST_F(CliTest, CtrlCInATerminalReachesTheCommandOnceFromTheTerminal) {
        base({"--requirements", "id=dut-b", "--no-shell", "/usr/bin/python3", recorder.string()})) {
     command += " '" + word + "'";
   }
-  auto options = lockable_options(
-      {"MARK=" + mark.string(), "READY=" + ready.string(), "PIDFILE=" + pid_file.string(),
-       "SHELL=/bin/sh"},
-      {});
+  auto options = lockable_options({"MARK=" + mark.string(), "READY=" + ready.string(),
+                                   "PIDFILE=" + pid_file.string(), "SHELL=/bin/sh"},
+                                  {});
   options.in = lockable::test::Stream::pipe();
   options.out = lockable::test::Stream::file(dir_.path() / "script.log");
   lockable::test::Child terminal({"/usr/bin/script", "-qec", command, "/dev/null"}, options);
