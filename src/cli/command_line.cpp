@@ -110,6 +110,8 @@ struct Parser {
                "Only devices of this host (default: this host, " + this_hostname() + ")");
     add_valued("--requirements", "REQ", kRequirementsVariable,
                "What the device must satisfy (default: any device)");
+    add_valued("--metrics-file", "FILE", kMetricsFileVariable,
+               "Append one JSON line per finished allocation to FILE (see 'lockable report')");
     add_flag("--no-shell", line.no_shell,
              "Execute COMMAND's words directly (PATH search, no shell, each word one argument)");
     add_flag("-q,--quiet", line.quiet, "Do not print the locked/released/progress lines");
@@ -242,6 +244,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   line.timeout = parser.value_of("--timeout");
   line.hostname = parser.value_of("--hostname");
   line.requirements = parser.value_of("--requirements");
+  line.metrics_file = parser.value_of("--metrics-file");
   line.command = std::move(command);
 
   for (const auto& [name, value] :
@@ -249,7 +252,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
            {"--lock-folder", line.lock_folder},
            {"--lock-backend", line.lock_backend},
            {"--resources", line.resources},
-           {"--hostname", line.hostname}}) {
+           {"--hostname", line.hostname},
+           {"--metrics-file", line.metrics_file}}) {
     if (value && value->empty()) {
       return usage_error(std::string(name) + " must not be empty; give a value, or leave " + name +
                          " out for its default");

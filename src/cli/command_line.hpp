@@ -28,6 +28,7 @@ struct CommandLine {
   std::optional<std::string> timeout;
   std::optional<std::string> hostname;
   std::optional<std::string> requirements;
+  std::optional<std::string> metrics_file;
   /// The command and its arguments as typed; joined with spaces for the shell unless no_shell.
   std::vector<std::string> command;
 };

@@ -100,6 +100,7 @@ struct Settings {
   std::optional<Setting> timeout;
   std::optional<Setting> hostname;
   std::optional<Setting> requirements;
+  std::optional<Setting> metrics_file;
 };
 
 Settings resolve_settings(const CommandLine& line) {
@@ -116,6 +117,7 @@ Settings resolve_settings(const CommandLine& line) {
   settings.timeout = pick(line.timeout, "--timeout", env.timeout);
   settings.hostname = pick(line.hostname, "--hostname", env.hostname);
   settings.requirements = pick(line.requirements, "--requirements", env.requirements);
+  settings.metrics_file = pick(line.metrics_file, "--metrics-file", env.metrics_file);
   return settings;
 }
 
@@ -158,6 +160,13 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (settings.lock_backend) options.lock_backend = settings.lock_backend->value;
   if (settings.timeout) {
     options.default_timeout = parse_timeout(settings.timeout->value, settings.timeout->source);
+  }
+  if (settings.metrics_file) {
+    options.metrics_file = settings.metrics_file->value;
+    // The command names the allocation in `lockable report`'s timeline.
+    for (const auto& word : line.command) {
+      options.metrics_label += (options.metrics_label.empty() ? "" : " ") + word;
+    }
   }
   const bool quiet = line.quiet;
   options.log = [quiet](const std::string& message) {
