@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <initializer_list>
 #include <map>
@@ -73,7 +74,8 @@ class Formatter : public CLI::Formatter {
   std::string make_usage(const CLI::App* /*app*/, std::string /*name*/) const override {
     return "\nUsage: lockable [OPTIONS] [--] COMMAND [ARGS...]\n"
            "       lockable [OPTIONS] --validate-only\n"
-           "       lockable [OPTIONS] status [--json]\n";
+           "       lockable [OPTIONS] status [--json]\n"
+           "       lockable report [--format text|json|csv|openmetrics] [--html OUT] FILES...\n";
   }
 };
 
@@ -179,7 +181,56 @@ ParseResult usage_error(const std::string& message) {
 
 }  // namespace
 
+ParseResult parse_report_command_line(int argc, const char* const* argv) {
+  CLI::App app{
+      "Figures per device, per suite or command and per requirement from allocation logs\n"
+      "(--metrics-file, LOCKABLE_METRICS_FILE) and GoogleTest XML/JSON reports of suites built\n"
+      "with lockable::gtest: allocations, hold time, utilization over the covered window, queue\n"
+      "time median/95th percentile/maximum, losses and timeouts. An allocation found in a log\n"
+      "and in a report is counted once. Bad input (unreadable, foreign, a corrupt or incomplete\n"
+      "line) is listed on stderr with file and line; the rest is counted.",
+      "lockable report"};
+  app.footer(
+      "Exit status: 0 every input was read whole; 1 some input had problems (listed on stderr,\n"
+      "the rest counted); 2 usage error.");
+  app.get_formatter()->column_width(30);
+  CommandLine line;
+  line.report = true;
+  app.add_option("FILES", line.report_files, "Allocation logs and GoogleTest XML/JSON reports")
+      ->required();
+  app.add_option("--format", line.report_format, "text (default), json, csv or openmetrics")
+      ->check(CLI::IsMember({"text", "json", "csv", "openmetrics"}));
+  std::string since, until, html;
+  auto* since_option =
+      app.add_option("--since", since,
+                     "Only what happened from this time on (ISO 8601: 2026-12-01T08:00:00Z, "
+                     "or a date, 2026-12-01, UTC)");
+  auto* until_option =
+      app.add_option("--until", until, "Only what happened up to this time (as --since)");
+  auto* html_option = app.add_option(
+      "--html", html,
+      "Also write a self-contained HTML page (timeline per device, utilization, queue times)");
+  std::vector<std::string> words(argv + 2, argv + argc);
+  std::reverse(words.begin(), words.end());
+  try {
+    app.parse(words);
+  } catch (const CLI::CallForHelp&) {
+    return {std::nullopt, kOk, app.help(), ""};
+  } catch (const CLI::ParseError& error) {
+    ParseResult result;
+    result.exit_code = kUsage;
+    result.err = std::string("lockable: report: ") + error.what() +
+                 "\nRun 'lockable report --help' for usage.\n";
+    return result;
+  }
+  if (since_option->count() != 0) line.since = since;
+  if (until_option->count() != 0) line.until = until;
+  if (html_option->count() != 0) line.html = html;
+  return {std::move(line), kOk, "", ""};
+}
+
 ParseResult parse_command_line(int argc, const char* const* argv) {
+  if (argc > 1 && std::string(argv[1]) == "report") return parse_report_command_line(argc, argv);
   Parser parser;
   std::vector<std::string> options;
   std::vector<std::string> command;

@@ -4,6 +4,7 @@
 #include "child_process.hpp"
 #include "command_line.hpp"
 #include "exit_codes.hpp"
+#include "report_command.hpp"
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
@@ -261,6 +262,7 @@ int main(int argc, char** argv) {
     std::cerr << parsed.err << std::flush;
     return parsed.exit_code;
   }
+  if (parsed.line->report) return run_report(*parsed.line);
   // Before the library starts any thread; reachable through a static, so never a leak.
   static SignalRelay* const relay = new SignalRelay();
   try {

@@ -56,6 +56,8 @@ struct AllocationRecord {
   std::string reason;
   /// Where this record was read (`file:line`), for messages.
   std::string source;
+  /// Read from a test report (label: the suite) rather than an allocation log.
+  bool from_report = false;
 };
 
 /// The record as one log line: compact JSON ending in '\n' (see README "Metrics").
