@@ -155,9 +155,12 @@ Report compute_report(const std::vector<AllocationRecord>& records, const Window
     if (granted(*record)) {
       auto& device = devices[record->resource_id];
       ++device.allocations;
-      const double begin = std::max(*record->start, report.window_start);
-      const double end = std::min(hold_end(*record), report.window_end);
-      device.total_hold += std::max(0.0, end - begin);
+      // The duration as recorded, less what lies outside the window: end - start of times
+      // around 1.8e9 s would lose the microseconds.
+      double hold = record->duration ? *record->duration : hold_end(*record) - *record->start;
+      if (*record->start < report.window_start) hold -= report.window_start - *record->start;
+      if (hold_end(*record) > report.window_end) hold -= hold_end(*record) - report.window_end;
+      device.total_hold += std::max(0.0, hold);
       if (record->outcome == Outcome::kLost) ++device.losses;
       device_queue[record->resource_id].push_back(record->queue_time);
       all_queue.push_back(record->queue_time);

@@ -4,15 +4,19 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
+#include "report_reader.hpp"
 
 namespace {
 
@@ -135,6 +139,247 @@ TEST_F(MetricsCliTest, MetricsFileComesFromTheVariableToo) {
   const RunResult result = lockable::test::run(words, options, kGuard);
   ASSERT_EQ(result.exit_code, 0) << result;
   EXPECT_EQ(lines_of(log_).size(), 1u);
+}
+
+// Few devices for the sample suite (one phone, one board, one power switch) and a spare that a
+// test holds to make a request time out.
+const char* kSampleRig = R"([
+  {"id": "pixel-7-01", "online": true, "hostname": "localhost", "type": "phone", "os": "Android",
+   "version": "14", "serial": "28131FDH2000AB", "model": "Pixel 7", "usb": {"hub": 1, "port": 2}},
+  {"id": "nrf52-dk-02", "online": true, "hostname": "localhost", "type": "board", "vendor": "Nordic",
+   "board": {"name": "nRF52840-DK", "rev": 3}, "serial_port": "/dev/ttyACM1", "tags": ["ble"]},
+  {"id": "power-switch-01", "online": true, "hostname": "localhost", "type": "power_switch",
+   "vendor": "Energenie", "outlets": 4, "address": "usb:1-1.4"},
+  {"id": "spare-01", "online": true, "hostname": "localhost", "type": "spare"}])";
+
+struct Expected {
+  std::size_t allocations = 0;
+  double total_hold = 0;
+  std::vector<double> queue;
+  std::size_t timeouts = 0;
+};
+
+// The same definitions as the report's, computed here from the inputs.
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const auto n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+double p95(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(0.95 * static_cast<double>(v.size())));
+  return v[std::max<std::size_t>(rank, 1) - 1];
+}
+double ms(const std::string& seconds) {
+  return static_cast<double>(lockable::e2e::parse_seconds_ms(seconds)) / 1000.0;
+}
+double max_of(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
+
+const Json& device_entry(const Json& report, const std::string& id) {
+  for (const auto& device : report["devices"]) {
+    if (device["resource_id"] == id) return device;
+  }
+  throw std::runtime_error("no device " + id + " in the report: " + report.dump());
+}
+
+// Four sample suites (two writing XML, two JSON) and four `lockable` commands at once on one
+// phone, one board and one power switch, plus a request that times out; then `lockable report`
+// over every report and the log. Every figure is checked against the inputs.
+TEST_F(MetricsCliTest, ReportOfConcurrentSuitesAndCommandsMatchesTheirReportsAndLog) {
+  write_file(resources_, kSampleRig);
+  // A spare held for the whole run, so that one request times out.
+  const fs::path started = dir_.path() / "spare-held";
+  lockable::test::Child holder(
+      // One word: lockable runs it with /bin/sh -c, as the Python CLI does.
+      lockable_words({"--requirements", "type=spare", "touch " + started.string() + "; sleep 3"}),
+      child_options());
+  for (int i = 0; i < 600 && !fs::exists(started); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(fs::exists(started)) << holder.output();
+
+  std::vector<fs::path> reports;
+  std::vector<std::unique_ptr<lockable::test::Child>> runs;
+  for (int i = 0; i < 4; ++i) {
+    reports.push_back(dir_.path() / ("report" + std::to_string(i) + (i % 2 ? ".json" : ".xml")));
+    runs.push_back(std::make_unique<lockable::test::Child>(
+        std::vector<std::string>{
+            SAMPLE_SUITE_PATH, "--lockable_resources=" + resources_.string(),
+            "--lockable_lock_folder=" + locks_.string(), "--lockable_hostname=localhost",
+            "--lockable_metrics_file=" + log_.string(),
+            std::string("--gtest_output=") + (i % 2 ? "json:" : "xml:") + reports.back().string()},
+        child_options()));
+    runs.push_back(std::make_unique<lockable::test::Child>(
+        lockable_words({"--requirements", "os=Android", "sleep", "0.1"}), child_options()));
+  }
+  const auto timed_out = lockable::test::run(
+      lockable_words({"--timeout", "0.2", "--requirements", "type=spare", "true"}), child_options(),
+      kGuard);
+  EXPECT_EQ(timed_out.exit_code, 6) << timed_out;
+  for (auto& run : runs) ASSERT_EQ(run->wait(kGuard), 0) << run->output();
+  ASSERT_EQ(holder.wait(kGuard), 0) << holder.output();
+
+  // What the log recorded.
+  std::map<std::string, Expected> expected;
+  std::vector<double> all_queue;
+  double first = 1e300, last = 0;
+  std::size_t granted_lines = 0;
+  std::set<std::string> logged_allocs;
+  for (const auto& text : lines_of(log_)) {
+    const Json line = Json::parse(text);
+    const auto parse_time = [&](const char* key) {
+      return static_cast<double>(lockable::e2e::parse_time_ms(line[key])) / 1000.0 +
+             std::stod(line[key].get<std::string>().substr(23, 3)) / 1e6;
+    };
+    if (line["outcome"] == "timed_out") {
+      for (const auto& id : line["candidates"]) ++expected[id.get<std::string>()].timeouts;
+      first = std::min(first, parse_time("end"));
+      last = std::max(last, parse_time("end"));
+      continue;
+    }
+    ASSERT_EQ(line["outcome"], "released") << text;
+    ++granted_lines;
+    logged_allocs.insert(line["alloc_id"].get<std::string>());
+    auto& device = expected[line["resource_id"].get<std::string>()];
+    ++device.allocations;
+    device.total_hold += line["duration"].get<double>();
+    device.queue.push_back(line["queue_time"].get<double>());
+    all_queue.push_back(line["queue_time"].get<double>());
+    first = std::min(first, parse_time("start"));
+    last = std::max(last, parse_time("release"));
+  }
+  // 4 suites x (phone, board, phone + switch) + 4 commands + the spare's holder.
+  ASSERT_EQ(granted_lines, 4u * 4u + 4u + 1u);
+  ASSERT_EQ(expected["spare-01"].timeouts, 1u);
+
+  // Every allocation the reports name is one the log has (counted once below).
+  std::map<std::string, std::set<std::string>> suite_devices;
+  std::map<std::string, double> report_hold;
+  std::map<std::string, std::size_t> report_allocations;
+  double report_queue_max = 0;
+  for (const auto& path : reports) {
+    const auto report = path.extension() == ".xml" ? lockable::e2e::read_xml_report(path)
+                                                   : lockable::e2e::read_json_report(path);
+    for (const auto& suite : report.suites) {
+      for (const char* suffix : {"", "_1", "_2"}) {
+        const std::string id = suite.get(std::string("lockable_resource_id") + suffix);
+        if (id.empty()) continue;
+        EXPECT_EQ(logged_allocs.count(suite.get(std::string("lockable_alloc_id") + suffix)), 1u);
+        suite_devices[suite.name].insert(id);
+        ++report_allocations[id];
+        report_hold[id] += ms(suite.get(std::string("lockable_allocation_duration") + suffix));
+        report_queue_max =
+            std::max(report_queue_max,
+                     ms(suite.get(std::string("lockable_allocation_queue_time") + suffix)));
+      }
+    }
+  }
+  ASSERT_EQ(suite_devices.size(), 3u);
+
+  std::vector<std::string> words{LOCKABLE_CLI_PATH, "report", "--format", "json"};
+  for (const auto& path : reports) words.push_back(path.string());
+  words.push_back(log_.string());
+  const RunResult result = lockable::test::run(words, child_options(), kGuard);
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const Json report = Json::parse(result.out);
+
+  const double window = last - first;
+  EXPECT_NEAR(report["window"]["seconds"].get<double>(), window, 1e-5);
+  ASSERT_EQ(report["devices"].size(), expected.size()) << report.dump(2);
+  for (const auto& [id, want] : expected) {
+    const Json& got = device_entry(report, id);
+    EXPECT_EQ(got["allocations"], want.allocations) << id;
+    EXPECT_EQ(got["timeouts"], want.timeouts) << id;
+    EXPECT_EQ(got["losses"], 0) << id;
+    if (want.allocations == 0) continue;
+    EXPECT_NEAR(got["total_hold"].get<double>(), want.total_hold,
+                1e-5 * static_cast<double>(want.allocations))
+        << id;
+    EXPECT_NEAR(got["mean_hold"].get<double>(),
+                want.total_hold / static_cast<double>(want.allocations), 1e-5)
+        << id;
+    EXPECT_NEAR(got["utilization"].get<double>(), want.total_hold / window, 1e-3) << id;
+    EXPECT_NEAR(got["queue_time"]["median"].get<double>(), median(want.queue), 1e-9) << id;
+    EXPECT_NEAR(got["queue_time"]["p95"].get<double>(), p95(want.queue), 1e-9) << id;
+    EXPECT_NEAR(got["queue_time"]["max"].get<double>(), max_of(want.queue), 1e-9) << id;
+  }
+  EXPECT_NEAR(report["queue_time"]["max"].get<double>(), max_of(all_queue), 1e-9);
+  // Suites are named by the reports, commands by their words.
+  for (const auto& [suite, devices] : suite_devices) {
+    bool found = false;
+    for (const auto& entry : report["suites"]) {
+      if (entry["name"] != suite) continue;
+      found = true;
+      EXPECT_EQ(entry["devices"].get<std::vector<std::string>>(),
+                std::vector<std::string>(devices.begin(), devices.end()));
+      EXPECT_EQ(entry["allocations"], suite == "PhoneWithPowerSwitchTest" ? 8 : 4) << suite;
+    }
+    EXPECT_TRUE(found) << suite << " missing from " << report["suites"].dump();
+  }
+  bool commands = false;
+  for (const auto& entry : report["suites"]) {
+    if (entry["name"] == "sleep 0.1") {
+      commands = true;
+      EXPECT_EQ(entry["allocations"], 4);
+    }
+  }
+  EXPECT_TRUE(commands) << report["suites"].dump();
+
+  // From the reports alone (millisecond figures): the suites' allocations and holds.
+  std::vector<std::string> only_reports{LOCKABLE_CLI_PATH, "report", "--format", "json"};
+  for (const auto& path : reports) only_reports.push_back(path.string());
+  const RunResult from_reports = lockable::test::run(only_reports, child_options(), kGuard);
+  ASSERT_EQ(from_reports.exit_code, 0) << from_reports;
+  const Json by_reports = Json::parse(from_reports.out);
+  ASSERT_EQ(by_reports["devices"].size(), report_allocations.size());
+  for (const auto& [id, count] : report_allocations) {
+    const Json& got = device_entry(by_reports, id);
+    EXPECT_EQ(got["allocations"], count) << id;
+    EXPECT_NEAR(got["total_hold"].get<double>(), report_hold[id], 1e-9) << id;
+  }
+  EXPECT_NEAR(by_reports["queue_time"]["max"].get<double>(), report_queue_max, 1e-9);
+}
+
+TEST_F(MetricsCliTest, BadInputsAreNamedWithFileAndLineAndTheRestIsCounted) {
+  // One good allocation, then a corrupt line and an incomplete last line.
+  ASSERT_EQ(lockable::test::run(lockable_words({"true"}), child_options(), kGuard).exit_code, 0);
+  const std::string good = read_text(log_);
+  write_file(log_, good + "{\"outcome\": \"rel\n" + good.substr(0, good.size() / 2));
+  const fs::path foreign = dir_.path() / "pom.xml";
+  write_file(foreign, "<project>\n</project>\n");
+  const fs::path plain = dir_.path() / "plain.xml";
+  write_file(plain, "<testsuites name=\"AllTests\">\n  <testsuite name=\"S\"/>\n</testsuites>\n");
+  const fs::path missing = dir_.path() / "missing.xml";
+  const RunResult result =
+      lockable::test::run({LOCKABLE_CLI_PATH, "report", "--format", "json", log_.string(),
+                           foreign.string(), plain.string(), missing.string()},
+                          child_options(), kGuard);
+  EXPECT_EQ(result.exit_code, 1) << result;
+  for (const std::string& text :
+       {log_.string() + ":2: not a JSON object", log_.string() + ":3: the last line is incomplete",
+        foreign.string() + ":1: not a GoogleTest report",
+        plain.string() + ":1: a GoogleTest report without any lockable_* property",
+        missing.string() + ": cannot read it: No such file or directory"}) {
+    EXPECT_NE(result.err.find("lockable: report: " + text), std::string::npos) << text << "\n"
+                                                                               << result;
+  }
+  const Json report = Json::parse(result.out);
+  ASSERT_EQ(report["devices"].size(), 1u);
+  EXPECT_EQ(report["devices"][0]["allocations"], 1);
+  EXPECT_EQ(report["problems"].size(), 5u);
+}
+
+TEST_F(MetricsCliTest, ReportUsageErrorsNameTheOption) {
+  for (const auto& [args, words] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"report"}, "FILES is required"},
+           {{"report", "--format", "yaml", "x"}, "yaml"},
+           {{"report", "--since", "yesterday", log_.string()}, "--since must be an ISO 8601"}}) {
+    std::vector<std::string> argv{LOCKABLE_CLI_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const RunResult result = lockable::test::run(argv, child_options(), kGuard);
+    EXPECT_EQ(result.exit_code, 2) << result;
+    EXPECT_NE(result.err.find(words), std::string::npos) << result;
+  }
 }
 
 }  // namespace
