@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -379,6 +380,111 @@ TEST_F(MetricsCliTest, ReportUsageErrorsNameTheOption) {
     const RunResult result = lockable::test::run(argv, child_options(), kGuard);
     EXPECT_EQ(result.exit_code, 2) << result;
     EXPECT_NE(result.err.find(words), std::string::npos) << result;
+  }
+}
+
+// A log of `devices` devices, three holds each (the second after a wait, the third lost) and
+// one timed-out request per device.
+std::string synthetic_log(int devices) {
+  std::string text;
+  const auto time = [](int seconds) {
+    char out[40];
+    std::snprintf(out, sizeof out, "2026-12-01T10:%02d:%02d.000000Z", seconds / 60, seconds % 60);
+    return std::string(out);
+  };
+  for (int d = 0; d < devices; ++d) {
+    const std::string id = "board-" + std::to_string(d);
+    for (int k = 0; k < 3; ++k) {
+      const int start = 10 * k + d % 7;
+      Json line{{"outcome", k == 2 ? "lost" : "released"},
+                {"resource_id", id},
+                {"alloc_id", id + "-" + std::to_string(k)},
+                {"request_id", "r"},
+                {"requirements", {{"type", "board"}}},
+                {"host", "h"},
+                {"pid", 1},
+                {"backend", "lock folder /x"},
+                {"label", k == 1 ? "FlashTest" : "make check"},
+                {"queued", k == 1},
+                {"queue_time", k == 1 ? 4 : 0},
+                {"start", time(start)},
+                {"release", time(start + 6)},
+                {"duration", 6}};
+      if (k == 2) line["reason"] = "lease expired";
+      text += line.dump() + "\n";
+    }
+    text +=
+        Json{{"outcome", "timed_out"}, {"candidates", {id}}, {"requirements", {{"type", "board"}}},
+             {"label", "nightly"},     {"queued", true},     {"queue_time", 3},
+             {"end", time(40)}}
+            .dump() +
+        "\n";
+  }
+  return text;
+}
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t count = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+  return count;
+}
+
+// Opens the page in headless Chromium (Debian's `chromium`): the parsed DOM has one row per
+// device and a screenshot is taken, for 2 and for 200 devices. Skips only where Chromium cannot
+// start.
+TEST_F(MetricsCliTest, HtmlReportIsSelfContainedAndRendersOneRowPerDeviceInChromium) {
+  const fs::path chromium = "/usr/bin/chromium";
+  for (const int devices : {2, 200}) {
+    SCOPED_TRACE(std::to_string(devices) + " devices");
+    write_file(log_, synthetic_log(devices));
+    const fs::path html = dir_.path() / ("report" + std::to_string(devices) + ".html");
+    const RunResult result =
+        lockable::test::run({LOCKABLE_CLI_PATH, "report", "--html", html.string(), log_.string()},
+                            child_options(), kGuard);
+    ASSERT_EQ(result.exit_code, 0) << result;
+    const std::string page = read_text(html);
+    EXPECT_EQ(count_of(page, "class=\"device-row\""), static_cast<std::size_t>(devices));
+    EXPECT_EQ(count_of(page, "class=\"hold\""), static_cast<std::size_t>(3 * devices));
+    EXPECT_EQ(count_of(page, "class=\"wait\""), static_cast<std::size_t>(devices));
+    EXPECT_EQ(count_of(page, "class=\"lost\""), static_cast<std::size_t>(devices));
+    EXPECT_EQ(count_of(page, "class=\"timeout\""), static_cast<std::size_t>(devices));
+    for (const char* fetches : {"http:", "https:", "<script", "src=", "url(", "@import", "<link"}) {
+      EXPECT_EQ(page.find(fetches), std::string::npos)
+          << fetches << ": the page must fetch nothing";
+    }
+
+    if (!fs::exists(chromium))
+      GTEST_SKIP() << chromium << " is not installed (apt-get install chromium)";
+    const fs::path profile = dir_.path() / ("chromium-profile" + std::to_string(devices));
+    auto options = child_options();
+    // No session bus in CI: without this Chromium waits for one.
+    options.env["DBUS_SESSION_BUS_ADDRESS"] = "disabled:";
+    const std::vector<std::string> common{chromium.string(),
+                                          "--headless",
+                                          "--no-sandbox",
+                                          "--disable-gpu",
+                                          "--no-first-run",
+                                          "--disable-dev-shm-usage",
+                                          "--user-data-dir=" + profile.string()};
+    auto dump = common;
+    dump.push_back("--dump-dom");
+    dump.push_back("file://" + html.string());
+    const RunResult dom = lockable::test::run(dump, options, kGuard);
+    if (dom.exit_code != 0 && dom.out.empty()) {
+      GTEST_SKIP() << "Chromium cannot start here: " << dom;
+    }
+    EXPECT_EQ(count_of(dom.out, "class=\"device-row\""), static_cast<std::size_t>(devices));
+    EXPECT_NE(dom.out.find("id=\"bottleneck\""), std::string::npos);
+    const fs::path png = dir_.path() / ("report" + std::to_string(devices) + ".png");
+    auto shot = common;
+    shot.push_back("--screenshot=" + png.string());
+    shot.push_back(devices > 40 ? "--window-size=1280,2600" : "--window-size=1280,900");
+    shot.push_back("file://" + html.string());
+    const RunResult screenshot = lockable::test::run(shot, options, kGuard);
+    EXPECT_EQ(screenshot.exit_code, 0) << screenshot;
+    const std::string image = read_text(png);
+    ASSERT_GT(image.size(), 1000u) << screenshot;
+    EXPECT_EQ(image.substr(1, 3), "PNG");
   }
 }
 
