@@ -6,6 +6,7 @@
 #include <lockable/error.hpp>
 #include <lockable/events.hpp>
 #include <lockable/factory.hpp>
+#include <lockable/ctest.hpp>
 #include <lockable/metrics.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>

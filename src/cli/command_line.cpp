@@ -78,7 +78,8 @@ class Formatter : public CLI::Formatter {
     return "\nUsage: lockable [OPTIONS] [--] COMMAND [ARGS...]\n"
            "       lockable [OPTIONS] --validate-only\n"
            "       lockable [OPTIONS] status [--json]\n"
-           "       lockable report [--format text|json|csv|openmetrics] [--html OUT] FILES...\n";
+           "       lockable report [--format text|json|csv|openmetrics] [--html OUT] FILES...\n"
+           "       lockable ctest-spec [--resources FILE] [--by ATTRIBUTE] [-o FILE]\n";
   }
 };
 
@@ -232,8 +233,57 @@ ParseResult parse_report_command_line(int argc, const char* const* argv) {
   return {std::move(line), kOk, "", ""};
 }
 
+ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv) {
+  CLI::App app{
+      "Writes a CTest resource spec file (ctest --resource-spec-file) listing the devices of the\n"
+      "resources file, one slot each, so that `ctest -j N` never starts more tests than there\n"
+      "are devices. Tests registered with lockable_discover_tests(... RESOURCE_GROUPS\n"
+      "\"devices:1\") then lock exactly the device CTest assigned them (still through the lock\n"
+      "backend). CTest ids are the device ids in lower case with every character outside\n"
+      "a-z 0-9 _ replaced by _.",
+      "lockable ctest-spec"};
+  app.get_formatter()->column_width(30);
+  CommandLine line;
+  line.ctest_spec = true;
+  std::string resources, hostname, output;
+  auto* resources_option = app.add_option(
+      "--resources", resources,
+      std::string("The resources file (default: resources.json) [env ") + kResourcesVariable + "]");
+  auto* hostname_option =
+      app.add_option("--hostname", hostname,
+                     std::string("Only devices of this host (default: this host) [env ") +
+                         kHostnameVariable + "]");
+  app.add_flag("--all-hosts", line.all_hosts, "Devices of every host");
+  app.add_flag("--include-offline", line.include_offline, "Offline devices too");
+  app.add_option("--by", line.ctest_by,
+                 "One CTest resource type per value of this attribute (e.g. type, os)");
+  app.add_option("--type", line.ctest_type,
+                 "The resource type of every device without --by (default: devices)");
+  auto* output_option = app.add_option("-o,--output", output, "Write the spec here, not stdout");
+  std::vector<std::string> words(argv + 2, argv + argc);
+  std::reverse(words.begin(), words.end());
+  try {
+    app.parse(words);
+  } catch (const CLI::CallForHelp&) {
+    return {std::nullopt, kOk, app.help(), ""};
+  } catch (const CLI::ParseError& error) {
+    ParseResult result;
+    result.exit_code = kUsage;
+    result.err = std::string("lockable: ctest-spec: ") + error.what() +
+                 "\nRun 'lockable ctest-spec --help' for usage.\n";
+    return result;
+  }
+  if (resources_option->count() != 0) line.resources = resources;
+  if (hostname_option->count() != 0) line.hostname = hostname;
+  if (output_option->count() != 0) line.output = output;
+  return {std::move(line), kOk, "", ""};
+}
+
 ParseResult parse_command_line(int argc, const char* const* argv) {
   if (argc > 1 && std::string(argv[1]) == "report") return parse_report_command_line(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "ctest-spec") {
+    return parse_ctest_spec_command_line(argc, argv);
+  }
   Parser parser;
   std::vector<std::string> options;
   std::vector<std::string> command;

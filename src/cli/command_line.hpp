@@ -42,6 +42,16 @@ struct CommandLine {
   std::optional<std::string> until;
   /// --html FILE: also write the HTML page there.
   std::optional<std::string> html;
+
+  /// `lockable ctest-spec`: a CTest resource spec file from the resources (uses `resources`,
+  /// `hostname`).
+  bool ctest_spec = false;
+  std::string ctest_by;
+  std::string ctest_type = "devices";
+  bool all_hosts = false;
+  bool include_offline = false;
+  /// -o FILE; unset: stdout.
+  std::optional<std::string> output;
 };
 
 /// Either a command line to act on, or an early exit (help, version, usage error) with the text
@@ -62,6 +72,9 @@ struct ParseResult {
 /// followed by another option (`--resources --lock-folder L`) is a usage error, not a file
 /// named `--lock-folder` (`--resources=--lock-folder` names one). Never throws.
 ParseResult parse_command_line(int argc, const char* const* argv);
+
+/// Parses `lockable ctest-spec [OPTIONS]` (argv[1] is "ctest-spec"). Never throws.
+ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv);
 
 /// Parses `lockable report [OPTIONS] FILES...` (argv[1] is "report"). Never throws.
 ParseResult parse_report_command_line(int argc, const char* const* argv);

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 extern char** environ;
@@ -150,7 +151,35 @@ int validate_only(const std::string& resources_path) {
   }
 }
 
+// `lockable ctest-spec`: the CTest resource spec of the resources file.
+int ctest_spec(const CommandLine& line) {
+  const Settings settings = resolve_settings(line);
+  const Resources resources =
+      parse_resources_text(read_resources_file(settings.resources), settings.resources);
+  CtestSpecOptions options;
+  options.by = line.ctest_by;
+  options.type_name = line.ctest_type;
+  options.include_offline = line.include_offline;
+  if (!line.all_hosts) {
+    options.hostname = settings.hostname ? settings.hostname->value : this_hostname();
+  }
+  const std::string text = ctest_resource_spec(resources, options).dump(2) + "\n";
+  if (!line.output) {
+    std::cout << text << std::flush;
+    return kOk;
+  }
+  std::ofstream out(*line.output, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    throw ConfigError("-o " + *line.output + ": cannot write it (" + std::strerror(errno) +
+                      "); give a path in a writable folder");
+  }
+  return kOk;
+}
+
 int run(const CommandLine& line, SignalRelay& relay) {
+  if (line.ctest_spec) return ctest_spec(line);
   // Every option is checked before anything touches the disk (the lock folder is created by
   // the Lockable), so a bad one changes nothing.
   const Settings settings = resolve_settings(line);

@@ -488,4 +488,103 @@ TEST_F(MetricsCliTest, HtmlReportIsSelfContainedAndRendersOneRowPerDeviceInChrom
   }
 }
 
+// `lockable ctest-spec` and RESOURCE_GROUPS: `ctest -j 6 --resource-spec-file` over 8 tests of
+// one device each on 2 devices. CTest starts no more tests than devices, so no test ever waits
+// in the lock queue (its CTest time holds no device wait), at most 2 hold devices at once, and
+// each test locks the very device CTest assigned it.
+TEST_F(MetricsCliTest, CtestWithResourceSpecRunsNoMoreTestsThanDevicesEachOnItsAssignedDevice) {
+  write_file(resources_, R"([
+    {"id": "Dut-P1", "online": true, "hostname": "e2e-host", "kind": "p"},
+    {"id": "dut.p2", "online": true, "hostname": "e2e-host", "kind": "p"},
+    {"id": "other-host", "online": true, "hostname": "elsewhere", "kind": "p"},
+    {"id": "offline", "online": false, "hostname": "e2e-host", "kind": "p"}])");
+  const fs::path spec = dir_.path() / "spec.json";
+  const RunResult written =
+      lockable::test::run({LOCKABLE_CLI_PATH, "ctest-spec", "--resources", resources_.string(),
+                           "--hostname", "e2e-host", "-o", spec.string()},
+                          child_options(), kGuard);
+  ASSERT_EQ(written.exit_code, 0) << written;
+  EXPECT_EQ(Json::parse(read_text(spec)),
+            Json::parse(R"({"version": {"major": 1, "minor": 0}, "local": [{"devices": [
+                {"id": "dut_p1", "slots": 1}, {"id": "dut_p2", "slots": 1}]}]})"));
+
+  const fs::path build = dir_.path() / "ctest-build";
+  const auto configure =
+      lockable::test::run({CMAKE_COMMAND, "-S", CTEST_RESOURCES_PROJECT, "-B", build.string(), "-G",
+                           "Ninja", std::string("-DPROGRAM=") + FIXTURE_PROGRAM,
+                           std::string("-DLOCKABLE_GTEST_CMAKE=") + LOCKABLE_GTEST_CMAKE,
+                           "-DRESOURCES=" + resources_.string(), "-DLOCK_FOLDER=" + locks_.string(),
+                           "-DMETRICS=" + log_.string()},
+                          child_options(), kGuard);
+  ASSERT_EQ(configure.exit_code, 0) << configure;
+  const auto ran = lockable::test::run({CTEST_COMMAND, "--test-dir", build.string(), "-j", "6",
+                                        "--resource-spec-file", spec.string(), "-V"},
+                                       child_options(), kGuard);
+  ASSERT_EQ(ran.exit_code, 0) << ran;
+  ASSERT_NE(ran.out.find("0 tests failed out of 8"), std::string::npos) << ran;
+
+  // "<n>: [ LOCKABLE ] suite ParallelSuite: CTest assigned <id>" and "...: locked <device> (".
+  std::map<std::string, std::string> assigned, locked;
+  std::istringstream lines(ran.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto colon = line.find(": [ LOCKABLE ] suite ParallelSuite: ");
+    if (colon == std::string::npos) continue;
+    const std::string test = line.substr(0, colon);
+    const std::string rest = line.substr(colon + 36);
+    if (rest.rfind("CTest assigned ", 0) == 0) assigned[test] = rest.substr(15);
+    if (rest.rfind("locked ", 0) == 0) locked[test] = rest.substr(7, rest.find(' ', 7) - 7);
+  }
+  ASSERT_EQ(assigned.size(), 8u) << ran.out;
+  ASSERT_EQ(locked.size(), 8u) << ran.out;
+  for (const auto& [test, device] : locked) {
+    EXPECT_EQ(assigned[test], device == "Dut-P1" ? "dut_p1" : "dut_p2") << test << ": " << device;
+  }
+
+  // The allocation log: never a wait in the lock queue, never more than 2 holds at once.
+  std::vector<std::pair<std::string, int>> edges;
+  const auto lines_logged = lines_of(log_);
+  ASSERT_EQ(lines_logged.size(), 8u);
+  for (const auto& text : lines_logged) {
+    const Json line = Json::parse(text);
+    EXPECT_EQ(line["queued"], false)
+        << "a test waited for a device inside its CTest time: " << text;
+    edges.emplace_back(line["start"].get<std::string>(), +1);
+    edges.emplace_back(line["release"].get<std::string>(), -1);
+  }
+  std::sort(edges.begin(), edges.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second < b.second;  // ends first
+  });
+  int holding = 0, most = 0;
+  for (const auto& [at, change] : edges) {
+    holding += change;
+    most = std::max(most, holding);
+  }
+  EXPECT_LE(most, 2);
+}
+
+TEST_F(MetricsCliTest, CtestSpecGroupsByAttributeAndRefusesCollidingIds) {
+  write_file(resources_, R"([
+    {"id": "a-1", "online": true, "hostname": "h", "type": "Phone"},
+    {"id": "b", "online": true, "hostname": "h", "type": "board"},
+    {"id": "c", "online": true, "hostname": "h"}])");
+  const RunResult grouped =
+      lockable::test::run({LOCKABLE_CLI_PATH, "ctest-spec", "--resources", resources_.string(),
+                           "--hostname", "h", "--by", "type"},
+                          child_options(), kGuard);
+  ASSERT_EQ(grouped.exit_code, 0) << grouped;
+  EXPECT_EQ(
+      Json::parse(grouped.out)["local"][0],
+      Json::parse(R"({"phone": [{"id": "a_1", "slots": 1}], "board": [{"id": "b", "slots": 1}],
+                            "devices": [{"id": "c", "slots": 1}]})"));
+  write_file(resources_, R"([
+    {"id": "a-1", "online": true, "hostname": "h"}, {"id": "A_1", "online": true, "hostname": "h"}])");
+  const RunResult collide = lockable::test::run(
+      {LOCKABLE_CLI_PATH, "ctest-spec", "--resources", resources_.string(), "--hostname", "h"},
+      child_options(), kGuard);
+  EXPECT_EQ(collide.exit_code, 2) << collide;
+  EXPECT_NE(collide.err.find("\"a-1\" and \"A_1\" both become the CTest id \"a_1\""),
+            std::string::npos)
+      << collide;
+}
+
 }  // namespace
