@@ -587,4 +587,28 @@ TEST_F(MetricsCliTest, CtestSpecGroupsByAttributeAndRefusesCollidingIds) {
       << collide;
 }
 
+// --since/--until keep what overlaps the window and clip holds to it: each device of the
+// synthetic log holds 10:00:0d..+6, 10:00:1d..+6 and 10:00:2d..+6 (d = its index).
+TEST_F(MetricsCliTest, SinceAndUntilClipHoldsToTheWindow) {
+  write_file(log_, synthetic_log(2));
+  const RunResult result = lockable::test::run(
+      {LOCKABLE_CLI_PATH, "report", "--format", "json", "--since", "2026-12-01T10:00:12Z",
+       "--until", "2026-12-01T10:00:22Z", log_.string()},
+      child_options(), kGuard);
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const Json report = Json::parse(result.out);
+  EXPECT_DOUBLE_EQ(report["window"]["seconds"].get<double>(), 10);
+  // board-0: 10..16 clipped to 12..16 (4 s), 20..26 to 20..22 (2 s); board-1: 11..17 (5 s),
+  // 21..27 (1 s). The holds at 00..06 and 01..07 lie outside.
+  EXPECT_EQ(device_entry(report, "board-0")["allocations"], 2);
+  EXPECT_DOUBLE_EQ(device_entry(report, "board-0")["total_hold"].get<double>(), 6);
+  EXPECT_DOUBLE_EQ(device_entry(report, "board-1")["total_hold"].get<double>(), 6);
+  EXPECT_DOUBLE_EQ(device_entry(report, "board-1")["utilization"].get<double>(), 0.6);
+  const RunResult dates = lockable::test::run(
+      {LOCKABLE_CLI_PATH, "report", "--format", "json", "--since", "2026-12-02", log_.string()},
+      child_options(), kGuard);
+  ASSERT_EQ(dates.exit_code, 0) << dates;
+  EXPECT_TRUE(Json::parse(dates.out)["devices"].empty()) << dates.out;
+}
+
 }  // namespace
