@@ -2,11 +2,11 @@
 
 #include <lockable/allocation.hpp>
 #include <lockable/backend.hpp>
+#include <lockable/ctest.hpp>
 #include <lockable/environment.hpp>
 #include <lockable/error.hpp>
 #include <lockable/events.hpp>
 #include <lockable/factory.hpp>
-#include <lockable/ctest.hpp>
 #include <lockable/metrics.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>

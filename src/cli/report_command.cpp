@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <vector>
 
 namespace lockable::cli {
 namespace {
@@ -32,9 +33,9 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
   }
   std::string text;
   text.reserve(static_cast<std::size_t>(info.st_size));
-  static char buffer[1 << 16];
+  std::vector<char> chunk(1 << 16);
   for (;;) {
-    const auto count = ::read(fd, buffer, sizeof buffer);
+    const auto count = ::read(fd, chunk.data(), chunk.size());
     if (count < 0 && errno == EINTR) continue;
     if (count < 0) {
       error = std::string("cannot read it: ") + std::strerror(errno);
@@ -42,7 +43,7 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
       return std::nullopt;
     }
     if (count == 0) break;
-    text.append(buffer, static_cast<std::size_t>(count));
+    text.append(chunk.data(), static_cast<std::size_t>(count));
   }
   ::close(fd);
   return text;
