@@ -611,4 +611,36 @@ TEST_F(MetricsCliTest, SinceAndUntilClipHoldsToTheWindow) {
   EXPECT_TRUE(Json::parse(dates.out)["devices"].empty()) << dates.out;
 }
 
+// The OpenMetrics text is what Prometheus' own strict parser (python3-prometheus-client, in
+// dev.sh) accepts, with the figures of the JSON report. Debian's python on purpose: a missing
+// module fails the test.
+TEST_F(MetricsCliTest, OpenMetricsOutputParsesWithPrometheusOwnParser) {
+  write_file(log_, synthetic_log(3));
+  const fs::path metrics = dir_.path() / "lockable.prom";
+  const RunResult result =
+      lockable::test::run({LOCKABLE_CLI_PATH, "report", "--format", "openmetrics", log_.string()},
+                          child_options(), kGuard);
+  ASSERT_EQ(result.exit_code, 0) << result;
+  write_file(metrics, result.out);
+  const RunResult parsed = lockable::test::run(
+      {"/usr/bin/python3", "-c",
+       "import sys\n"
+       "from prometheus_client.openmetrics.parser import text_string_to_metric_families\n"
+       "for family in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+       "    for s in family.samples:\n"
+       "        print(s.name, s.labels.get('resource_id'), s.labels.get('quantile', '-'), "
+       "float(s.value))\n",
+       metrics.string()},
+      child_options(), kGuard);
+  ASSERT_EQ(parsed.exit_code, 0) << parsed;
+  for (const char* sample : {"lockable_device_allocations_total board-1 - 3.0",
+                             "lockable_device_losses_total board-2 - 1.0",
+                             "lockable_device_hold_seconds_total board-0 - 18.0",
+                             "lockable_device_queue_seconds board-0 1 4.0",
+                             "lockable_device_queue_seconds_count board-0 - 3.0",
+                             "lockable_device_timeouts_total board-2 - 1.0"}) {
+    EXPECT_NE(parsed.out.find(sample), std::string::npos) << sample << "\n" << parsed.out;
+  }
+}
+
 }  // namespace
