@@ -129,7 +129,11 @@ Report compute_report(const std::vector<AllocationRecord>& records, const Window
     }
     inside.push_back(&record);
   }
-  if (inside.empty()) return report;
+  if (inside.empty()) {
+    report.window_start = window.since.value_or(window.until.value_or(0));
+    report.window_end = window.until.value_or(report.window_start);
+    return report;
+  }
 
   double first = 0, last = 0;
   bool any = false;

@@ -339,6 +339,8 @@ ParsedInput read_gtest_json(std::string_view text, const std::string& file) {
 }
 
 ParsedInput read_input(std::string_view text, const std::string& file) {
+  // A byte order mark, as editors on Windows write it.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   const std::size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos) {
     return {{}, {{file, 0, "empty; " + std::string(kWhatToGive)}}};

@@ -178,6 +178,19 @@ TEST(ReadInputTest, GoogleTest116XmlSuitePropertiesAsElementsAndPerTestOnly) {
   EXPECT_FALSE(input.records[1].duration);
 }
 
+TEST(ReadInputTest, ByteOrderMarkIsSkipped) {
+  const auto input = read_input(std::string("\xEF\xBB\xBF") + kXml112, "bom.xml");
+  EXPECT_TRUE(input.problems.empty());
+  EXPECT_EQ(input.records.size(), 3u);
+}
+
+TEST(ComputeReportTest, EmptyWindowKeepsItsLimits) {
+  const Report report = compute_report({grant("a", "1", 100, 10, 0)}, Window{500.0, 600.0});
+  EXPECT_TRUE(report.devices.empty());
+  EXPECT_DOUBLE_EQ(report.window_start, 500);
+  EXPECT_DOUBLE_EQ(report.window_end, 600);
+}
+
 TEST(ReadInputTest, GoogleTestJsonFlatKeys) {
   const auto input = read_input(R"({
   "tests": 1, "name": "AllTests",
