@@ -114,10 +114,10 @@ Distribution distribution_of(std::vector<double> values) {
   return d;
 }
 
-Report compute_report(const std::vector<AllocationRecord>& records, const Window& window) {
+Report compute_report(std::vector<AllocationRecord> records, const Window& window) {
   Report report;
-  std::vector<const AllocationRecord*> inside;
-  for (const auto& record : records) {
+  std::vector<AllocationRecord*> inside;
+  for (auto& record : records) {
     if (granted(record)) {
       if (!record.start) continue;
       if (window.since && hold_end(record) < *window.since) continue;
@@ -184,11 +184,13 @@ Report compute_report(const std::vector<AllocationRecord>& records, const Window
   for (auto& [name, builder] : suites) report.suites.push_back(builder.finish(name));
   for (auto& [name, builder] : requirements) report.requirements.push_back(builder.finish(name));
   report.queue_time = distribution_of(std::move(all_queue));
-  for (const auto* record : inside) report.records.push_back(*record);
-  std::stable_sort(report.records.begin(), report.records.end(),
-                   [](const AllocationRecord& a, const AllocationRecord& b) {
-                     return (a.start ? *a.start : moment(a)) < (b.start ? *b.start : moment(b));
-                   });
+  // Sorted as pointers, then moved once: records are large.
+  std::stable_sort(
+      inside.begin(), inside.end(), [](const AllocationRecord* a, const AllocationRecord* b) {
+        return (a->start ? *a->start : moment(*a)) < (b->start ? *b->start : moment(*b));
+      });
+  report.records.reserve(inside.size());
+  for (auto* record : inside) report.records.push_back(std::move(*record));
   return report;
 }
 

@@ -110,8 +110,9 @@ struct Report {
   std::vector<AllocationRecord> records;
 };
 
-/// The figures of `records` (merged already) inside `window`.
-Report compute_report(const std::vector<AllocationRecord>& records, const Window& window = {});
+/// The figures of `records` (merged already) inside `window`; the records inside it move into
+/// Report::records.
+Report compute_report(std::vector<AllocationRecord> records, const Window& window = {});
 
 /// The report as text tables, JSON, CSV (one row per device, suite and requirement, with a
 /// `section` column) or OpenMetrics text (for a pushgateway or a textfile collector). `problems`
