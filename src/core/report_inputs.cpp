@@ -88,7 +88,9 @@ double seconds_value(const std::string& text, const char* name) {
 // The records of one element's properties; `label` names the suite.
 void add_records(const Properties& properties, const std::string& label, const std::string& file,
                  std::size_t line, ParsedInput& out) {
-  for (const auto& [index, values] : properties.by_device) {
+  for (const auto& entry : properties.by_device) {
+    // Not a structured binding: C++17 lambdas cannot capture those (clang refuses).
+    const auto& values = entry.second;
     const auto value = [&](const char* name) -> std::string {
       const auto it = values.find(name);
       return it == values.end() ? std::string() : it->second;
