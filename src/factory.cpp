@@ -3,6 +3,9 @@
 #include <lockable/error.hpp>
 #include <lockable/factory.hpp>
 #include <lockable/lock_folder.hpp>
+#include <lockable/named_lock_backend.hpp>
+
+#include "http/client.hpp"
 
 #include <cctype>
 #include <optional>
@@ -38,6 +41,26 @@ std::unique_ptr<ResourceProvider> resources_file(const std::string& path, const 
   return make_file_provider(path);
 }
 
+std::unique_ptr<LockBackend> lock_service_http(const std::string& rest, const Log& log) {
+  return make_lock_service_backend("http://" + rest, log);
+}
+
+std::unique_ptr<LockBackend> lock_service_https(const std::string& rest, const Log& log) {
+  return make_lock_service_backend("https://" + rest, log);
+}
+
+std::unique_ptr<ResourceProvider> resources_http(const std::string& rest, const Log& log) {
+  UrlProviderOptions options;
+  options.log = log;
+  return make_url_provider("http://" + rest, options);
+}
+
+std::unique_ptr<ResourceProvider> resources_https(const std::string& rest, const Log& log) {
+  UrlProviderOptions options;
+  options.log = log;
+  return make_url_provider("https://" + rest, options);
+}
+
 const std::vector<Entry<LockBackend>>& backends() {
   static const std::vector<Entry<LockBackend>> table = {
       {{"", "a local lock folder path (the Python lockable package's <id>.pid files)", true},
@@ -49,10 +72,12 @@ const std::vector<Entry<LockBackend>>& backends() {
       {{"etcd", "etcd://HOST:PORT/PREFIX, locks in an etcd cluster (not in this version yet)",
         false},
        nullptr},
-      {{"http", "http://HOST/..., a Lockable.dev-style lock service (not in this version yet)",
-        false},
-       nullptr},
-      {{"https", "https://HOST/..., the same over TLS (not in this version yet)", false}, nullptr},
+      {{"https",
+        "https://HOST/PATH?prefix=P, a Lockable.dev lock service (device <id> is the named lock "
+        "P<id>; e.g. https://api.lockable.dev/v1?prefix=lab1-; token from LOCKABLE_AUTH_TOKEN)",
+        true},
+       &lock_service_https},
+      {{"http", "http://HOST/PATH?prefix=P, the same without TLS", true}, &lock_service_http},
   };
   return table;
 }
@@ -61,8 +86,9 @@ const std::vector<Entry<ResourceProvider>>& providers() {
   static const std::vector<Entry<ResourceProvider>> table = {
       {{"", "a resources.json path", true}, &resources_file},
       {{"file", "file://PATH, the same for a path that reads like a URL", true}, &resources_file},
-      {{"http", "http://HOST/resources.json (not in this version yet)", false}, nullptr},
-      {{"https", "https://HOST/resources.json (not in this version yet)", false}, nullptr},
+      {{"http", "http://HOST/resources.json, fetched again while waiting (ETag-aware)", true},
+       &resources_http},
+      {{"https", "https://HOST/resources.json, the same over TLS", true}, &resources_https},
   };
   return table;
 }
@@ -89,13 +115,17 @@ std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::str
   const std::string rest = scheme ? spec.substr(scheme->size() + 3) : spec;
   for (const auto& entry : table) {
     if (entry.info.scheme != scheme.value_or("")) continue;
+    // A URL may carry credentials: messages show it without them.
+    const std::string shown = http::redact_url(spec);
     if (entry.make == nullptr) {
-      throw ConfigError(what + " \"" + spec + "\": " + entry.info.description +
+      throw ConfigError(what + " \"" + shown + "\": " + entry.info.description +
                         "; use a path for now");
     }
     if (observer) {
       if (entry.observe == nullptr) {
-        throw ConfigError(what + " \"" + spec + "\" cannot be observed read-only; use a path");
+        throw ConfigError(what + " \"" + shown +
+                          "\" cannot be observed read-only (a lock service has no query API); "
+                          "use a path");
       }
       return entry.observe(rest, log);
     }
@@ -107,7 +137,7 @@ std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::str
     known += (known.empty() ? "" : ", ") + entry.info.scheme + "://" +
              (entry.info.available ? "" : " (not yet)");
   }
-  throw ConfigError(what + " \"" + spec + "\": unknown scheme \"" + *scheme +
+  throw ConfigError(what + " \"" + http::redact_url(spec) + "\": unknown scheme \"" + *scheme +
                     "://\"; give a path, or one of " + known);
 }
 

@@ -29,12 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string format_seconds(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f s", seconds);
-  return text;
-}
-
 // Seconds as a steady-clock duration, saturated so that "wait forever" values cannot overflow.
 Clock::duration to_duration(Seconds seconds) {
   const double capped = std::min(seconds.count(), 1e9);  // ~30 years
@@ -316,6 +310,8 @@ struct Lockable::Impl {
     return event;
   }
 
+  class Wait;
+
   // Reports the request and how it ended around wait_and_lock().
   std::vector<Allocation> acquire(const std::vector<Requirements>& requirements,
                                   std::optional<Seconds> timeout);
@@ -388,238 +384,326 @@ void Lockable::Impl::exclude_own_devices(const Resources& resources,
                      own);
 }
 
-std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirements>& requirements,
-                                                      std::optional<Seconds> timeout,
-                                                      const Request& request) {
-  const auto requested = Clock::now();
-  const Seconds limit = timeout.value_or(options.default_timeout);
-  if (!(limit.count() >= 0)) {
-    throw ConfigError("timeout " + std::to_string(limit.count()) +
-                      " s is negative; pass a timeout of 0 or more seconds");
-  }
-  const auto deadline = requested + to_duration(limit);
-  const auto interval = to_duration(options.progress_interval);
-  auto next_progress = requested + interval;
-  const std::string wanted_text = describe_requirements(requirements);
+// One lock()/lock_many() call while it waits: the state kept across attempts and the steps of
+// one attempt, in the order wait_and_lock() runs them.
+class Lockable::Impl::Wait {
+ public:
+  using Candidates = std::vector<std::vector<std::size_t>>;
 
-  std::vector<Requirements> effective;
-  effective.reserve(requirements.size());
-  for (const auto& requirement : requirements) {
-    effective.push_back(requirement.with_implicit_filters(hostname));
+  Wait(Impl& impl, const std::vector<Requirements>& requirements, std::optional<Seconds> timeout,
+       const Request& request)
+      : impl_(impl),
+        requirements_(requirements),
+        request_(request),
+        requested_(Clock::now()),
+        limit_(timeout.value_or(impl.options.default_timeout)),
+        wanted_text_(describe_requirements(requirements)),
+        backoff_(std::chrono::milliseconds(50), std::chrono::seconds(5),
+                 static_cast<std::uint64_t>(::getpid()) ^
+                     static_cast<std::uint64_t>(requested_.time_since_epoch().count())) {
+    if (!(limit_.count() >= 0)) {
+      throw ConfigError("timeout " + std::to_string(limit_.count()) +
+                        " s is negative; pass a timeout of 0 or more seconds");
+    }
+    deadline_ = requested_ + to_duration(limit_);
+    interval_ = to_duration(impl.options.progress_interval);
+    next_progress_ = requested_ + interval_;
+    effective_.reserve(requirements.size());
+    for (const auto& requirement : requirements) {
+      effective_.push_back(requirement.with_implicit_filters(impl.hostname));
+    }
   }
 
-  std::unique_ptr<QueueTicket> ticket;
-  std::vector<std::string> ticket_ids;
+  void throw_if_cancelled() const {
+    if (!impl_.cancelled.load()) return;
+    throw CancelledError("the wait for " + wanted_text_ + " was cancelled after " +
+                         format_seconds(Clock::now() - requested_) +
+                         " s; nothing is held and the queue entry is gone");
+  }
+
+  // The resources to match against: a fresh load for a new request, the list in hand while
+  // waiting unless it is due for a change check (see current_resources).
+  std::shared_ptr<const Resources> load_resources_if_due() {
+    return impl_.current_resources(waiting_);
+  }
+
+  // For each requirement, the indexes of the devices that may serve it. Throws NoMatchError when
+  // the request can never be served from `resources`.
+  Candidates match(const Resources& resources) const {
+    Candidates candidates;
+    for (std::size_t i = 0; i < requirements_.size(); ++i) {
+      candidates.push_back(find_matches(resources, effective_[i]));
+      if (candidates.back().empty()) {
+        throw NoMatchError(impl_.provider->describe() + ": no resource matches " +
+                               requirements_[i].to_string() +
+                               implicit_filters_text(requirements_[i].json(), impl_.hostname),
+                           explain_mismatches(resources, effective_[i]));
+      }
+    }
+    impl_.exclude_own_devices(resources, requirements_, candidates);
+    if (!assign_distinct(candidates)) {
+      throw NoMatchError(impl_.provider->describe() + ": requirements " + wanted_text_ + " need " +
+                             std::to_string(requirements_.size()) +
+                             " distinct devices, but the matching devices cannot be shared out "
+                             "one per requirement; add devices or relax a requirement",
+                         {});
+    }
+    return candidates;
+  }
+
+  // Every id any requirement may use, in resource order.
+  static std::vector<std::string> wanted_ids(const Resources& resources,
+                                             const Candidates& candidates) {
+    std::set<std::size_t> indexes;
+    for (const auto& list : candidates) indexes.insert(list.begin(), list.end());
+    std::vector<std::string> wanted;
+    for (const auto index : indexes) wanted.push_back(resources[index].id);
+    return wanted;
+  }
+
+  // Joins the fair queue (or updates what this waiter wants there) and returns the ids of
+  // `wanted` that no earlier waiter is owed.
+  std::unordered_set<std::string> enter_queue(const std::vector<std::string>& wanted) {
+    if (!ticket_) {
+      ticket_ = impl_.backend->enqueue(wanted, HolderInfo{static_cast<long>(::getpid()),
+                                                          impl_.hostname,
+                                                          {},
+                                                          std::chrono::system_clock::now(),
+                                                          requirements_.front().json()});
+      ticket_ids_ = wanted;
+    } else if (ticket_ids_ != wanted) {
+      ticket_->update_wanted(wanted);
+      ticket_ids_ = wanted;
+    }
+    const auto claimable = claimable_ids(wanted, ticket_->wanted_by_earlier_waiters());
+    return std::unordered_set<std::string>(claimable.begin(), claimable.end());
+  }
+
+  // Never hold and wait: takes a full set with non-blocking attempts, or nothing. Returns the
+  // allocations, or nullopt when every assignment of the claimable devices met a busy one.
+  std::optional<std::vector<Allocation>> try_claim(
+      const Resources& resources, const Candidates& candidates,
+      const std::unordered_set<std::string>& claimable) {
+    std::set<std::size_t> busy;
+    for (;;) {
+      Candidates usable(candidates.size());
+      for (std::size_t i = 0; i < candidates.size(); ++i) {
+        for (const auto index : candidates[i]) {
+          if (claimable.count(resources[index].id) != 0 && busy.count(index) == 0 &&
+              unusable_.count(resources[index].id) == 0) {
+            usable[i].push_back(index);
+          }
+        }
+      }
+      const auto assignment = assign_distinct(usable);
+      if (!assignment) return std::nullopt;
+      std::vector<std::size_t> order;
+      for (std::size_t i = 0; i < assignment->size(); ++i) order.push_back(i);
+      std::stable_partition(order.begin(), order.end(), [&](std::size_t i) {
+        return found_busy_.count(resources[(*assignment)[i]].id) != 0;
+      });
+      std::vector<std::unique_ptr<HeldLock>> locks(assignment->size());
+      std::vector<HolderInfo> holders(assignment->size());
+      bool complete = true;
+      for (const auto i : order) {
+        const Resource& resource = resources[(*assignment)[i]];
+        HolderInfo holder{static_cast<long>(::getpid()), impl_.hostname, new_uuid(),
+                          std::chrono::system_clock::now(), requirements_[i].json()};
+        try {
+          locks[i] = impl_.backend->try_lock(resource, holder);
+        } catch (const ResourceUnusableError& error) {
+          if (unusable_.emplace(resource.id, error.what()).second) {
+            impl_.log("lockable: warning: skipping " + resource.id + ": " + error.what());
+          }
+          complete = false;
+          break;
+        }
+        if (!locks[i]) {
+          busy.insert((*assignment)[i]);
+          found_busy_.insert(resource.id);
+          complete = false;
+          break;
+        }
+        found_busy_.erase(resource.id);
+        holders[i] = std::move(holder);
+      }
+      if (!complete) {
+        for (auto& lock : locks) {
+          if (lock) lock->release();
+        }
+        continue;
+      }
+      ticket_.reset();  // leave the queue at once: the next waiter may move up
+      return grant(resources, *assignment, locks, holders);
+    }
+  }
+
+  // Throws BackendError when the devices whose lock files are unusable leave no way to serve
+  // the request: waiting could never end well.
+  void fail_if_only_unusable_left(const Resources& resources, const Candidates& candidates) const {
+    if (unusable_.empty()) return;
+    Candidates usable(candidates.size());
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      for (const auto index : candidates[i]) {
+        if (unusable_.count(resources[index].id) == 0) usable[i].push_back(index);
+      }
+    }
+    if (assign_distinct(usable)) return;
+    std::string text = "no usable device for " + wanted_text_ + " in " + impl_.backend->describe() +
+                       ": the lock files of the matching devices cannot be used:";
+    for (const auto& entry : unusable_) text += "\n  " + entry.first + ": " + entry.second;
+    throw BackendError(text);
+  }
+
+  // At the deadline throws TimeoutError naming each wanted device's holder; when a progress line
+  // is due, logs one. Both ask the store for every holder in one holders_of() call (one round
+  // trip for a remote store).
+  void report_progress(const std::vector<std::string>& wanted,
+                       const std::unordered_set<std::string>& claimable) {
+    const auto now = Clock::now();
+    if (now < deadline_ && now < next_progress_) return;
+    const auto holders = impl_.backend->holders_of(wanted);
+    std::vector<std::string> busy_lines;
+    std::size_t held = 0;
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      const auto& id = wanted[i];
+      if (i < holders.size() && holders[i]) {
+        busy_lines.push_back(id + ": held by " + holders[i]->describe());
+        ++held;
+      } else if (claimable.count(id) == 0) {
+        busy_lines.push_back(id + ": free, but an earlier waiter in the queue gets it first");
+      } else {
+        // Released since the attempt above: the next attempt (right after this line) takes it.
+        busy_lines.push_back(id + ": released just now, trying it again");
+      }
+    }
+    if (now >= deadline_) {
+      throw TimeoutError("no device for " + wanted_text_ + " became free within " +
+                             format_seconds(to_duration(limit_)) + " s (" +
+                             std::to_string(wanted.size()) + " matching in " +
+                             impl_.backend->describe() +
+                             "); raise the timeout or free a device held by:",
+                         busy_lines);
+    }
+    std::string line = "lockable: waiting for " + wanted_text_ + ": " +
+                       std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
+                       " held:";
+    for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
+    line += " waited " + format_seconds(now - requested_) + " s, " +
+            format_seconds(std::max(deadline_ - now, Clock::duration::zero())) + " s left";
+    impl_.log(line);
+    while (next_progress_ <= now) next_progress_ += std::max(interval_, Clock::duration(1));
+  }
+
+  // Sleeps until the store says something may have changed, the next progress line, or the
+  // deadline. The first time, reports the request as queued.
+  void wait_for_change(const std::vector<std::string>& wanted) {
+    if (!waiting_ && impl_.events->active()) {
+      auto queued = impl_.event_of(request_, AllocationEvent::Kind::kQueued);
+      queued.resource_ids = wanted;
+      impl_.events->emit(std::move(queued));
+    }
+    waiting_ = true;
+    impl_.backend->wait_for_change(std::min(deadline_, next_progress_));
+    backoff_.reset();
+  }
+
+  // A store that cannot answer for a moment: retry with capped, jittered backoff inside the
+  // caller's timeout (a TimeoutError naming `error` once it has passed). Anything held in the
+  // failed attempt was released by the unwinding.
+  void back_off(const TemporarilyUnavailableError& error) {
+    const auto now = Clock::now();
+    if (now >= deadline_) {
+      throw TimeoutError("no device for " + wanted_text_ + " within " +
+                             format_seconds(to_duration(limit_)) + " s: " + impl_.backend_name +
+                             " stayed unavailable (" + error.what() +
+                             "); check the lock store, or raise the timeout",
+                         {});
+    }
+    const auto delay = std::min<Clock::duration>(backoff_.next(), deadline_ - now);
+    impl_.log("lockable: " + impl_.backend_name + " is unavailable for a moment (" + error.what() +
+              "); retry " + std::to_string(backoff_.failures()) + " in " + format_seconds(delay) +
+              " s, " + format_seconds(deadline_ - now) + " s left");
+    const auto retry_at = now + delay;
+    while (!impl_.cancelled.load() && Clock::now() < retry_at) {
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(retry_at - Clock::now(), std::chrono::milliseconds(50)));
+    }
+  }
+
+ private:
+  // The allocations of a complete set of locks, each reported as granted.
+  std::vector<Allocation> grant(const Resources& resources,
+                                const std::vector<std::size_t>& assignment,
+                                std::vector<std::unique_ptr<HeldLock>>& locks,
+                                std::vector<HolderInfo>& holders) const {
+    const auto queue_time = Clock::now() - requested_;
+    std::vector<Allocation> allocations;
+    for (std::size_t i = 0; i < locks.size(); ++i) {
+      const Resource& resource = resources[assignment[i]];
+      auto granted = impl_.event_of(request_, AllocationEvent::Kind::kGranted);
+      granted.alloc_id = holders[i].alloc_id;
+      granted.resource_ids = {resource.id};
+      granted.requirements = Json::array({requirements_[i].json()});
+      granted.queue_time = queue_time;
+      granted.fencing_token = locks[i]->fencing_token();
+      if (impl_.events->active()) impl_.events->emit(granted);
+      auto lock = std::make_unique<TrackedLock>(
+          std::move(locks[i]), SelfHeldDevices::key(impl_.backend_name, resource.id),
+          SelfHeldDevices::Entry{holders[i].alloc_id, requirements_[i].to_string(),
+                                 holders[i].since},
+          impl_.events, std::move(granted));
+      allocations.emplace_back(requirements_[i].json(), resource, holders[i].alloc_id, queue_time,
+                               std::move(lock));
+    }
+    return allocations;
+  }
+
+  Impl& impl_;
+  const std::vector<Requirements>& requirements_;
+  const Request& request_;
+  const Clock::time_point requested_;
+  const Seconds limit_;
+  const std::string wanted_text_;
+  Clock::time_point deadline_{};
+  Clock::duration interval_{};
+  Clock::time_point next_progress_{};
+  // The requirements with the implicit filters (online, this host) added.
+  std::vector<Requirements> effective_;
+  std::unique_ptr<QueueTicket> ticket_;
+  std::vector<std::string> ticket_ids_;
   // Ids found busy at the last attempt. A set is tried busy-first: locking (then releasing) a free
   // part before failing on a busy one writes its lock file, and that write wakes this very waiter,
   // which would spin for as long as the busy part stays busy.
-  std::set<std::string> found_busy;
+  std::set<std::string> found_busy_;
   // Devices whose lock file is unusable (a symlink, a FIFO...): skipped for this request, with one
   // warning each.
-  std::map<std::string, std::string> unusable;
-  bool waiting = false;
-  detail::Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(5),
-                          static_cast<std::uint64_t>(::getpid()) ^
-                              static_cast<std::uint64_t>(requested.time_since_epoch().count()));
+  std::map<std::string, std::string> unusable_;
+  // True once the request has waited: later loads keep the previous list when the new one is
+  // invalid, and the kQueued event has been sent.
+  bool waiting_ = false;
+  detail::Backoff backoff_;
+};
+
+std::vector<Allocation> Lockable::Impl::wait_and_lock(const std::vector<Requirements>& requirements,
+                                                      std::optional<Seconds> timeout,
+                                                      const Request& request) {
+  Wait wait(*this, requirements, timeout, request);
   for (;;) {
-    if (cancelled.load()) {
-      throw CancelledError("the wait for " + wanted_text + " was cancelled after " +
-                           format_seconds(Seconds(Clock::now() - requested).count()) +
-                           "; nothing is held and the queue entry is gone");
-    }
+    wait.throw_if_cancelled();
     try {
-      const auto shared_resources = current_resources(waiting);
-      const Resources& resources = *shared_resources;
-      std::vector<std::vector<std::size_t>> candidates;
-      for (std::size_t i = 0; i < requirements.size(); ++i) {
-        candidates.push_back(find_matches(resources, effective[i]));
-        if (candidates.back().empty()) {
-          throw NoMatchError(provider->describe() + ": no resource matches " +
-                                 requirements[i].to_string() +
-                                 implicit_filters_text(requirements[i].json(), hostname),
-                             explain_mismatches(resources, effective[i]));
-        }
+      const auto resources = wait.load_resources_if_due();
+      const auto candidates = wait.match(*resources);
+      const auto wanted = Wait::wanted_ids(*resources, candidates);
+      const auto claimable = wait.enter_queue(wanted);
+      if (auto allocations = wait.try_claim(*resources, candidates, claimable)) {
+        return std::move(*allocations);
       }
-      exclude_own_devices(resources, requirements, candidates);
-      if (!assign_distinct(candidates)) {
-        throw NoMatchError(provider->describe() + ": requirements " + wanted_text + " need " +
-                               std::to_string(requirements.size()) +
-                               " distinct devices, but the matching devices cannot be shared out "
-                               "one per requirement; add devices or relax a requirement",
-                           {});
-      }
-
-      // Every id any requirement may use, in resource order.
-      std::vector<std::string> wanted;
-      {
-        std::set<std::size_t> indexes;
-        for (const auto& list : candidates) indexes.insert(list.begin(), list.end());
-        for (const auto index : indexes) wanted.push_back(resources[index].id);
-      }
-      if (!ticket) {
-        ticket = backend->enqueue(wanted, HolderInfo{static_cast<long>(::getpid()),
-                                                     hostname,
-                                                     {},
-                                                     std::chrono::system_clock::now(),
-                                                     requirements.front().json()});
-        ticket_ids = wanted;
-      } else if (ticket_ids != wanted) {
-        ticket->update_wanted(wanted);
-        ticket_ids = wanted;
-      }
-      const auto claimable_list = claimable_ids(wanted, ticket->wanted_by_earlier_waiters());
-      const std::unordered_set<std::string> claimable(claimable_list.begin(), claimable_list.end());
-
-      // Never hold and wait: take a full set with non-blocking attempts, or nothing.
-      std::set<std::size_t> busy;
-      for (;;) {
-        std::vector<std::vector<std::size_t>> usable(candidates.size());
-        for (std::size_t i = 0; i < candidates.size(); ++i) {
-          for (const auto index : candidates[i]) {
-            if (claimable.count(resources[index].id) != 0 && busy.count(index) == 0 &&
-                unusable.count(resources[index].id) == 0) {
-              usable[i].push_back(index);
-            }
-          }
-        }
-        const auto assignment = assign_distinct(usable);
-        if (!assignment) break;
-        std::vector<std::size_t> order;
-        for (std::size_t i = 0; i < assignment->size(); ++i) order.push_back(i);
-        std::stable_partition(order.begin(), order.end(), [&](std::size_t i) {
-          return found_busy.count(resources[(*assignment)[i]].id) != 0;
-        });
-        std::vector<std::unique_ptr<HeldLock>> locks(assignment->size());
-        std::vector<HolderInfo> holders(assignment->size());
-        bool complete = true;
-        for (const auto i : order) {
-          const Resource& resource = resources[(*assignment)[i]];
-          HolderInfo holder{static_cast<long>(::getpid()), hostname, new_uuid(),
-                            std::chrono::system_clock::now(), requirements[i].json()};
-          try {
-            locks[i] = backend->try_lock(resource, holder);
-          } catch (const ResourceUnusableError& error) {
-            if (unusable.emplace(resource.id, error.what()).second) {
-              log("lockable: warning: skipping " + resource.id + ": " + error.what());
-            }
-            complete = false;
-            break;
-          }
-          if (!locks[i]) {
-            busy.insert((*assignment)[i]);
-            found_busy.insert(resource.id);
-            complete = false;
-            break;
-          }
-          found_busy.erase(resource.id);
-          holders[i] = std::move(holder);
-        }
-        if (!complete) {
-          for (auto& lock : locks) {
-            if (lock) lock->release();
-          }
-          continue;
-        }
-        ticket.reset();  // leave the queue at once: the next waiter may move up
-        const auto queue_time = Clock::now() - requested;
-        std::vector<Allocation> allocations;
-        for (std::size_t i = 0; i < locks.size(); ++i) {
-          const Resource& resource = resources[(*assignment)[i]];
-          auto granted = event_of(request, AllocationEvent::Kind::kGranted);
-          granted.alloc_id = holders[i].alloc_id;
-          granted.resource_ids = {resource.id};
-          granted.requirements = Json::array({requirements[i].json()});
-          granted.queue_time = queue_time;
-          granted.fencing_token = locks[i]->fencing_token();
-          if (events->active()) events->emit(granted);
-          auto lock = std::make_unique<TrackedLock>(
-              std::move(locks[i]), SelfHeldDevices::key(backend_name, resource.id),
-              SelfHeldDevices::Entry{holders[i].alloc_id, requirements[i].to_string(),
-                                     holders[i].since},
-              events, std::move(granted));
-          allocations.emplace_back(requirements[i].json(), resource, holders[i].alloc_id,
-                                   queue_time, std::move(lock));
-        }
-        return allocations;
-      }
-
-      if (!unusable.empty()) {
-        std::vector<std::vector<std::size_t>> usable(candidates.size());
-        for (std::size_t i = 0; i < candidates.size(); ++i) {
-          for (const auto index : candidates[i]) {
-            if (unusable.count(resources[index].id) == 0) usable[i].push_back(index);
-          }
-        }
-        if (!assign_distinct(usable)) {
-          std::string text = "no usable device for " + wanted_text + " in " + backend->describe() +
-                             ": the lock files of the matching devices cannot be used:";
-          for (const auto& entry : unusable) text += "\n  " + entry.first + ": " + entry.second;
-          throw BackendError(text);
-        }
-      }
-
-      const auto now = Clock::now();
-      if (now >= deadline || now >= next_progress) {
-        std::vector<std::string> busy_lines;
-        std::size_t held = 0;
-        for (const auto& id : wanted) {
-          if (const auto holder = backend->holder_of(id)) {
-            busy_lines.push_back(id + ": held by " + holder->describe());
-            ++held;
-          } else if (claimable.count(id) == 0) {
-            busy_lines.push_back(id + ": free, but an earlier waiter in the queue gets it first");
-          } else {
-            // Released since the attempt above: the next attempt (right after this line) takes it.
-            busy_lines.push_back(id + ": released just now, trying it again");
-          }
-        }
-        const double waited = Seconds(now - requested).count();
-        if (now >= deadline) {
-          throw TimeoutError("no device for " + wanted_text + " became free within " +
-                                 format_seconds(limit.count()) + " (" +
-                                 std::to_string(wanted.size()) + " matching in " +
-                                 backend->describe() +
-                                 "); raise the timeout or free a device held by:",
-                             busy_lines);
-        }
-        std::string line = "lockable: waiting for " + wanted_text + ": " +
-                           std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
-                           " held:";
-        for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
-        line += " waited " + format_seconds(waited) + ", " +
-                format_seconds(std::max(0.0, Seconds(deadline - now).count())) + " left";
-        log(line);
-        while (next_progress <= now) next_progress += std::max(interval, Clock::duration(1));
-      }
-      if (!waiting && events->active()) {
-        auto queued = event_of(request, AllocationEvent::Kind::kQueued);
-        queued.resource_ids = wanted;
-        events->emit(std::move(queued));
-      }
-      waiting = true;
-      backend->wait_for_change(std::min(deadline, next_progress));
-      backoff.reset();
+      wait.fail_if_only_unusable_left(*resources, candidates);
+      wait.report_progress(wanted, claimable);
+      wait.wait_for_change(wanted);
     } catch (const TemporarilyUnavailableError& error) {
-      // A store that cannot answer for a moment: retry with capped, jittered backoff inside the
-      // caller's timeout. Anything held in this attempt was released by the unwinding.
-      const auto now = Clock::now();
-      if (now >= deadline) {
-        throw TimeoutError("no device for " + wanted_text + " within " +
-                               format_seconds(limit.count()) + ": " + backend_name +
-                               " stayed unavailable (" + error.what() +
-                               "); check the lock store, or raise the timeout",
-                           {});
-      }
-      const auto delay = std::min<Clock::duration>(backoff.next(), deadline - now);
-      log("lockable: " + backend_name + " is unavailable for a moment (" + error.what() +
-          "); retry " + std::to_string(backoff.failures()) + " in " +
-          format_seconds(Seconds(delay).count()) + ", " +
-          format_seconds(Seconds(deadline - now).count()) + " left");
-      const auto retry_at = now + delay;
-      while (!cancelled.load() && Clock::now() < retry_at) {
-        std::this_thread::sleep_for(
-            std::min<Clock::duration>(retry_at - Clock::now(), std::chrono::milliseconds(50)));
-      }
+      wait.back_off(error);
     }
   }
 }
@@ -749,15 +833,24 @@ std::vector<Allocation> Lockable::lock_many(std::initializer_list<std::string_vi
 }
 
 std::vector<ResourceStatus> Lockable::status() {
-  std::vector<ResourceStatus> result;
   const auto resources = impl_->current_resources(false);
+  // The holders of every online device in one holders_of() call: one round trip for a remote
+  // store, however many devices the lab has.
+  std::vector<std::string> online_ids;
+  for (const auto& resource : *resources) {
+    if (resource.online()) online_ids.push_back(resource.id);
+  }
+  auto holders = online_ids.empty() ? std::vector<std::optional<HolderInfo>>()
+                                    : impl_->backend->holders_of(online_ids);
+  std::vector<ResourceStatus> result;
+  std::size_t next_holder = 0;
   for (const auto& resource : *resources) {
     ResourceStatus status;
     if (!resource.online()) {
       status.state = ResourceStatus::State::kOffline;
-    } else if (auto holder = impl_->backend->holder_of(resource.id)) {
+    } else if (const auto at = next_holder++; at < holders.size() && holders[at]) {
       status.state = ResourceStatus::State::kBusy;
-      status.holder = std::move(holder);
+      status.holder = std::move(holders[at]);
     }
     status.resource = resource;
     result.push_back(std::move(status));

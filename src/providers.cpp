@@ -1,6 +1,8 @@
 #include <lockable/error.hpp>
 #include <lockable/provider.hpp>
 
+#include "posix/unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,20 +33,6 @@ FileStamp stamp_of(const struct stat& info) {
       static_cast<long long>(info.st_mtim.tv_sec) * 1000000000LL + info.st_mtim.tv_nsec};
 }
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 class FileProvider : public ResourceProvider {
  public:
   explicit FileProvider(std::filesystem::path path)
@@ -53,8 +41,8 @@ class FileProvider : public ResourceProvider {
   Resources load() override {
     loaded_.reset();
     // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
-    const FileDescriptor file(::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-    if (file.get() < 0) fail_errno("cannot open the resources file");
+    const posix::UniqueFd file(::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!file) fail_errno("cannot open the resources file");
     struct stat info {};
     // Stamp before reading: an edit racing with the read then shows up as a change later.
     if (::fstat(file.get(), &info) != 0) fail_errno("cannot stat the resources file");

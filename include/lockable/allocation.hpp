@@ -76,6 +76,12 @@ class Allocation {
 /// `2026-11-22T10:00:00.123Z`.
 std::string format_iso8601(std::chrono::system_clock::time_point time);
 
+/// A duration as seconds with three decimals, rounded to the millisecond: `0.012`, `12.345`,
+/// `-0.250` (no unit). The one form lockable writes durations in: GoogleTest's own `time`
+/// attribute, the `lockable_allocation_queue_time` and `lockable_allocation_duration` report
+/// properties, and the plugin's, the CLI's and the library's messages (which append " s").
+std::string format_seconds(std::chrono::nanoseconds duration);
+
 /// A new random (version 4) UUID in canonical text form.
 std::string new_uuid();
 

@@ -24,8 +24,11 @@ struct SpecScheme {
 ///   - a folder path, absolute or relative (`/var/lock/lab`, `locks`): the local lock folder,
 ///     exactly what `--lock-folder` gives; "" means the default folder (the system temp dir);
 ///   - `file://PATH`: the same, for a path that would otherwise read as a URL;
-///   - `etcd://...`, `http://...`, `https://...`: reserved for the etcd and lock-service
-///     backends, which this version does not include (ConfigError saying so).
+///   - `http(s)://HOST/PATH?prefix=P&lease=S&poll=S&heartbeat=S`: a Lockable.dev lock service;
+///     device <id> is the named lock P<id> (see make_lock_service_backend); it has no read-only
+///     observer (the service has no query API);
+///   - `etcd://...`: reserved for the etcd backend, which this version does not include
+///     (ConfigError saying so).
 /// Any other `scheme://` is a ConfigError naming the value and the schemes that exist.
 /// Backends are registered in one table (src/factory.cpp); front ends never name a backend class.
 /// `log` receives the backend's warnings (stderr when empty).
@@ -37,8 +40,8 @@ std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec,
 /// make_lock_backend.
 std::unique_ptr<LockBackend> make_lock_observer(const std::string& spec);
 
-/// The resources source a spec names: a resources.json path or `file://PATH`; `http(s)://` is
-/// reserved for the HTTP provider (ConfigError in this version). Empty: ConfigError.
+/// The resources source a spec names: a resources.json path or `file://PATH`, or an `http(s)://`
+/// URL (make_url_provider). Empty: ConfigError. Messages show URLs without credentials.
 std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec);
 
 /// The schemes each factory knows, in the order `--help` lists them.

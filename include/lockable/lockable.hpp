@@ -8,6 +8,7 @@
 #include <lockable/events.hpp>
 #include <lockable/factory.hpp>
 #include <lockable/metrics.hpp>
+#include <lockable/named_lock.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>
 #include <lockable/resource.hpp>

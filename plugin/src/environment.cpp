@@ -70,7 +70,7 @@ void GlobalDeviceEnvironment::TearDown() {
     ::testing::Test::RecordProperty("lockable_lost", *lost);
   }
   detail::console("global environment: released " + detail::resource_ids(global.allocations) +
-                  ", held " + detail::format_seconds(global.allocations.front().duration()) + " s");
+                  ", held " + format_seconds(global.allocations.front().duration()) + " s");
 }
 
 bool has_global_device() noexcept {

@@ -24,7 +24,8 @@ struct FlagSpec {
 
 const FlagSpec kFlags[] = {
     {"resources", kResourcesVariable, &EnvironmentSettings::resources,
-     "resources.json describing the devices (default: resources.json in the working directory)"},
+     "resources.json describing the devices, or an http(s):// URL answering one (default: "
+     "resources.json in the working directory)"},
     {"requirements", kRequirementsVariable, &EnvironmentSettings::requirements,
      "lock one device matching this for the whole program, e.g. '{\"os\":\"Android\"}' or "
      "'os=Android' (default: none; suites deriving from LockableTest lock their own)"},

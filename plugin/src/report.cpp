@@ -2,19 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdio>
 
 namespace lockable::gtest::detail {
-
-std::string format_seconds(Allocation::Duration duration) {
-  const auto ms = std::chrono::round<std::chrono::milliseconds>(duration).count();
-  const auto magnitude = ms < 0 ? -ms : ms;
-  char text[48];
-  std::snprintf(text, sizeof text, "%s%lld.%03lld", ms < 0 ? "-" : "",
-                static_cast<long long>(magnitude / 1000), static_cast<long long>(magnitude % 1000));
-  return text;
-}
 
 std::string property_name(const char* base, std::size_t index, std::size_t count) {
   if (count <= 1) return base;

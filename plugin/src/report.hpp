@@ -8,9 +8,6 @@
 
 namespace lockable::gtest::detail {
 
-/// Seconds with millisecond precision, as GoogleTest writes `time`: "0.012".
-std::string format_seconds(Allocation::Duration duration);
-
 /// `base` when the suite holds one device, else `base_<index + 1>`.
 std::string property_name(const char* base, std::size_t index, std::size_t count);
 

@@ -256,6 +256,27 @@ void SignalRelay::relay_loop() {
   }
 }
 
+void SignalRelay::signal_command(int signal) {
+  kill(child_in_our_group_ ? child_ : -child_, signal);
+}
+
+void SignalRelay::stop_command(std::chrono::milliseconds grace) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (child_ <= 0) {
+    // Not started yet (or already ended): run() must not start it without the lock.
+    if (pending_signal_ == 0) pending_signal_ = SIGTERM;
+    return;
+  }
+  signal_command(SIGTERM);
+  const pid_t target = child_;
+  // child_ is cleared before the command is reaped, so a pid seen here is never a reused one.
+  std::thread([this, target, grace] {
+    std::this_thread::sleep_for(grace);
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (child_ == target) signal_command(SIGKILL);
+  }).detach();
+}
+
 void SignalRelay::cancel_with(std::function<void()> cancel) {
   std::lock_guard<std::mutex> lock(mutex_);
   cancel_ = std::move(cancel);

@@ -89,8 +89,15 @@ class SignalRelay {
   std::variant<int, LaunchError> run(const Launch& launch,
                                      const std::vector<std::string>& environment);
 
+  /// The lock the command runs under is gone: SIGTERM to the command (its process group when it
+  /// has its own), then SIGKILL if it still runs after `grace`. Before the command starts, it
+  /// keeps `run` from starting it. Safe from any thread (a lock's loss handler); returns at once.
+  void stop_command(std::chrono::milliseconds grace);
+
  private:
   void relay_loop();
+  // Caller holds mutex_: `signal` to the running command, as the relay sends it.
+  void signal_command(int signal);
 
   sigset_t relayed_{};
   sigset_t original_mask_{};

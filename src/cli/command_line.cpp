@@ -59,8 +59,10 @@ constexpr const char* kFooter =
     "  4    requirements malformed\n"
     "  5    no resource can ever match the requirements (the reason for each is listed)\n"
     "  6    timeout: every matching resource stayed busy (the holders are listed)\n"
-    "  7    lock folder unusable\n"
+    "  7    lock folder or lock service unusable\n"
     "  8    internal error (please report it)\n"
+    "  9    the lock was lost while COMMAND ran (a lease backend's device, or --lock-name):\n"
+    "       COMMAND got SIGTERM, and SIGKILL after LOCKABLE_STOP_GRACE seconds (default 10)\n"
     "  126  COMMAND found but cannot be executed, or its environment is too large for exec\n"
     "  127  COMMAND not found\n"
     "\n"
@@ -76,6 +78,7 @@ class Formatter : public CLI::Formatter {
  public:
   std::string make_usage(const CLI::App* /*app*/, std::string /*name*/) const override {
     return "\nUsage: lockable [OPTIONS] [--] COMMAND [ARGS...]\n"
+           "       lockable --lock-name NAME [--timeout S] [--] COMMAND [ARGS...]\n"
            "       lockable [OPTIONS] --validate-only\n"
            "       lockable [OPTIONS] status [--json]\n"
            "       lockable report [--format text|json|csv|openmetrics] [--html OUT] FILES...\n"
@@ -108,7 +111,8 @@ struct Parser {
                    default_lock_folder().string() + "; the Python CLI's default is .)");
     add_valued("--lock-backend", "SPEC", kLockBackendVariable, lock_backend_help());
     add_valued("--resources", "FILE", kResourcesVariable,
-               "The resources file (default: resources.json in the current directory)");
+               "The resources file, or an http(s):// URL answering one (default: resources.json in "
+               "the current directory)");
     add_valued("--timeout", "SECONDS", kTimeoutVariable,
                "Seconds to wait for a busy device, fractions allowed (default: " +
                    default_timeout_text() + "; the Python CLI's default is 1)");
@@ -118,6 +122,10 @@ struct Parser {
                "What the device must satisfy (default: any device)");
     add_valued("--metrics-file", "FILE", kMetricsFileVariable,
                "Append one JSON line per finished allocation to FILE (see 'lockable report')");
+    add_valued("--lock-name", "NAME", nullptr,
+               "Instead of a device, hold the named lock NAME on the Lockable.dev service while "
+               "COMMAND runs (LOCKABLE_SERVICE_URL, default https://api.lockable.dev/v1; token "
+               "in LOCKABLE_AUTH_TOKEN; LOCKABLE_SERVICE_LEASE if its lease is not 60 s)");
     add_flag("--no-shell", line.no_shell,
              "Execute COMMAND's words directly (PATH search, no shell, each word one argument)");
     add_flag("-q,--quiet", line.quiet, "Do not print the locked/released/progress lines");
@@ -137,7 +145,10 @@ struct Parser {
   void add_valued(const std::string& name, const std::string& value_name, const char* variable,
                   const std::string& help) {
     // The last occurrence wins, so a wrapper script's defaults can be overridden.
-    app.add_option(name, values[name], help + " [env " + variable + "]")
+    // No variable for --lock-name: a name in the environment must not switch lockable from
+    // locking a device to locking a name.
+    app.add_option(name, values[name],
+                   variable == nullptr ? help : help + " [env " + variable + "]")
         ->type_name(value_name)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     valued.insert(name);
@@ -349,6 +360,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   line.hostname = parser.value_of("--hostname");
   line.requirements = parser.value_of("--requirements");
   line.metrics_file = parser.value_of("--metrics-file");
+  line.lock_name = parser.value_of("--lock-name");
   line.command = std::move(command);
 
   for (const auto& [name, value] :
@@ -357,7 +369,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
            {"--lock-backend", line.lock_backend},
            {"--resources", line.resources},
            {"--hostname", line.hostname},
-           {"--metrics-file", line.metrics_file}}) {
+           {"--metrics-file", line.metrics_file},
+           {"--lock-name", line.lock_name}}) {
     if (value && value->empty()) {
       return usage_error(std::string(name) + " must not be empty; give a value, or leave " + name +
                          " out for its default");
@@ -367,6 +380,28 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     return usage_error("status and --validate-only cannot be combined; use one of them");
   }
   if (line.json && !line.status) return usage_error("--json only applies to status");
+  if (line.lock_name && (line.status || line.validate_only)) {
+    return usage_error(
+        "--lock-name runs a command under a named lock; it cannot be combined with status or "
+        "--validate-only");
+  }
+  if (line.lock_name) {
+    // Device options mean nothing for a named lock; the LOCKABLE_* variables a CI job exports
+    // for its devices are ignored, but a flag typed here is a mistake worth saying.
+    for (const auto& [name, value] :
+         std::initializer_list<std::pair<const char*, const std::optional<std::string>&>>{
+             {"--resources", line.resources},
+             {"--requirements", line.requirements},
+             {"--lock-folder", line.lock_folder},
+             {"--lock-backend", line.lock_backend},
+             {"--hostname", line.hostname}}) {
+      if (value) {
+        return usage_error(std::string(name) +
+                           " does not apply to --lock-name, which locks a name, not a device; "
+                           "leave out one of them");
+      }
+    }
+  }
   if (line.status && !line.command.empty()) {
     if (line.status_flag) {
       return usage_error("--status takes no command, found \"" + line.command.front() +

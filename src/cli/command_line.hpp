@@ -29,6 +29,9 @@ struct CommandLine {
   std::optional<std::string> hostname;
   std::optional<std::string> requirements;
   std::optional<std::string> metrics_file;
+  /// `--lock-name NAME`: hold this named lock on the lock service while COMMAND runs, instead
+  /// of a device.
+  std::optional<std::string> lock_name;
   /// The command and its arguments as typed; joined with spaces for the shell unless no_shell.
   std::vector<std::string> command;
 

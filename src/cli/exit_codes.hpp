@@ -12,8 +12,9 @@ enum ExitCode : int {
   kBadRequirements = 4,    ///< --requirements malformed
   kNoMatch = 5,            ///< no resource can ever satisfy the requirements
   kTimeout = 6,            ///< all matching resources stayed busy until --timeout
-  kBackendError = 7,       ///< lock folder unusable
+  kBackendError = 7,       ///< lock store unusable (lock folder, lock service)
   kInternalError = 8,      ///< anything unexpected (a bug: please report it)
+  kLockLost = 9,           ///< the lock (device or --lock-name) was lost; the command was stopped
   kCannotExecute = 126,    ///< the command exists but cannot be executed
   kCommandNotFound = 127,  ///< the command was not found
 };

@@ -5,6 +5,7 @@
 #include "command_line.hpp"
 #include "exit_codes.hpp"
 #include "report_command.hpp"
+#include "named_lock_command.hpp"
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
@@ -16,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -28,12 +29,6 @@ namespace lockable::cli {
 namespace {
 
 void say(const std::string& line) { std::cerr << "lockable: " << line << std::endl; }
-
-std::string format_seconds(std::chrono::duration<double> duration) {
-  char text[32];
-  std::snprintf(text, sizeof text, duration.count() < 10 ? "%.3f" : "%.1f", duration.count());
-  return text;
-}
 
 // Why `path` cannot be read, with the fix for that reason.
 std::string unreadable_reason(const std::string& path, int error) {
@@ -48,6 +43,14 @@ std::string unreadable_reason(const std::string& path, int error) {
            "', and a+x on its folders) or run lockable as a user who may read it";
   }
   return text;
+}
+
+// An http(s) resources spec: fetched by the provider, whose errors name the URL (without
+// credentials), rather than read here as a file.
+bool is_url(const std::string& spec) {
+  std::string head = spec.substr(0, 8);
+  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return head.rfind("http://", 0) == 0 || head.rfind("https://", 0) == 0;
 }
 
 // Read here rather than only in the provider so that the messages can name our flag. Opened
@@ -137,12 +140,19 @@ Requirements parse_requirements(const std::optional<Setting>& setting) {
 int validate_only(const std::string& resources_path) {
   // One rule: any problem with the file, unreadable or invalid, exits 1 (as the Python CLI).
   try {
-    const Resources resources =
-        parse_resources_text(read_resources_file(resources_path), resources_path);
-    for (const auto& resource : resources) {
-      warn_withheld("warning: " + resources_path + ": ", resource);
+    std::string shown = resources_path;
+    Resources resources;
+    if (is_url(resources_path)) {
+      auto provider = make_resource_provider(resources_path);
+      shown = provider->describe();  // without credentials
+      resources = provider->load();
+    } else {
+      resources = parse_resources_text(read_resources_file(resources_path), resources_path);
     }
-    std::cout << resources_path << ": " << resources.size()
+    for (const auto& resource : resources) {
+      warn_withheld("warning: " + shown + ": ", resource);
+    }
+    std::cout << shown << ": " << resources.size()
               << (resources.size() == 1 ? " resource" : " resources") << ", valid" << std::endl;
     return kOk;
   } catch (const ResourcesError& error) {
@@ -208,14 +218,19 @@ int run(const CommandLine& line, SignalRelay& relay) {
       say(message);
     }
   };
+  if (line.lock_name) {
+    return run_with_named_lock(line, *line.lock_name,
+                               settings.timeout ? settings.timeout->value : "",
+                               settings.timeout ? settings.timeout->source : "", relay);
+  }
   if (line.validate_only) return validate_only(settings.resources);
   // The provider would also fail on an unreadable file, but only we can name the flag.
-  read_resources_file(settings.resources);
+  if (!is_url(settings.resources)) read_resources_file(settings.resources);
 
   if (line.status) {
     // A read-only observer: status works in a folder this account may not write, and changes
     // nothing on disk (no folder, lock file or queue ticket is created).
-    auto provider = make_file_provider(std::get<std::filesystem::path>(options.resources));
+    auto provider = make_resource_provider(settings.resources);
     auto observer = make_lock_observer(options.lock_backend.empty() ? options.lock_folder.string()
                                                                     : options.lock_backend);
     Lockable lockable(std::move(options), std::move(provider), std::move(observer));
@@ -251,6 +266,14 @@ int run(const CommandLine& line, SignalRelay& relay) {
     return relay.interrupted_exit_code();
   }
   relay.defer_signals();
+  // A lease backend may lose the device while the command runs: stop the command.
+  const auto grace = stop_grace();
+  std::atomic<bool> lost{false};
+  allocation.on_lock_loss([&lost, &relay, grace](const std::string& reason) {
+    lost = true;
+    say(reason + "; stopping the command");
+    relay.stop_command(grace);
+  });
   if (!quiet) {
     say("locked " + allocation.resource_id() + " (alloc " + allocation.alloc_id() + ") after " +
         format_seconds(allocation.queue_time()) + " s");
@@ -269,6 +292,11 @@ int run(const CommandLine& line, SignalRelay& relay) {
     result = relay.run(std::get<Launch>(launch), environment);
   }
   allocation.unlock();
+  if (lost) {
+    say(allocation.resource_id() + " was lost while the command ran; exit status " +
+        std::to_string(kLockLost));
+    return kLockLost;
+  }
   if (!quiet) {
     say("released " + allocation.resource_id() + " after " + format_seconds(allocation.duration()) +
         " s");

@@ -114,6 +114,15 @@ std::string format_iso8601(std::chrono::system_clock::time_point time) {
   return text;
 }
 
+std::string format_seconds(std::chrono::nanoseconds duration) {
+  const auto ms = std::chrono::round<std::chrono::milliseconds>(duration).count();
+  const auto magnitude = ms < 0 ? -ms : ms;
+  char text[48];
+  std::snprintf(text, sizeof text, "%s%lld.%03lld", ms < 0 ? "-" : "",
+                static_cast<long long>(magnitude / 1000), static_cast<long long>(magnitude % 1000));
+  return text;
+}
+
 std::string new_uuid() {
   // One generator per thread: boost's generator is not thread-safe, and constructing one per call
   // would reopen the entropy source each time.

@@ -3,6 +3,9 @@
 // Private to the library: the compiled form of a Requirements query. Built once by
 // `compile_query` (which does every check, so matching never throws) and then shared, immutable,
 // between copies of a Requirements.
+//
+// Compiling lives in query_compile.cpp, matching in query_match.cpp; the JSON text helpers both
+// use (dump, shown, UTF-8 checks, parse_json) are in json_text.hpp.
 
 #include <lockable/resource.hpp>
 
@@ -132,37 +135,5 @@ Json pair_value_json(const std::string& text);
 /// Why `key` (a top-level or nested JSON key, or a key=value key) is not a usable attribute
 /// path, or "" when it is fine.
 std::string invalid_key_reason(std::string_view key);
-
-/// Compact JSON text that never throws (invalid UTF-8 is replaced by U+FFFD). Use it for every
-/// dump of outside data: nlohmann's plain dump() throws type_error.316 on invalid UTF-8.
-std::string dump(const Json& value);
-
-/// The longest prefix of `text` of at most `max_bytes` bytes that does not end inside a UTF-8
-/// character (a cut never leaves half a character in a message).
-std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
-/// Offset of the first byte of `text` that is not part of well-formed UTF-8, if any.
-std::optional<std::size_t> invalid_utf8_offset(std::string_view text);
-
-/// The first string or object key inside `value` that is not valid UTF-8, described for a
-/// message (`key "a\ufffd" under "board"` / `the value of "os"`) with the byte and its offset
-/// in that string, or "" when every string is valid. `value` must be at most kMaxQueryDepth deep.
-std::string invalid_utf8_in(const Json& value);
-
-/// `dump`, shortened to about `limit` bytes so that one huge value cannot flood a message.
-std::string shown(const Json& value, std::size_t limit = 60);
-
-/// "an object", "a string", ... for messages.
-std::string type_phrase(const Json& value);
-
-/// A JSON syntax error located in the text.
-struct SyntaxError {
-  std::size_t line = 0;
-  std::size_t column = 0;
-  std::string detail;
-};
-
-/// Parses JSON text, rejecting nesting deeper than `max_depth`. On failure returns nullopt and
-/// fills `error` (line 0 means the depth limit was hit).
-std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError& error);
 
 }  // namespace lockable::detail

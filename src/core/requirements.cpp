@@ -1,6 +1,7 @@
 #include <lockable/error.hpp>
 #include <lockable/requirements.hpp>
 
+#include "core/json_text.hpp"
 #include "core/matching.hpp"
 #include "core/query.hpp"
 #include "core/resource_index.hpp"

@@ -1,7 +1,7 @@
 #include <lockable/error.hpp>
 #include <lockable/resource.hpp>
 
-#include "core/query.hpp"
+#include "core/json_text.hpp"
 #include "core/resource_index.hpp"
 
 #include <cstdio>

@@ -1,7 +1,7 @@
 #include "http/client.hpp"
 
 #include "core/backoff.hpp"
-#include "core/query.hpp"
+#include "core/json_text.hpp"
 
 #include <lockable/error.hpp>
 #include <lockable/version.hpp>
@@ -396,6 +396,39 @@ std::string redact_url(std::string_view url) {
     position = amp + 1;
   }
   if (fragment != std::string::npos) out += text.substr(fragment);
+  return out;
+}
+
+namespace {
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+UrlCredentials split_credentials(std::string_view url) {
+  UrlCredentials out;
+  out.url = std::string(url);
+  const auto scheme_end = out.url.find("://");
+  const std::size_t authority = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  const auto path_start = out.url.find_first_of("/?#", authority);
+  const auto at = out.url.rfind('@', path_start == std::string::npos ? out.url.size() : path_start);
+  if (at == std::string::npos || at < authority) return out;
+  const std::string userinfo = out.url.substr(authority, at - authority);
+  out.url.erase(authority, at + 1 - authority);
+  const auto colon = userinfo.find(':');
+  out.user = percent_decode(userinfo.substr(0, colon));
+  if (colon != std::string::npos) out.password = percent_decode(userinfo.substr(colon + 1));
   return out;
 }
 

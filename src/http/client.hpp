@@ -100,6 +100,15 @@ class Client {
 /// (token, password, key, secret, auth, signature): what messages may show.
 std::string redact_url(std::string_view url);
 
+/// A URL split into the URL without `user:password@` and the (percent-decoded) user and password
+/// it carried, for callers that send them as basic credentials instead.
+struct UrlCredentials {
+  std::string url;
+  std::optional<std::string> user;
+  std::optional<std::string> password;
+};
+UrlCredentials split_credentials(std::string_view url);
+
 /// Percent-encodes everything outside RFC 3986's unreserved set: a safe path segment.
 std::string encode_path_segment(std::string_view text);
 

@@ -4,7 +4,7 @@
 #include <lockable/error.hpp>
 #include <lockable/resource.hpp>
 
-#include "core/query.hpp"
+#include "core/json_text.hpp"
 
 #include <cstddef>
 #include <cstdint>

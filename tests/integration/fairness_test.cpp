@@ -1,28 +1,28 @@
-// FIFO fairness of the lock folder's queue with real processes: waiters that want the same devices
-// are served in arrival order, and newcomers never overtake a waiter. Arrival order is made
-// deterministic by starting each waiter only once the previous one's ticket is visible in
-// `<folder>/.lockable-queue/`; each waiter appends its name to a ledger while it holds its devices,
-// so the ledger is the grant order. No timing asserts: timeouts are failure guards only.
+// FIFO fairness of the store's queue with real processes, over every backend under test
+// (tests/support backends_under_test): waiters that want the same devices are served in arrival
+// order, and newcomers never overtake a waiter. Arrival order is made deterministic by starting
+// each waiter only once the previous one is visible in the store's queue; each waiter appends its
+// name to a ledger while it holds its devices, so the ledger is the grant order. No timing
+// asserts: timeouts are failure guards only.
 
 #include <lockable/lockable.hpp>
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <signal.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "lockable/test/backends_under_test.hpp"
+#include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
 
@@ -45,18 +45,19 @@ Json device(const std::string& id, const std::string& kind) {
   return Json{{"id", id}, {"online", true}, {"hostname", "test-host"}, {"kind", kind}};
 }
 
-class Fairness : public ::testing::Test {
+class Fairness : public ::testing::TestWithParam<test::BackendUnderTest> {
  protected:
   TempDir dir_;
   fs::path resources_ = dir_.path() / "resources.json";
-  fs::path locks_ = dir_.path() / "locks";
   fs::path ledger_ = dir_.path() / "ledger.txt";
+  // Declared after dir_: stopped before its files are removed.
+  std::unique_ptr<test::StoreUnderTest> store_ = GetParam().start(dir_.path() / "store");
 
   void write_resources(const Json& list) { test::write_file(resources_, list.dump(2)); }
 
   // Locks `requirements` and holds them until a line arrives on its stdin.
   std::unique_ptr<Child> holder(const Names& requirements) {
-    Names argv{LOCKABLE_TEST_HELPER, "hold", resources_.string(), locks_.string()};
+    Names argv{LOCKABLE_TEST_HELPER, "hold", resources_.string(), store_->spec()};
     argv.insert(argv.end(), requirements.begin(), requirements.end());
     return std::make_unique<Child>(argv);
   }
@@ -64,31 +65,14 @@ class Fairness : public ::testing::Test {
   // Locks `requirements` once, writes `name` to the ledger while holding, releases, exits.
   std::unique_ptr<Child> waiter(const std::string& name, const Names& requirements,
                                 int hold_ms = kHoldMs) {
-    Names argv{LOCKABLE_TEST_HELPER, "ledger", resources_.string(),    locks_.string(),
+    Names argv{LOCKABLE_TEST_HELPER, "ledger", resources_.string(),    store_->spec(),
                ledger_.string(),     name,     std::to_string(hold_ms)};
     argv.insert(argv.end(), requirements.begin(), requirements.end());
     return std::make_unique<Child>(argv);
   }
 
-  // True when the process `pid` has a ticket in the queue folder (ticket names hold the pid).
-  bool has_ticket(pid_t pid) const {
-    const fs::path queue = locks_ / ".lockable-queue";
-    const std::string tag = "-" + std::to_string(pid) + "-";
-    bool found = false;
-    if (DIR* dir = ::opendir(queue.c_str())) {
-      while (const dirent* entry = ::readdir(dir)) {
-        const std::string name = entry->d_name;
-        const std::string suffix = ".ticket";
-        if (name.front() != '.' && name.find(tag) != std::string::npos &&
-            name.size() > suffix.size() &&
-            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-          found = true;
-        }
-      }
-      ::closedir(dir);
-    }
-    return found;
-  }
+  // True when the process `pid` has a place in the store's queue.
+  bool in_queue(pid_t pid) const { return store_->has_queued(pid); }
 
   Names ledger() const {
     Names names;
@@ -107,13 +91,13 @@ class Fairness : public ::testing::Test {
                                     bool or_served = false) const {
     const auto deadline = std::chrono::steady_clock::now() + kGuard;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (has_ticket(child.pid())) return ::testing::AssertionSuccess();
+      if (in_queue(child.pid())) return ::testing::AssertionSuccess();
       if (or_served && ledger_has(name)) return ::testing::AssertionSuccess();
       std::this_thread::sleep_for(2ms);
     }
     return ::testing::AssertionFailure()
-           << name << " (pid " << child.pid() << ") never showed a ticket in "
-           << (locks_ / ".lockable-queue") << " within " << kGuard.count() << " s";
+           << name << " (pid " << child.pid() << ") never showed in the queue of " << store_->spec()
+           << " within " << kGuard.count() << " s";
   }
 
   static void expect_done(Child& child, const std::string& name) {
@@ -122,7 +106,7 @@ class Fairness : public ::testing::Test {
   }
 };
 
-TEST_F(Fairness, WaitersForTheSameDeviceAreServedInArrivalOrder) {
+TEST_P(Fairness, WaitersForTheSameDeviceAreServedInArrivalOrder) {
   // "other" never matches: the waiters share exactly one device.
   write_resources(Json::array({device("dut-1", "dut"), device("other-1", "other")}));
   auto held = holder({"kind=dut"});
@@ -141,7 +125,7 @@ TEST_F(Fairness, WaitersForTheSameDeviceAreServedInArrivalOrder) {
   EXPECT_EQ(ledger(), names);
 }
 
-TEST_F(Fairness, AWaiterKilledInTheQueueDoesNotHoldUpThoseBehindIt) {
+TEST_P(Fairness, AWaiterKilledInTheQueueDoesNotHoldUpThoseBehindIt) {
   // W2 has read W1's ticket while waiting behind it (and keeps it cached); W1 then dies without
   // removing its ticket. When the device comes free, W2 must see the ticket abandoned and take
   // the device, not wait behind a dead waiter.
@@ -154,15 +138,15 @@ TEST_F(Fairness, AWaiterKilledInTheQueueDoesNotHoldUpThoseBehindIt) {
   ASSERT_TRUE(queued(*second, "W2"));
   std::this_thread::sleep_for(50ms);  // let W2 wake and read the queue at least once more
   first->kill_now();
-  ASSERT_TRUE(has_ticket(first->pid()));  // left behind, as by any crash
+  ASSERT_TRUE(in_queue(first->pid()));  // left behind, as by any crash
   held->write_line("");
   EXPECT_EQ(held->read_line(kGuard), "released");
   expect_done(*second, "W2");
   EXPECT_EQ(ledger(), Names{"W2"});
-  EXPECT_FALSE(has_ticket(first->pid()));  // removed by the waiter that found it dead
+  EXPECT_FALSE(in_queue(first->pid()));  // removed by the waiter that found it dead
 }
 
-TEST_F(Fairness, NewcomersArrivingAllTheTimeNeverOvertakeTheFirstWaiter) {
+TEST_P(Fairness, NewcomersArrivingAllTheTimeNeverOvertakeTheFirstWaiter) {
   write_resources(Json::array({device("dut-1", "dut")}));
   auto held = holder({"kind=dut"});
   ASSERT_EQ(held->read_line(kGuard), "locked dut-1");
@@ -218,7 +202,7 @@ TEST_F(Fairness, NewcomersArrivingAllTheTimeNeverOvertakeTheFirstWaiter) {
   EXPECT_EQ(ledger(), expected);
 }
 
-TEST_F(Fairness, LockManyWaiterIsNotStarvedByLaterSingleDeviceWaiters) {
+TEST_P(Fairness, LockManyWaiterIsNotStarvedByLaterSingleDeviceWaiters) {
   write_resources(Json::array({device("dut-a", "dut"), device("dut-b", "dut")}));
   auto held_a = holder({"id=dut-a"});
   ASSERT_EQ(held_a->read_line(kGuard), "locked dut-a");
@@ -251,43 +235,12 @@ TEST_F(Fairness, LockManyWaiterIsNotStarvedByLaterSingleDeviceWaiters) {
   EXPECT_EQ(ledger(), (Names{"W1", "S1", "S2"}));
 }
 
-// Counts IN_CLOSE_WRITE events on one lock file: each is a wake-up for every waiter.
-class WriteCounter {
- public:
-  WriteCounter(const fs::path& folder, std::string file) : file_(std::move(file)) {
-    fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd_ < 0 || ::inotify_add_watch(fd_, folder.c_str(), IN_CLOSE_WRITE) < 0) {
-      throw std::runtime_error("inotify failed on " + folder.string());
-    }
-  }
-  ~WriteCounter() { ::close(fd_); }
-  WriteCounter(const WriteCounter&) = delete;
-  WriteCounter& operator=(const WriteCounter&) = delete;
-
-  int count() {
-    alignas(inotify_event) char buffer[16384];
-    for (ssize_t n; (n = ::read(fd_, buffer, sizeof buffer)) > 0;) {
-      for (ssize_t offset = 0; offset < n;) {
-        const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
-        offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
-        if (event->len > 0 && file_ == event->name) ++count_;
-      }
-    }
-    return count_;
-  }
-
- private:
-  int fd_ = -1;
-  std::string file_;
-  int count_ = 0;
-};
-
-TEST_F(Fairness, LockManyWaiterDoesNotWakeItselfWhileOnePartStaysBusy) {
+TEST_P(Fairness, LockManyWaiterDoesNotWakeItselfWhileOnePartStaysBusy) {
   write_resources(Json::array({device("dut-a", "dut"), device("dut-b", "dut")}));
+  const auto writes = store_->count_lock_writes("dut-a");
+  if (!writes) GTEST_SKIP() << store_->spec() << " cannot count the writes to a lock";
   auto held_b = holder({"id=dut-b"});
   ASSERT_EQ(held_b->read_line(kGuard), "locked dut-b");
-  fs::create_directories(locks_);
-  WriteCounter writes(locks_, "dut-a.pid");
 
   // dut-a is free, dut-b busy: W1 may take dut-a for an instant to try the set, but its own
   // release of dut-a must not wake it into taking dut-a again, over and over.
@@ -296,7 +249,7 @@ TEST_F(Fairness, LockManyWaiterDoesNotWakeItselfWhileOnePartStaysBusy) {
   // Longer than the backend's safety tick; a waiter that wakes itself writes dut-a.pid hundreds
   // of times in this window, a sleeping one once or twice however long it is.
   std::this_thread::sleep_for(400ms);
-  EXPECT_LE(writes.count(), 3) << "W1 keeps locking and releasing dut-a while dut-b is busy";
+  EXPECT_LE(writes(), 3) << "W1 keeps locking and releasing dut-a while dut-b is busy";
 
   held_b->write_line("");
   EXPECT_EQ(held_b->read_line(kGuard), "released");
@@ -308,44 +261,30 @@ TEST_F(Fairness, LockManyWaiterDoesNotWakeItselfWhileOnePartStaysBusy) {
 
 class StoppedWaiter : public Fairness {
  protected:
-  // The modification time of `pid`'s ticket, or 0 when it has none.
-  double ticket_mtime(pid_t pid) const {
-    const fs::path queue = locks_ / ".lockable-queue";
-    const std::string tag = "-" + std::to_string(pid) + "-";
-    double mtime = 0;
-    if (DIR* dir = ::opendir(queue.c_str())) {
-      while (const dirent* entry = ::readdir(dir)) {
-        const std::string name = entry->d_name;
-        struct stat st {};
-        if (name.front() != '.' && name.find(tag) != std::string::npos &&
-            ::stat((queue / name).c_str(), &st) == 0) {
-          mtime = static_cast<double>(st.st_mtim.tv_sec) +
-                  static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
-        }
-      }
-      ::closedir(dir);
-    }
-    return mtime;
-  }
-
   static double wall_now() {
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
   }
 
-  // Polls until `pid` touched its ticket after `since` (a live waiter does so every second).
+  // Polls until `pid` refreshed its queue entry after `since` (a live waiter of the lock folder
+  // touches its ticket every second).
   ::testing::AssertionResult touched_after(pid_t pid, double since) const {
     const auto deadline = std::chrono::steady_clock::now() + kGuard;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (ticket_mtime(pid) > since) return ::testing::AssertionSuccess();
+      if (store_->queue_refreshed_at(pid).value_or(0) > since) {
+        return ::testing::AssertionSuccess();
+      }
       std::this_thread::sleep_for(20ms);
     }
     return ::testing::AssertionFailure() << "pid " << pid << " never touched its ticket";
   }
 };
 
-TEST_F(StoppedWaiter, StopsHoldingLaterWaitersBackAndGetsItsPlaceBackWhenContinued) {
+TEST_P(StoppedWaiter, StopsHoldingLaterWaitersBackAndGetsItsPlaceBackWhenContinued) {
+  if (!store_->refreshes_queue_entries()) {
+    GTEST_SKIP() << store_->spec() << " does not show whether a waiter still runs";
+  }
   write_resources(Json::array({device("dut-1", "dut")}));
   auto held = holder({"kind=dut"});
   ASSERT_EQ(held->read_line(kGuard), "locked dut-1");
@@ -375,6 +314,11 @@ TEST_F(StoppedWaiter, StopsHoldingLaterWaitersBackAndGetsItsPlaceBackWhenContinu
   EXPECT_EQ(first->read_line(kGuard), "released");
   expect_done(*third, "third");
 }
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, Fairness, ::testing::ValuesIn(test::backends_under_test()),
+                         test::CaseName());
+INSTANTIATE_TEST_SUITE_P(AllBackends, StoppedWaiter,
+                         ::testing::ValuesIn(test::backends_under_test()), test::CaseName());
 
 }  // namespace
 }  // namespace lockable

@@ -307,6 +307,21 @@ TEST(HttpUrl, RedactionDropsCredentialsAndSecretQueryValues) {
   EXPECT_EQ(redact_url("/plain/path"), "/plain/path");
 }
 
+TEST(HttpUrl, CredentialsAreSplitFromTheUrlAndDecoded) {
+  using lockable::http::split_credentials;
+  const auto both = split_credentials("https://us%40er:p%3Aw@host:8080/a?b=1");
+  EXPECT_EQ(both.url, "https://host:8080/a?b=1");
+  EXPECT_EQ(both.user.value_or("?"), "us@er");
+  EXPECT_EQ(both.password.value_or("?"), "p:w");
+  const auto token = split_credentials("http://tok@host/v1");
+  EXPECT_EQ(token.url, "http://host/v1");
+  EXPECT_EQ(token.user.value_or("?"), "tok");
+  EXPECT_FALSE(token.password.has_value());
+  const auto none = split_credentials("http://host/a@b");
+  EXPECT_EQ(none.url, "http://host/a@b");
+  EXPECT_FALSE(none.user.has_value());
+}
+
 TEST(HttpUrl, PathSegmentsAreEncoded) {
   using lockable::http::encode_path_segment;
   EXPECT_EQ(encode_path_segment("rig-01_a.b~"), "rig-01_a.b~");

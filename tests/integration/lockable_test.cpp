@@ -87,7 +87,7 @@ TEST_F(LockableIntegration, PythonHolderMakesUsWaitAndTimeoutNamesItsPid) {
   } catch (const TimeoutError& error) {
     ASSERT_EQ(error.busy().size(), 1u);
     EXPECT_EQ(error.busy()[0], "dut-1: held by pid " + std::to_string(python.pid()));
-    EXPECT_NE(std::string(error.what()).find("within 0.2 s"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("within 0.200 s"), std::string::npos) << error.what();
   }
   python.write_line("");
   EXPECT_EQ(python.read_line(10s), "released");

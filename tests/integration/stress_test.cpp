@@ -1,5 +1,6 @@
-// Many processes, few devices, random SIGKILLs: no two holds of one device may overlap, and no
-// lock may stay held once everyone is gone. Holders write "enter"/"leave" records with
+// Many processes, few devices, random SIGKILLs, over every backend under test (tests/support
+// backends_under_test): no two holds of one device may overlap, and no lock may stay held once
+// everyone is gone. Holders write "enter"/"leave" records with
 // CLOCK_MONOTONIC stamps (comparable across processes) to a ledger per device.
 
 #include <lockable/resource.hpp>
@@ -14,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include "lockable/test/backends_under_test.hpp"
+#include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
 
@@ -41,11 +44,16 @@ struct Hold {
   std::string pid;
 };
 
-TEST(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
-  TempDir dir;
-  const auto resources = dir.path() / "resources.json";
-  const auto locks = dir.path() / "locks";
-  const auto ledgers = dir.path() / "ledgers";
+class Stress : public ::testing::TestWithParam<test::BackendUnderTest> {
+ protected:
+  TempDir dir_;
+  // Declared after dir_: stopped before its files are removed.
+  std::unique_ptr<test::StoreUnderTest> store_ = GetParam().start(dir_.path() / "store");
+};
+
+TEST_P(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
+  const auto resources = dir_.path() / "resources.json";
+  const auto ledgers = dir_.path() / "ledgers";
   std::filesystem::create_directories(ledgers);
   Json list = Json::array();
   for (const auto& id : kDevices)
@@ -56,7 +64,7 @@ TEST(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
   std::vector<std::unique_ptr<Child>> workers;
   for (int i = 0; i < kWorkers; ++i) {
     workers.push_back(std::make_unique<Child>(std::vector<std::string>{
-        LOCKABLE_TEST_HELPER, "stress", resources.string(), locks.string(), ledgers.string(),
+        LOCKABLE_TEST_HELPER, "stress", resources.string(), store_->spec(), ledgers.string(),
         std::to_string(kRounds), std::to_string(random())}));
   }
   // Kill workers at random moments, preferring one that the ledgers show holding a device.
@@ -123,12 +131,15 @@ TEST(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
           << " held it";
     }
     total_holds += static_cast<int>(holds.size());
-    EXPECT_FALSE(test::is_flocked(locks / (id + ".pid"))) << id << " is still locked";
+    EXPECT_FALSE(store_->is_locked(id)) << id << " is still locked in " << store_->spec();
   }
   EXPECT_GE(total_holds, (kWorkers - kKilled) * kRounds);
   std::cout << total_holds << " holds checked, " << killed_while_holding
             << " of them ended by SIGKILL\n";
 }
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, Stress, ::testing::ValuesIn(test::backends_under_test()),
+                         test::CaseName());
 
 }  // namespace
 }  // namespace lockable

@@ -1,21 +1,23 @@
 // Child process for the integration tests and benchmarks: locks through the library the way a
 // test suite would.
 //
-//   test_helper hold <resources.json> <lock-folder> <requirement> [<requirement>...]
+//   test_helper hold <resources.json> <backend-spec> <requirement> [<requirement>...]
 //       Locks (lock_many when several), prints "locked <id> [<id>...]", waits for a line on
 //       stdin (or EOF), releases, prints "released".
-//   test_helper many <resources.json> <lock-folder> <rounds> <requirement>...
+//   test_helper many <resources.json> <backend-spec> <rounds> <requirement>...
 //       Runs lock_many `rounds` times, holding each set briefly; prints "done".
-//   test_helper stress <resources.json> <lock-folder> <ledger-dir> <rounds> <seed>
+//   test_helper stress <resources.json> <backend-spec> <ledger-dir> <rounds> <seed>
 //       Runs `rounds` allocations of any device; while holding, appends "enter"/"leave" records
 //       (CLOCK_MONOTONIC ns) to <ledger-dir>/<id>.ledger; prints "done".
-//   test_helper ledger <resources.json> <lock-folder> <ledger-file> <name> <hold-ms> <req>...
+//   test_helper ledger <resources.json> <backend-spec> <ledger-file> <name> <hold-ms> <req>...
 //       Locks once (lock_many when several), appends "<name>\n" to <ledger-file> while holding,
 //       holds <hold-ms> more, releases, prints "done". The ledger lists the grant order.
 //   test_helper exhaust-inotify <mode> <args...>
 //       Takes every inotify instance this account may still create (as when
 //       fs.inotify.max_user_instances is reached), then runs <mode> as above.
-// The library's warnings and progress lines go to stderr.
+// <backend-spec> names the lock store as Options::lock_backend does (make_lock_backend): a lock
+// folder path, file://PATH, or a remote store's URL. The library's warnings and progress lines
+// go to stderr.
 #include <lockable/lockable.hpp>
 
 #include <fcntl.h>
@@ -36,10 +38,10 @@ long long monotonic_ns() {
   return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
 }
 
-lockable::Options options_for(const std::string& resources, const std::string& folder) {
+lockable::Options options_for(const std::string& resources, const std::string& backend_spec) {
   lockable::Options options;
   options.resources = std::filesystem::path(resources);
-  options.lock_folder = folder;
+  options.lock_backend = backend_spec;
   options.hostname = "test-host";
   options.default_timeout = lockable::Seconds(120);
   options.log = [](const std::string& line) { std::cerr << line << std::endl; };

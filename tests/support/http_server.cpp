@@ -26,6 +26,9 @@ void HttpServer::start(int port) {
   // Long enough that a client reusing its connection between calls finds it still open.
   server_->set_keep_alive_timeout(30);
   server_->set_keep_alive_max_count(100000);
+  // Each kept-alive connection holds a worker; many clients at once (contention tests, a
+  // keepalive thread per backend) must not queue behind the idle ones.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
   configure_(*server_);
   if (port == 0) {
     port_ = server_->bind_to_any_port("127.0.0.1");

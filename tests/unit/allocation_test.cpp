@@ -135,6 +135,27 @@ TEST(FormatIso8601, FormatsUtcWithMilliseconds) {
   EXPECT_EQ(format_iso8601(time), "2026-11-19T10:00:00.123Z");
 }
 
+// One form for every duration lockable writes (report properties, plugin, CLI and library
+// messages): GoogleTest's `time` form, three decimals at any magnitude.
+TEST(FormatSeconds, ThreeDecimalsRoundedToTheMillisecondAtAnyMagnitude) {
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  const struct {
+    std::chrono::nanoseconds duration;
+    const char* text;
+  } cases[] = {
+      {std::chrono::nanoseconds(0), "0.000"}, {milliseconds(1), "0.001"},
+      {microseconds(1499), "0.001"},          {microseconds(1501), "0.002"},
+      {milliseconds(200), "0.200"},           {milliseconds(9999), "9.999"},
+      {std::chrono::seconds(10), "10.000"},   {milliseconds(12345), "12.345"},
+      {std::chrono::hours(2), "7200.000"},    {milliseconds(-250), "-0.250"},
+      {milliseconds(-1500), "-1.500"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(format_seconds(c.duration), c.text) << c.duration.count() << " ns";
+  }
+}
+
 TEST(NewUuid, IsCanonicalVersion4AndUnique) {
   const auto a = new_uuid();
   const auto b = new_uuid();

@@ -202,5 +202,111 @@ TEST(LockableCoreTest, CancelEndsABackoffSleep) {
   EXPECT_THROW(waiter.get(), CancelledError);
 }
 
+// The in-memory store, counting how the waiting loop and status() ask for holders: one
+// holders_of() call is one round trip to a remote store, each holder_of() call another one.
+class CountingBackend final : public LockBackend {
+ public:
+  explicit CountingBackend(const test::MemoryBackend& store) : inner_(store) {}
+  std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override {
+    return inner_.try_lock(resource, holder);
+  }
+  void wait_for_change(std::chrono::steady_clock::time_point deadline) override {
+    inner_.wait_for_change(deadline);
+  }
+  std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& ids,
+                                       const HolderInfo& waiter) override {
+    return inner_.enqueue(ids, waiter);
+  }
+  std::optional<HolderInfo> holder_of(const std::string& id) override {
+    ++holder_of_calls;
+    return inner_.holder_of(id);
+  }
+  std::vector<std::optional<HolderInfo>> holders_of(const std::vector<std::string>& ids) override {
+    std::lock_guard<std::mutex> guard(mutex_);
+    holders_of_ids.push_back(ids);
+    std::vector<std::optional<HolderInfo>> holders;
+    for (const auto& id : ids) holders.push_back(inner_.holder_of(id));
+    return holders;
+  }
+  std::string describe() const override { return "counting store"; }
+
+  std::atomic<int> holder_of_calls{0};
+  std::vector<std::vector<std::string>> holders_of_ids;  // the ids of each holders_of() call
+
+ private:
+  test::MemoryBackend inner_;
+  std::mutex mutex_;
+};
+
+Json three_devices() {
+  Json list = Json::array();
+  for (const char* id : {"dut-1", "dut-2", "dut-3"}) {
+    list.push_back({{"id", id}, {"online", true}, {"hostname", "test-host"}});
+  }
+  return list;
+}
+
+// Holds `id` in `store` as another process would, with a pid that names it in messages.
+std::unique_ptr<HeldLock> hold(test::MemoryBackend& store, const std::string& id, long pid) {
+  HolderInfo holder;
+  holder.pid = pid;
+  holder.hostname = "rig-02";
+  return store.try_lock(Resource{id, Json{{"id", id}}}, holder);
+}
+
+TEST(LockableCoreTest, ProgressLinesAndTheTimeoutAskForAllHoldersInOneCall) {
+  test::MemoryBackend store;
+  const auto a = hold(store, "dut-1", 101);
+  const auto b = hold(store, "dut-2", 102);
+  const auto c = hold(store, "dut-3", 103);
+  auto backend = std::make_unique<CountingBackend>(store);
+  CountingBackend* counting = backend.get();
+  Logged logged;
+  Lockable lockable(logged.options(), make_list_provider(three_devices()), std::move(backend));
+  try {
+    lockable.lock("", Seconds(0.5));  // progress every 0.05 s: several lines, then the timeout
+    FAIL() << "expected TimeoutError";
+  } catch (const TimeoutError& error) {
+    ASSERT_EQ(error.busy().size(), 3u);
+    EXPECT_EQ(error.busy()[2], "dut-3: held by pid 103 on rig-02");
+  }
+  std::size_t progress_lines = 0;
+  for (const auto& line : logged.lines) {
+    if (line.find("lockable: waiting for") == 0) {
+      ++progress_lines;
+      EXPECT_NE(line.find("dut-1: held by pid 101 on rig-02;"), std::string::npos) << line;
+    }
+  }
+  ASSERT_GE(progress_lines, 1u);
+  EXPECT_EQ(counting->holder_of_calls.load(), 0) << "holders asked one by one";
+  // One call per progress line and one for the timeout's list, each for all three devices.
+  EXPECT_EQ(counting->holders_of_ids.size(), progress_lines + 1);
+  for (const auto& ids : counting->holders_of_ids) {
+    EXPECT_EQ(ids, (std::vector<std::string>{"dut-1", "dut-2", "dut-3"}));
+  }
+}
+
+TEST(LockableCoreTest, StatusAsksForTheHoldersOfAllOnlineDevicesInOneCall) {
+  test::MemoryBackend store;
+  const auto held = hold(store, "dut-2", 202);
+  auto backend = std::make_unique<CountingBackend>(store);
+  CountingBackend* counting = backend.get();
+  Json devices = three_devices();
+  devices[0]["online"] = false;
+  Lockable lockable(quiet_options(), make_list_provider(devices), std::move(backend));
+
+  const auto status = lockable.status();
+  ASSERT_EQ(status.size(), 3u);
+  EXPECT_EQ(status[0].state, ResourceStatus::State::kOffline);
+  EXPECT_FALSE(status[0].holder.has_value());
+  EXPECT_EQ(status[1].state, ResourceStatus::State::kBusy);
+  ASSERT_TRUE(status[1].holder.has_value());
+  EXPECT_EQ(status[1].holder->pid, 202);
+  EXPECT_EQ(status[2].state, ResourceStatus::State::kFree);
+  EXPECT_EQ(counting->holder_of_calls.load(), 0) << "holders asked one by one";
+  ASSERT_EQ(counting->holders_of_ids.size(), 1u);
+  EXPECT_EQ(counting->holders_of_ids[0], (std::vector<std::string>{"dut-2", "dut-3"}));
+}
+
 }  // namespace
 }  // namespace lockable

@@ -1,3 +1,8 @@
+// Compiling a requirement: the JSON object form and the key=value form into a Query (query.hpp).
+// Every check happens here, with a RequirementsError naming the key and the fix, so that matching
+// (query_match.cpp) never throws.
+
+#include "core/json_text.hpp"
 #include "core/query.hpp"
 
 #include <lockable/error.hpp>
@@ -5,17 +10,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 
 namespace lockable::detail {
 namespace {
-
-// Reasons quote the user's requirement; this keeps one line readable for huge ones.
-constexpr std::size_t kReasonLimit = 200;
 
 constexpr const char* kValueOperators =
     "$eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $type, $mod, $regex (with $options), "
@@ -45,10 +46,6 @@ constexpr std::array<TypeName, 21> kTypeNames = {{
 [[noreturn]] void fail(const std::string& message) {
   throw RequirementsError("requirements: " + message);
 }
-
-std::string in_quotes(std::string_view text) { return dump(Json(std::string(text))); }
-
-bool is_operator(const std::string& key) { return !key.empty() && key[0] == '$'; }
 
 bool is_logical(const std::string& key) { return key == "$and" || key == "$or" || key == "$nor"; }
 
@@ -82,13 +79,6 @@ bool deeper_than(const Json& value, int levels) {
   }
   return false;
 }
-
-std::string under(const std::string& label) {
-  return label.empty() ? std::string() : " under " + in_quotes(label);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Compiling
 
 void sort_cheap_first(std::vector<Node>& nodes) {
   std::stable_partition(nodes.begin(), nodes.end(), [](const Node& n) { return !n.expensive; });
@@ -588,392 +578,7 @@ class Compiler {
   }
 };
 
-// ---------------------------------------------------------------------------------------------
-// Matching
-
-// The values found at a path: usually zero or one, more when the path crosses arrays.
-class Candidates {
- public:
-  void push(const Json* value) {
-    if (count_ < inline_.size()) {
-      inline_[count_] = value;
-    } else {
-      overflow_.push_back(value);
-    }
-    ++count_;
-  }
-  std::size_t size() const { return count_; }
-  bool empty() const { return count_ == 0; }
-  const Json& operator[](std::size_t i) const {
-    return i < inline_.size() ? *inline_[i] : *overflow_[i - inline_.size()];
-  }
-
- private:
-  std::array<const Json*, 4> inline_{};
-  std::vector<const Json*> overflow_;
-  std::size_t count_ = 0;
-};
-
-bool is_index(const std::string& part) {
-  return !part.empty() && part.size() < 10 &&
-         std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// MongoDB path semantics: a path step into an array looks into each object element (and, for
-// a numeric step, also at that index).
-void collect(const Json& value, const std::vector<std::string>& path, std::size_t step,
-             Candidates& out) {
-  if (step == path.size()) {
-    out.push(&value);
-    return;
-  }
-  if (value.is_object()) {
-    const auto it = value.find(path[step]);
-    if (it != value.end()) collect(*it, path, step + 1, out);
-    return;
-  }
-  if (!value.is_array()) return;
-  if (is_index(path[step])) {
-    const auto index = std::strtoul(path[step].c_str(), nullptr, 10);
-    if (index < value.size()) collect(value[index], path, step + 1, out);
-  }
-  for (const auto& element : value) {
-    if (element.is_object()) collect(element, path, step, out);
-  }
-}
-
-// `into_arrays` false: the values themselves only, as inside $elemMatch, where MongoDB matches
-// each element as a single value (an element [1, 2] is not "greater than 1").
-template <typename Predicate>
-bool any_value_or_element(const Candidates& values, bool into_arrays, Predicate&& predicate) {
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const auto& value = values[i];
-    if (predicate(value)) return true;
-    if (into_arrays && value.is_array()) {
-      for (const auto& element : value) {
-        if (predicate(element)) return true;
-      }
-    }
-  }
-  return false;
-}
-
-bool equals_any(const Candidates& values, const std::vector<Json>& wanted, bool into_arrays) {
-  if (values.empty()) {
-    return std::any_of(wanted.begin(), wanted.end(), [](const Json& w) { return w.is_null(); });
-  }
-  return any_value_or_element(values, into_arrays, [&](const Json& value) {
-    return std::any_of(wanted.begin(), wanted.end(), [&](const Json& w) { return value == w; });
-  });
-}
-
-bool comparable(const Json& a, const Json& b) {
-  return (a.is_number() && b.is_number()) || (a.is_string() && b.is_string());
-}
-
-bool regex_matches(const Node& node, const Json& value) {
-  if (!value.is_string()) return false;
-  const auto& text = value.get_ref<const std::string&>();
-  const bool final_break = node.regex_final_break && !text.empty() && text.back() == '\n';
-  try {
-    return boost::regex_search(text, final_break ? *node.regex_final_break : *node.regex);
-  } catch (const std::runtime_error&) {
-    // Boost gives up on catastrophic backtracking; such a pattern simply does not match.
-    return false;
-  }
-}
-
-std::uint32_t type_bit(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::number_float:
-      return kTypeDouble;
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return kTypeInteger;
-    case Json::value_t::string:
-      return kTypeString;
-    case Json::value_t::object:
-      return kTypeObject;
-    case Json::value_t::array:
-      return kTypeArray;
-    case Json::value_t::boolean:
-      return kTypeBool;
-    case Json::value_t::null:
-      return kTypeNull;
-    default:
-      return 0;
-  }
-}
-
-// MongoDB's $mod: the value truncated toward zero, C's % (the result takes the value's sign).
-bool mod_matches(const Json& value, std::int64_t divisor, std::int64_t remainder) {
-  const auto signed_mod = [&](std::int64_t number) {
-    return divisor == -1 ? std::int64_t{0} : number % divisor;  // INT64_MIN % -1 overflows
-  };
-  if (value.is_number_unsigned()) {
-    const auto number = value.get<std::uint64_t>();
-    if (number <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return signed_mod(static_cast<std::int64_t>(number)) == remainder;
-    }
-    // Above INT64_MAX: positive, so the remainder is number % |divisor|, which fits.
-    const std::uint64_t magnitude = divisor < 0
-                                        ? std::uint64_t{0} - static_cast<std::uint64_t>(divisor)
-                                        : static_cast<std::uint64_t>(divisor);
-    return remainder >= 0 && number % magnitude == static_cast<std::uint64_t>(remainder);
-  }
-  if (value.is_number_integer()) return signed_mod(value.get<std::int64_t>()) == remainder;
-  if (!value.is_number_float()) return false;
-  const double number = std::trunc(value.get<double>());
-  if (!std::isfinite(number)) return false;
-  if (number >= -9223372036854775808.0 && number < 9223372036854775808.0) {
-    return signed_mod(static_cast<std::int64_t>(number)) == remainder;
-  }
-  // fmod is exact; such a value is far beyond any lab attribute, so doubles suffice here.
-  return std::fmod(number, static_cast<double>(divisor)) == static_cast<double>(remainder);
-}
-
-bool match_document(const Node& node, const Json& doc);
-
-bool match_values(const Node& node, const Candidates& values, bool into_arrays = true) {
-  using Kind = Node::Kind;
-  switch (node.kind) {
-    case Kind::kAllOf:
-      return std::all_of(node.children.begin(), node.children.end(), [&](const Node& child) {
-        return match_values(child, values, into_arrays);
-      });
-    case Kind::kEq:
-      return equals_any(values, node.values, into_arrays);
-    case Kind::kNotEq:
-      return !equals_any(values, node.values, into_arrays);
-    case Kind::kGt:
-    case Kind::kGte:
-    case Kind::kLt:
-    case Kind::kLte: {
-      const auto& bound = node.values.front();
-      return any_value_or_element(values, into_arrays, [&](const Json& value) {
-        if (!comparable(value, bound)) return false;
-        switch (node.kind) {
-          case Kind::kGt:
-            return value > bound;
-          case Kind::kGte:
-            return value >= bound;
-          case Kind::kLt:
-            return value < bound;
-          default:
-            return value <= bound;
-        }
-      });
-    }
-    case Kind::kExists:
-      return values.empty() != node.flag;
-    case Kind::kRegex:
-      return any_value_or_element(values, into_arrays,
-                                  [&](const Json& value) { return regex_matches(node, value); });
-    case Kind::kNot:
-      return !match_values(node.children.front(), values, into_arrays);
-    case Kind::kAll:
-      if (node.values.empty() || values.empty()) return false;
-      return std::all_of(node.values.begin(), node.values.end(), [&](const Json& wanted) {
-        return any_value_or_element(values, into_arrays,
-                                    [&](const Json& value) { return value == wanted; });
-      });
-    case Kind::kSize:
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (values[i].is_array() && values[i].size() == node.size) return true;
-      }
-      return false;
-    case Kind::kSizeMatch:
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (!values[i].is_array()) continue;
-        const Json length = values[i].size();
-        Candidates one;
-        one.push(&length);
-        if (match_values(node.children.front(), one)) return true;
-      }
-      return false;
-    case Kind::kType:
-      return any_value_or_element(values, into_arrays, [&](const Json& value) {
-        return (type_bit(value) & node.types) != 0;
-      });
-    case Kind::kMod:
-      return any_value_or_element(values, into_arrays, [&](const Json& value) {
-        return mod_matches(value, node.divisor, node.remainder);
-      });
-    case Kind::kElemMatchValue:
-    case Kind::kElemMatchDoc:
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (!values[i].is_array()) continue;
-        for (const auto& element : values[i]) {
-          if (node.kind == Kind::kElemMatchDoc) {
-            if (element.is_object() && match_document(node.children.front(), element)) return true;
-          } else {
-            Candidates one;
-            one.push(&element);
-            if (match_values(node.children.front(), one, false)) return true;
-          }
-        }
-      }
-      return false;
-    case Kind::kIsObject:
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (values[i].is_object()) return true;
-      }
-      return false;
-    default:
-      return false;
-  }
-}
-
-bool match_document(const Node& node, const Json& doc) {
-  using Kind = Node::Kind;
-  const auto child_matches = [&](const Node& child) { return match_document(child, doc); };
-  switch (node.kind) {
-    case Kind::kAnd:
-      return std::all_of(node.children.begin(), node.children.end(), child_matches);
-    case Kind::kOr:
-      return std::any_of(node.children.begin(), node.children.end(), child_matches);
-    case Kind::kNor:
-      return std::none_of(node.children.begin(), node.children.end(), child_matches);
-    case Kind::kField: {
-      Candidates values;
-      collect(doc, node.path, 0, values);
-      return match_values(node.children.front(), values);
-    }
-    case Kind::kTrue:
-      return true;
-    default:
-      return false;
-  }
-}
-
-std::string describe_values(const Json& attributes, const std::vector<std::string>& path) {
-  Candidates values;
-  collect(attributes, path, 0, values);
-  if (values.empty()) return "missing";
-  if (values.size() == 1) return shown(values[0]);
-  Json all = Json::array();
-  for (std::size_t i = 0; i < values.size(); ++i) all.push_back(values[i]);
-  return shown(all);
-}
-
 }  // namespace
-
-// -----------------------------------------------------------------------------------------------
-
-std::string dump(const Json& value) {
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
-  std::size_t cut = max_bytes;
-  // Back off over continuation bytes (10xxxxxx) to the start of the cut character.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut));
-}
-
-std::optional<std::size_t> invalid_utf8_offset(std::string_view text) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
-  const std::size_t size = text.size();
-  std::size_t i = 0;
-  while (i < size) {
-    const unsigned char lead = bytes[i];
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    } else if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;   // overlong
-      if (lead == 0xED) high = 0x9F;  // surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;   // overlong
-      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return i;
-    }
-    if (i + length > size) return i;
-    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
-    for (std::size_t k = 2; k < length; ++k) {
-      if (bytes[i + k] < 0x80 || bytes[i + k] > 0xBF) return i;
-    }
-    i += length;
-  }
-  return std::nullopt;
-}
-
-namespace {
-
-// "is not valid UTF-8 (byte 0xFF at offset 3)", or "" when `text` is valid.
-std::string utf8_problem(const std::string& text) {
-  const auto offset = invalid_utf8_offset(text);
-  if (!offset) return {};
-  char byte[8];
-  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[*offset]));
-  return std::string("is not valid UTF-8 (byte ") + byte + " at offset " + std::to_string(*offset) +
-         ")";
-}
-
-std::string invalid_utf8_below(const Json& value, const std::string& label) {
-  if (value.is_string()) {
-    const auto& text = value.get_ref<const std::string&>();
-    const auto problem = utf8_problem(text);
-    if (!problem.empty()) return "the value " + shown(value) + under(label) + " " + problem;
-    return {};
-  }
-  if (value.is_array()) {
-    for (const auto& element : value) {
-      auto problem = invalid_utf8_below(element, label);
-      if (!problem.empty()) return problem;
-    }
-  }
-  if (value.is_object()) {
-    for (const auto& [key, element] : value.items()) {
-      const auto problem = utf8_problem(key);
-      if (!problem.empty()) return "key " + in_quotes(key) + under(label) + " " + problem;
-      const auto path = is_operator(key) ? label : label.empty() ? key : label + "." + key;
-      auto below = invalid_utf8_below(element, path);
-      if (!below.empty()) return below;
-    }
-  }
-  return {};
-}
-
-}  // namespace
-
-std::string invalid_utf8_in(const Json& value) { return invalid_utf8_below(value, ""); }
-
-std::string shown(const Json& value, std::size_t limit) {
-  auto text = dump(value);
-  if (text.size() > limit) text = utf8_prefix(text, limit) + "...";
-  return text;
-}
-
-std::string type_phrase(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::object:
-      return "an object";
-    case Json::value_t::array:
-      return "an array";
-    case Json::value_t::string:
-      return "a string";
-    case Json::value_t::boolean:
-      return "a boolean";
-    case Json::value_t::null:
-      return "null";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float:
-      return "a number";
-    default:
-      return "a binary value";
-  }
-}
 
 std::string invalid_key_reason(std::string_view key) {
   if (key.empty()) return "is empty";
@@ -982,133 +587,6 @@ std::string invalid_key_reason(std::string_view key) {
   if (key.find("..") != std::string_view::npos) return "contains \"..\"";
   return {};
 }
-
-namespace {
-
-// 1-based line and column of byte `offset` of `text`.
-void locate(std::string_view text, std::size_t offset, SyntaxError& error) {
-  offset = std::min(offset, text.size());
-  error.line = 1;
-  std::size_t line_start = 0;
-  for (std::size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++error.line;
-      line_start = i + 1;
-    }
-  }
-  error.column = offset - line_start + 1;
-}
-
-struct TooDeep {};
-
-// Builds the document in one SAX pass and stops at excessive nesting, so that no recursive JSON
-// code (copy, compare, dump, destroy) can later run out of stack on hostile input. nlohmann's
-// callback parser could check depth too, but it rescans the enclosing container after every
-// nested value: quadratic on a resources.json of many entries.
-class DepthLimitedBuilder : public nlohmann::json_sax<Json> {
- public:
-  explicit DepthLimitedBuilder(std::size_t max_depth) : max_depth_(max_depth) {}
-
-  Json take() { return std::move(root_); }
-
-  bool null() override { return put(nullptr); }
-  bool boolean(bool value) override { return put(value); }
-  bool number_integer(number_integer_t value) override { return put(value); }
-  bool number_unsigned(number_unsigned_t value) override { return put(value); }
-  bool number_float(number_float_t value, const string_t&) override { return put(value); }
-  bool string(string_t& value) override { return put(std::move(value)); }
-  bool binary(binary_t& value) override { return put(Json::binary(std::move(value))); }
-  bool key(string_t& name) override {
-    // Like Json::parse, a repeated key keeps its last value.
-    key_slot_ = &(*open_.back())[name];
-    return true;
-  }
-  bool start_object(std::size_t) override { return open(Json::object()); }
-  bool start_array(std::size_t) override { return open(Json::array()); }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::detail::exception& error) override {
-    // Rethrown as its own type, as Json::parse would throw it.
-    if (const auto* parse = dynamic_cast<const Json::parse_error*>(&error)) throw *parse;
-    if (const auto* range = dynamic_cast<const Json::out_of_range*>(&error)) throw *range;
-    throw Json::other_error::create(500, error.what(), nullptr);
-  }
-
- private:
-  template <typename Value>
-  Json* place(Value&& value) {
-    if (open_.empty()) {
-      root_ = Json(std::forward<Value>(value));
-      return &root_;
-    }
-    Json& container = *open_.back();
-    if (container.is_array()) {
-      container.push_back(Json(std::forward<Value>(value)));
-      return &container.back();
-    }
-    *key_slot_ = Json(std::forward<Value>(value));
-    return key_slot_;
-  }
-
-  template <typename Value>
-  bool put(Value&& value) {
-    place(std::forward<Value>(value));
-    return true;
-  }
-
-  bool open(Json empty) {
-    if (open_.size() >= max_depth_) throw TooDeep{};
-    open_.push_back(place(std::move(empty)));
-    return true;
-  }
-
-  bool close() {
-    open_.pop_back();
-    return true;
-  }
-
-  std::size_t max_depth_;
-  Json root_;
-  std::vector<Json*> open_;
-  Json* key_slot_ = nullptr;
-};
-
-}  // namespace
-
-std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError& error) {
-  try {
-    DepthLimitedBuilder builder(static_cast<std::size_t>(std::max(max_depth, 0)));
-    Json::sax_parse(text.begin(), text.end(), &builder);
-    return builder.take();
-  } catch (const TooDeep&) {
-    error = SyntaxError{0, 0, "nested deeper than " + std::to_string(max_depth) + " levels"};
-  } catch (const Json::parse_error& e) {
-    // nlohmann's message reads "... parse error at line L, column C: detail". The location is
-    // computed here from the byte offset: nlohmann's own column is 0 when the offending token
-    // ends a line.
-    const std::string what = e.what();
-    const auto at = what.find(" at line ");
-    const auto colon = what.find(": ", at == std::string::npos ? 0 : at);
-    error.detail = colon == std::string::npos ? what : what.substr(colon + 2);
-    locate(text, e.byte == 0 ? 0 : e.byte - 1, error);
-  } catch (const Json::out_of_range& e) {
-    // A number too large for a double ("1e999"): no offset is given, but the token is quoted.
-    const std::string what = e.what();
-    const auto bracket = what.find("] ");
-    error.detail = bracket == std::string::npos ? what : what.substr(bracket + 2);
-    const auto open = what.find('\'');
-    const auto close = what.rfind('\'');
-    std::size_t offset = 0;
-    if (open != std::string::npos && close > open) {
-      offset = text.find(what.substr(open + 1, close - open - 1));
-      if (offset == std::string_view::npos) offset = 0;
-    }
-    locate(text, offset, error);
-  }
-  return std::nullopt;
-}
-
 Query compile_query(const Json& query) {
   if (!query.is_object()) {
     fail("must be a JSON object like {\"os\": \"Android\"}, found " + type_phrase(query));
@@ -1175,46 +653,10 @@ Query compile_pairs(const std::vector<std::pair<std::string, std::string>>& pair
   compiled.order_clauses();
   return compiled;
 }
-
-bool matches_value(const Node& value_node, const Json* value) {
-  Candidates values;
-  if (value != nullptr) values.push(value);
-  return match_values(value_node, values);
-}
-
-bool matches_document(const Node& document_node, const Json& doc) {
-  return match_document(document_node, doc);
-}
-
 void Query::order_clauses() {
   eval_order.clear();
   for (std::size_t i = 0; i < clauses.size(); ++i) eval_order.push_back(i);
   std::stable_partition(eval_order.begin(), eval_order.end(),
                         [this](std::size_t i) { return !clauses[i].node.expensive; });
 }
-
-bool Query::matches(const Json& attributes) const {
-  for (const auto index : eval_order) {
-    if (!match_document(clauses[index].node, attributes)) return false;
-  }
-  return true;
-}
-
-std::optional<std::string> Query::mismatch_reason(const Json& attributes) const {
-  for (const auto& clause : clauses) {
-    if (match_document(clause.node, attributes)) continue;
-    switch (clause.kind) {
-      case Clause::Kind::kImplicitOnline:
-        return std::string("offline");
-      case Clause::Kind::kLogical:
-        return "does not satisfy " + shown(Json{{clause.top_key, clause.required}}, kReasonLimit);
-      case Clause::Kind::kField:
-      case Clause::Kind::kImplicitHostname:
-        return clause.label + " is " + describe_values(attributes, clause.node.path) +
-               ", required " + shown(clause.required, kReasonLimit);
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace lockable::detail

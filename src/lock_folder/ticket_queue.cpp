@@ -1,0 +1,366 @@
+// The lock folder's fair queue: one ticket file per waiter in `<folder>/.lockable-queue/`, named
+// by arrival time, holding the ids the waiter wants and flock-ed by it while it waits. Writing,
+// refreshing, reading and sweeping tickets lives here. See ticket_queue.hpp.
+
+#include "lock_folder/ticket_queue.hpp"
+
+#include <lockable/error.hpp>
+
+#include "core/json_text.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iterator>
+
+namespace lockable::folder_backend {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kTicketSuffix = ".ticket";
+
+// A waiter touches its ticket (futimens) this often while it waits, and a locked ticket untouched
+// for kStaleTicketAge no longer holds later waiters back: its owner is stopped (SIGSTOP, Ctrl-Z)
+// or wedged. When the owner runs again its next touch puts it back at its place of arrival.
+constexpr auto kTicketRefresh = std::chrono::seconds(1);
+constexpr auto kStaleTicketAge = std::chrono::seconds(5);
+
+}  // namespace
+
+bool is_ticket_name(const std::string& name) { return ends_with(name, kTicketSuffix); }
+
+void make_queue_dir(const fs::path& dir) {
+  ::mkdir(dir.c_str(), 0777);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (fd && ::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
+      (st.st_mode & 07777) != 01777) {
+    ::fchmod(fd.get(), 01777);
+  }
+}
+
+// Remembers that the queue folder held no ticket at a given modification time, so that an
+// uncontended lock skips reading the folder (five system calls) while it is provably unchanged.
+// Sound only for a modification time older than the file system's coarse clock tick: a ticket
+// added later then gets a later time. kQuietAge is far longer than that tick.
+class EmptyQueueCache {
+ public:
+  static constexpr auto kQuietAge = std::chrono::milliseconds(50);
+
+  bool known_empty(const struct stat& folder) const {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return valid_ && same_time(folder.st_mtim, mtime_);
+  }
+  // `folder` must be the folder's stat taken before the read that found no ticket.
+  void found_empty(const struct stat& folder) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const auto age = std::chrono::seconds(now.tv_sec - folder.st_mtim.tv_sec) +
+                     std::chrono::nanoseconds(now.tv_nsec - folder.st_mtim.tv_nsec);
+    std::lock_guard<std::mutex> guard(mutex_);
+    valid_ = age > kQuietAge;
+    mtime_ = folder.st_mtim;
+  }
+
+ private:
+  static bool same_time(const timespec& a, const timespec& b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+  }
+  mutable std::mutex mutex_;
+  bool valid_ = false;
+  timespec mtime_{};
+};
+
+// Says once per backend that the queue folder cannot take our tickets.
+struct QueueWarning {
+  std::atomic<bool> said{false};
+  LockFolderLog log;
+};
+
+// A waiter's ticket. Its file is written only when the waiter first waits (see
+// `TicketQueue::publish_own_tickets`): a request granted at once never touches the queue
+// folder, which keeps an uncontended lock cheap. The name (arrival time) is fixed at enqueue, so a
+// late write still puts the waiter at its place of arrival.
+struct TicketState {
+  std::mutex mutex;
+  std::shared_ptr<EmptyQueueCache> empty_queue;
+  std::shared_ptr<QueueWarning> warning;
+  fs::path queue_dir;
+  std::string name;
+  std::vector<std::string> wanted;
+  UniqueFd fd;  // invalid while unpublished, and when the queue folder refused the ticket
+  bool published = false;
+  bool closed = false;
+  Clock::time_point touched{};
+
+  // Writes the ticket file if it is not there yet, else touches it once per kTicketRefresh so
+  // that readers know its waiter still runs. Caller holds `mutex` and is the waiting thread.
+  void publish_or_touch_locked() {
+    if (closed) return;
+    const auto now = Clock::now();
+    if (!published) {
+      fd = create_locked(queue_dir, name, wanted, *warning);
+      published = true;
+      touched = now;
+    } else if (fd && now - touched >= kTicketRefresh) {
+      ::futimens(fd.get(), nullptr);  // IN_ATTRIB, which nobody watches on the queue folder
+      touched = now;
+    }
+  }
+
+  // Creates `<queue_dir>/<name>` holding `ids`, locked by the returned descriptor. Returns an
+  // invalid UniqueFd, with one warning per backend, when this account may not write the queue
+  // folder: the waiter then waits without a place in the queue rather than not at all.
+  static UniqueFd create_locked(const fs::path& queue_dir, const std::string& name,
+                                const std::vector<std::string>& ids, QueueWarning& warning) {
+    static std::atomic<unsigned long> counter{0};
+    const fs::path temp = queue_dir / ("." + name + "." + std::to_string(counter++) + ".tmp");
+    // 0644: every account reads the queue, only the waiter changes its own ticket.
+    UniqueFd fd = create_shared(temp, O_RDWR, 0644);
+    if (!fd && errno == ENOENT) {
+      make_queue_dir(queue_dir);  // someone removed the queue folder (cleaning /tmp)
+      fd = create_shared(temp, O_RDWR, 0644);
+    }
+    if (!fd && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+      const int error = errno;
+      if (!warning.said.exchange(true) && warning.log) {
+        warning.log("lockable: warning: cannot queue in " + queue_dir.string() + " (" +
+                    errno_text(error) +
+                    "), so waiting without a place in the fair queue: later arrivals may be "
+                    "served first; have its owner or root run chmod 1777 " +
+                    queue_dir.string());
+      }
+      return UniqueFd();
+    }
+    if (!fd) {
+      throw BackendError("cannot create a queue ticket in " + queue_dir.string() + " (" +
+                         errno_text(errno) + "); remove " + queue_dir.string() +
+                         " if it is not a folder, or pass another --lock-folder");
+    }
+    ::flock(fd.get(), LOCK_EX);  // nobody else knows the temp name: cannot block
+    const bool written = write_all(fd.get(), detail::dump(Json(ids)));
+    if (!written || ::rename(temp.c_str(), (queue_dir / name).c_str()) != 0) {
+      const int error = errno;
+      ::unlink(temp.c_str());
+      throw BackendError("cannot write the queue ticket " + (queue_dir / name).string() + " (" +
+                         errno_text(error) + "); free space in " + queue_dir.string());
+    }
+    return fd;
+  }
+};
+
+namespace {
+
+class FolderTicket final : public QueueTicket {
+ public:
+  explicit FolderTicket(std::shared_ptr<TicketState> state)
+      : state_(std::move(state)), queue_dir_(state_->queue_dir), name_(state_->name) {}
+  ~FolderTicket() override {
+    std::lock_guard<std::mutex> guard(state_->mutex);
+    state_->closed = true;
+    if (state_->fd) {
+      ::unlink((queue_dir_ / name_).c_str());  // IN_DELETE: the next waiter moves up
+    }
+    state_->fd.reset();
+  }
+
+  void update_wanted(const std::vector<std::string>& resource_ids) override {
+    std::lock_guard<std::mutex> guard(state_->mutex);
+    state_->wanted = resource_ids;
+    if (state_->fd) {
+      // Same name (same place in the queue), new inode locked before it becomes visible, so a
+      // reader never sees a torn or unlocked ticket.
+      state_->fd = TicketState::create_locked(queue_dir_, name_, resource_ids, *state_->warning);
+      state_->touched = Clock::now();
+    }
+  }
+
+  std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
+    struct stat folder {};
+    const bool have_folder = ::stat(queue_dir_.c_str(), &folder) == 0;
+    if (have_folder && state_->empty_queue->known_empty(folder)) return {};
+    std::vector<std::string> names;
+    bool any_ticket = false;
+    if (DIR* dir = ::opendir(queue_dir_.c_str())) {
+      while (const dirent* entry = ::readdir(dir)) {
+        std::string name = entry->d_name;
+        if (!is_ticket_name(name)) continue;
+        any_ticket = true;
+        if (name < name_) names.push_back(std::move(name));
+      }
+      ::closedir(dir);
+    }
+    if (have_folder && !any_ticket) state_->empty_queue->found_empty(folder);
+    std::sort(names.begin(), names.end());
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    std::vector<std::vector<std::string>> wanted;
+    for (const auto& name : names) {
+      // A ticket read before is still the same while its inode stays locked (a changed ticket
+      // is a new inode, and its waiter unlocks the old one): one flock instead of open, fstat,
+      // flock, read and close, for every earlier waiter, on every wake-up.
+      const auto cached = read_tickets_.find(name);
+      if (cached != read_tickets_.end()) {
+        auto& ticket = cached->second;
+        if (::flock(ticket.fd.get(), LOCK_SH | LOCK_NB) != 0) {
+          // A touch only moves the time forward: the time seen last proves the ticket fresh
+          // until it is kStaleTicketAge old, so most wake-ups need no fstat.
+          struct stat st {};
+          if (stale(ticket.mtime, now) && ::fstat(ticket.fd.get(), &st) == 0) {
+            ticket.mtime = st.st_mtim;
+          }
+          if (!stale(ticket.mtime, now)) wanted.push_back(ticket.wanted);
+          continue;
+        }
+        read_tickets_.erase(cached);  // replaced or abandoned: read the path afresh
+      }
+      const fs::path path = queue_dir_ / name;
+      struct stat st {};
+      int error = 0;
+      // Not a regular file (a FIFO, a directory): nobody's ticket, and never opened blocking.
+      UniqueFd fd = open_regular(path, O_RDONLY, st, error);
+      if (!fd) continue;
+      if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
+        // Nobody holds it: its waiter died without cleaning up.
+        if (same_inode(fd.get(), path)) ::unlink(path.c_str());
+        continue;
+      }
+      auto ids = parse(read_all(fd.get()));
+      if (!stale(st.st_mtim, now)) wanted.push_back(ids);
+      if (read_tickets_.size() < kMaxReadTickets) {
+        read_tickets_.emplace(name, ReadTicket{std::move(fd), std::move(ids), st.st_mtim});
+      }
+    }
+    // Forget waiters that left (served or gone), closing their descriptors.
+    for (auto it = read_tickets_.begin(); it != read_tickets_.end();) {
+      it = std::binary_search(names.begin(), names.end(), it->first) ? std::next(it)
+                                                                     : read_tickets_.erase(it);
+    }
+    return wanted;
+  }
+
+ private:
+  // A locked ticket its waiter has not touched for kStaleTicketAge: the waiter is stopped or
+  // wedged, and must not hold later waiters back until it runs again.
+  static bool stale(const timespec& mtime, const timespec& now) {
+    const auto age = std::chrono::seconds(now.tv_sec - mtime.tv_sec) +
+                     std::chrono::nanoseconds(now.tv_nsec - mtime.tv_nsec);
+    return age > kStaleTicketAge;
+  }
+
+  static std::vector<std::string> parse(const std::string& text) {
+    // A torn or foreign ticket counts as wanting nothing: it must never stall the queue.
+    const Json json = Json::parse(text, nullptr, false);
+    std::vector<std::string> ids;
+    if (!json.is_array()) return ids;
+    for (const auto& id : json) {
+      if (id.is_string()) ids.push_back(id.get<std::string>());
+    }
+    return ids;
+  }
+
+  // Bounds the descriptors one waiter keeps open; tickets past it are read each time.
+  static constexpr std::size_t kMaxReadTickets = 256;
+  struct ReadTicket {
+    UniqueFd fd;  // read-only: closing it emits no event that waiters watch
+    std::vector<std::string> wanted;
+    timespec mtime;  // as last seen
+  };
+
+  std::shared_ptr<TicketState> state_;
+  fs::path queue_dir_;
+  std::string name_;
+  // Used only by the waiting thread that owns this ticket.
+  std::map<std::string, ReadTicket> read_tickets_;
+};
+
+// A ticket of a backend that never queues.
+class NoTicket final : public QueueTicket {
+ public:
+  void update_wanted(const std::vector<std::string>& /*resource_ids*/) override {}
+  std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override { return {}; }
+};
+
+}  // namespace
+
+TicketQueue::TicketQueue(fs::path queue_dir, LockFolderLog log)
+    : queue_dir_(std::move(queue_dir)),
+      empty_queue_(std::make_shared<EmptyQueueCache>()),
+      queue_warning_(std::make_shared<QueueWarning>()) {
+  make_queue_dir(queue_dir_);
+  queue_warning_->log = std::move(log);
+}
+
+TicketQueue::~TicketQueue() = default;
+
+std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>& resource_ids) {
+  static std::atomic<unsigned long> counter{0};
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const unsigned long long nanos = static_cast<unsigned long long>(now.tv_sec) * 1000000000ULL +
+                                   static_cast<unsigned long long>(now.tv_nsec);
+  char stamp[32];
+  std::snprintf(stamp, sizeof stamp, "%020llu", nanos);
+  const std::string name = std::string(stamp) + "-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(counter++) + kTicketSuffix;
+  auto state = std::make_shared<TicketState>();
+  state->empty_queue = empty_queue_;
+  state->warning = queue_warning_;
+  state->queue_dir = queue_dir_;
+  state->name = name;
+  state->wanted = resource_ids;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    auto& mine = tickets_[std::this_thread::get_id()];
+    mine.erase(
+        std::remove_if(mine.begin(), mine.end(), [](const auto& weak) { return weak.expired(); }),
+        mine.end());
+    mine.push_back(state);
+    // Forget threads whose tickets are all gone (a thread per request leaves one entry each).
+    if (tickets_.size() > kMaxTicketThreads) {
+      for (auto it = tickets_.begin(); it != tickets_.end();) {
+        const bool gone = std::all_of(it->second.begin(), it->second.end(),
+                                      [](const auto& weak) { return weak.expired(); });
+        it = gone ? tickets_.erase(it) : std::next(it);
+      }
+    }
+  }
+  return std::make_unique<FolderTicket>(std::move(state));
+}
+
+void TicketQueue::publish_own_tickets() {
+  std::vector<std::shared_ptr<TicketState>> mine;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    const auto it = tickets_.find(std::this_thread::get_id());
+    if (it == tickets_.end()) return;
+    auto& weaks = it->second;
+    for (auto weak = weaks.begin(); weak != weaks.end();) {
+      if (auto state = weak->lock()) {
+        mine.push_back(std::move(state));
+        ++weak;
+      } else {
+        weak = weaks.erase(weak);
+      }
+    }
+    if (weaks.empty()) tickets_.erase(it);
+  }
+  for (const auto& state : mine) {
+    std::lock_guard<std::mutex> guard(state->mutex);
+    state->publish_or_touch_locked();
+  }
+}
+
+std::unique_ptr<QueueTicket> make_no_ticket() { return std::make_unique<NoTicket>(); }
+
+}  // namespace lockable::folder_backend

@@ -1,0 +1,79 @@
+#pragma once
+
+// Private to the lock folder backend: the fair queue. Each waiter has a ticket file in
+// `<folder>/.lockable-queue/` named `<arrival time in ns>-<pid>-<n>.ticket`, holding the JSON
+// array of ids it wants and flock-ed by the waiter while it waits; a later waiter leaves those
+// ids to it (see core `claimable_ids`). A ticket whose waiter died is unlocked and swept; one
+// whose waiter stopped (SIGSTOP) goes stale and stops holding others back until it runs again.
+// This file owns writing, refreshing, reading and removing tickets; waking waiters when the queue
+// changes is the watcher's (watcher.hpp).
+
+#include <lockable/backend.hpp>
+#include <lockable/lock_folder.hpp>
+
+#include "lock_folder/descriptors.hpp"
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace lockable::folder_backend {
+
+/// The queue folder's name inside the lock folder.
+constexpr const char* kQueueDir = ".lockable-queue";
+
+/// Whether a queue folder entry named `name` is a ticket (what waiters watch and read).
+bool is_ticket_name(const std::string& name);
+
+/// Creates the queue folder for every account of the lock folder: mode 1777, like /tmp (anyone
+/// may add a ticket, only its owner may remove it). Also widens a folder of ours left 0755 by an
+/// older version. Another account's folder is left as it is: a waiter that may not write there
+/// waits without a place in the queue (one warning per backend).
+void make_queue_dir(const fs::path& dir);
+
+struct TicketState;
+class EmptyQueueCache;
+struct QueueWarning;
+
+/// The tickets of one backend object. Thread-safe.
+class TicketQueue {
+ public:
+  /// Makes `queue_dir` if missing. `log` receives the one warning per backend that this account
+  /// cannot queue there.
+  TicketQueue(fs::path queue_dir, LockFolderLog log);
+  ~TicketQueue();
+  TicketQueue(const TicketQueue&) = delete;
+  TicketQueue& operator=(const TicketQueue&) = delete;
+
+  const fs::path& dir() const { return queue_dir_; }
+
+  /// A ticket wanting `resource_ids`, its place fixed now (arrival time). Its file is written
+  /// only when the calling thread first waits (publish_own_tickets): a request granted at once
+  /// never touches the queue folder, which keeps an uncontended lock cheap. Destroying the
+  /// ticket removes its file.
+  std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids);
+
+  /// Called by a waiter before it sleeps: writes the calling thread's unwritten tickets and
+  /// touches the others once a second, so that other waiters know it still runs. Only the calling
+  /// thread's tickets: each waiter publishes its own, so that an error (BackendError: the ticket
+  /// cannot be written) reaches the thread whose request it concerns.
+  void publish_own_tickets();
+
+ private:
+  fs::path queue_dir_;
+  std::shared_ptr<EmptyQueueCache> empty_queue_;
+  std::shared_ptr<QueueWarning> queue_warning_;
+  std::mutex mutex_;
+  // The tickets of each waiting thread (see publish_own_tickets), swept past this many threads.
+  static constexpr std::size_t kMaxTicketThreads = 64;
+  std::map<std::thread::id, std::vector<std::weak_ptr<TicketState>>> tickets_;
+};
+
+/// A ticket of a backend that never queues (the read-only observer): it sees no earlier waiter.
+std::unique_ptr<QueueTicket> make_no_ticket();
+
+}  // namespace lockable::folder_backend
