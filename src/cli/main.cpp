@@ -4,8 +4,8 @@
 #include "child_process.hpp"
 #include "command_line.hpp"
 #include "exit_codes.hpp"
-#include "report_command.hpp"
 #include "named_lock_command.hpp"
+#include "report_command.hpp"
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
