@@ -8,6 +8,7 @@
 #     [HOSTNAME <name>]           # --lockable_hostname
 #     [ON_UNAVAILABLE fail|skip]  # --lockable_on_unavailable
 #     [LABELS <label>...]         # ctest labels, for `ctest -L <label>`
+#     [RESOURCE_GROUPS <groups>]  # CTest resource groups, e.g. "devices:1" (see below)
 #     [EXTRA_ARGS <arg>...]       # more arguments for every test
 #     [TEST_LIST <var>]           # as gtest_discover_tests (default <target>_TESTS)
 #     [TEST_PREFIX ..] [TEST_SUFFIX ..] [TEST_FILTER ..] [WORKING_DIRECTORY ..] [PROPERTIES ..]
@@ -26,6 +27,12 @@
 # LABELS work around CMake 3.25's gtest_discover_tests(), which flattens list-valued PROPERTIES
 # (`LABELS "a;b"` would mangle every property after it): the labels are set from a file in the
 # directory's TEST_INCLUDE_FILES, which CTest reads after the discovered tests.
+#
+# RESOURCE_GROUPS lets CTest schedule tests by device: with a spec file from `lockable ctest-spec`
+# (`ctest -j N --resource-spec-file spec.json`), CTest never starts more tests than there are
+# devices, and each test locks exactly the device CTest assigned it (CTEST_RESOURCE_GROUP_*),
+# still through the lock backend. Give one group per device a test process locks
+# ("2,devices:1" for a suite of two devices). Set like LABELS, from an include file.
 #
 # Link the program with lockable::gtest_main (or call lockable::gtest::init() from your main) so
 # the --lockable_* flags are understood; link one main only (never GTest::gtest_main as well).
@@ -46,7 +53,7 @@ function(lockable_discover_tests target)
                       DISCOVERY_MODE)
   set(gtest_multi_value PROPERTIES TEST_FILTER)
   cmake_parse_arguments(PARSE_ARGV 1 arg "${gtest_options}"
-    "REQUIREMENTS;RESOURCES;TIMEOUT;LOCK_FOLDER;HOSTNAME;ON_UNAVAILABLE;TEST_LIST;${gtest_one_value}"
+    "REQUIREMENTS;RESOURCES;TIMEOUT;LOCK_FOLDER;HOSTNAME;ON_UNAVAILABLE;TEST_LIST;RESOURCE_GROUPS;${gtest_one_value}"
     "LABELS;EXTRA_ARGS;${gtest_multi_value}")
   if(NOT TARGET ${target})
     message(FATAL_ERROR "lockable_discover_tests: ${target} is not a target; call it after "
@@ -117,6 +124,27 @@ function(lockable_discover_tests target)
     EXTRA_ARGS ${flags} ${arg_EXTRA_ARGS}
     TEST_LIST ${test_list}
     ${forward})
+
+  if(DEFINED arg_RESOURCE_GROUPS AND NOT arg_RESOURCE_GROUPS MATCHES
+     "^([0-9]+,)?[a-z_][a-z0-9_]*:[0-9]+(,[a-z_][a-z0-9_]*:[0-9]+)*(;([0-9]+,)?[a-z_][a-z0-9_]*:[0-9]+(,[a-z_][a-z0-9_]*:[0-9]+)*)*$")
+    message(FATAL_ERROR "lockable_discover_tests(${target}): RESOURCE_GROUPS must be CTest's "
+                        "form, e.g. \"devices:1\" or \"2,devices:1\", found \"${arg_RESOURCE_GROUPS}\"")
+  endif()
+  if(arg_RESOURCE_GROUPS)
+    get_property(count TARGET ${target} PROPERTY LOCKABLE_GROUPS_FILE_COUNTER)
+    if(NOT count)
+      set(count 0)
+    endif()
+    math(EXPR count "${count} + 1")
+    set_property(TARGET ${target} PROPERTY LOCKABLE_GROUPS_FILE_COUNTER ${count})
+    set(groups_file "${CMAKE_CURRENT_BINARY_DIR}/${target}_lockable_resource_groups_${count}.cmake")
+    file(WRITE "${groups_file}"
+      "# Written by lockable_discover_tests(${target}); read by ctest after the discovered tests.\n"
+      "if(NOT \"\${${test_list}}\" STREQUAL \"\")\n"
+      "  set_tests_properties(\${${test_list}} PROPERTIES RESOURCE_GROUPS [==[${arg_RESOURCE_GROUPS}]==])\n"
+      "endif()\n")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${groups_file}")
+  endif()
 
   if(arg_LABELS)
     # One file per call, so two calls for one target do not overwrite each other's labels.

@@ -172,11 +172,13 @@ class TrackedLock final : public HeldLock {
   }
   ~TrackedLock() override { release(); }
   void release() noexcept override {
+    // Before the unlock: a hold must end before the next holder's grant (metrics timelines).
+    const auto unlocking = Clock::now();
     lock_->release();
     loss_.disarm();
     if (released_.exchange(true)) return;
     SelfHeldDevices::instance().remove(thread_, key_);
-    emit(AllocationEvent::Kind::kReleased, {});
+    emit(AllocationEvent::Kind::kReleased, {}, unlocking);
   }
   bool lost() const noexcept override { return lock_->lost(); }
   std::optional<std::uint64_t> fencing_token() const noexcept override {
@@ -185,13 +187,14 @@ class TrackedLock final : public HeldLock {
   void on_lock_loss(LockLossHandler handler) override { loss_.set_handler(std::move(handler)); }
 
  private:
-  void emit(AllocationEvent::Kind kind, const std::string& reason) const noexcept {
+  void emit(AllocationEvent::Kind kind, const std::string& reason,
+            std::optional<Clock::time_point> until = {}) const noexcept {
     if (!events_->active()) return;
     try {
       AllocationEvent event = event_;
       event.kind = kind;
       event.queue_time.reset();
-      event.hold_time = Clock::now() - granted_at_;
+      event.hold_time = until.value_or(Clock::now()) - granted_at_;
       event.reason = reason;
       events_->emit(std::move(event));
     } catch (...) {
@@ -754,6 +757,18 @@ Lockable::Lockable(Options options, std::unique_ptr<ResourceProvider> provider,
   impl_->provider = std::move(provider);
   impl_->backend = std::move(backend);
   impl_->backend_name = impl_->backend->describe();
+  if (!impl_->options.metrics_file.empty()) {
+    // A copy of the log function: a lock (and its release event) may outlive this object.
+    add_observer(make_allocation_log(impl_->options.metrics_file, impl_->backend_name,
+                                     impl_->options.metrics_label,
+                                     [log = impl_->options.log](const std::string& line) {
+                                       if (log) {
+                                         log(line);
+                                       } else {
+                                         std::cerr << line << '\n';
+                                       }
+                                     }));
+  }
 }
 
 Lockable::~Lockable() = default;

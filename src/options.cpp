@@ -52,6 +52,7 @@ EnvironmentSettings environment_settings(const EnvLookup& env) {
   settings.lock_backend = read(kLockBackendVariable);
   settings.hostname = read(kHostnameVariable);
   settings.on_unavailable = read(kOnUnavailableVariable);
+  settings.metrics_file = read(kMetricsFileVariable);
   return settings;
 }
 

@@ -44,7 +44,9 @@ struct AllocationEvent {
   std::chrono::system_clock::time_point wall_time;
   /// kGranted: from the request to the grant.
   std::optional<std::chrono::steady_clock::duration> queue_time;
-  /// kReleased, kLost: from the grant to this event.
+  /// kLost: from the grant to this event. kReleased: from the grant to the unlock, measured
+  /// just before it, so that `start + hold_time` ends before the device's next grant.
+  /// (`wall_time` of kGranted is taken just after the lock is taken.)
   std::optional<std::chrono::steady_clock::duration> hold_time;
   /// The error message for kTimedOut, kNoMatch, kCancelled, kFailed; the loss reason for kLost.
   std::string reason;

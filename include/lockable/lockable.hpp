@@ -2,11 +2,13 @@
 
 #include <lockable/allocation.hpp>
 #include <lockable/backend.hpp>
+#include <lockable/ctest.hpp>
 #include <lockable/environment.hpp>
 #include <lockable/error.hpp>
 #include <lockable/etcd.hpp>
 #include <lockable/events.hpp>
 #include <lockable/factory.hpp>
+#include <lockable/metrics.hpp>
 #include <lockable/named_lock.hpp>
 #include <lockable/provider.hpp>
 #include <lockable/requirements.hpp>
@@ -60,6 +62,12 @@ struct Options {
   std::function<void(const std::string&)> log;
   /// How often a waiter reports progress.
   Seconds progress_interval{5.0};
+  /// Where to append one JSON line per finished allocation (see make_allocation_log); empty
+  /// means no log. A file that cannot be written is a warning through `log`, never an error.
+  std::filesystem::path metrics_file;
+  /// Names this process's allocations in the metrics file (a command line, a program); empty
+  /// means the program's name.
+  std::string metrics_label;
 };
 
 /// One device's state for `lockable status`.

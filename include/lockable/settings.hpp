@@ -29,6 +29,8 @@ constexpr const char* kLockFolderVariable = "LOCKABLE_LOCK_FOLDER";
 /// The lock store as a spec (make_lock_backend): a lock folder path, file://, or a remote scheme.
 constexpr const char* kLockBackendVariable = "LOCKABLE_LOCK_BACKEND";
 constexpr const char* kHostnameVariable = "LOCKABLE_HOSTNAME";
+/// The allocation log (Options::metrics_file): one JSON line per finished allocation.
+constexpr const char* kMetricsFileVariable = "LOCKABLE_METRICS_FILE";
 /// Read by the GoogleTest plugin only (a suite's fail/skip choice).
 constexpr const char* kOnUnavailableVariable = "LOCKABLE_ON_UNAVAILABLE";
 
@@ -44,6 +46,7 @@ struct EnvironmentSettings {
   std::optional<Setting> lock_backend;    ///< LOCKABLE_LOCK_BACKEND
   std::optional<Setting> hostname;        ///< LOCKABLE_HOSTNAME
   std::optional<Setting> on_unavailable;  ///< LOCKABLE_ON_UNAVAILABLE
+  std::optional<Setting> metrics_file;    ///< LOCKABLE_METRICS_FILE
 };
 
 /// Reads the `LOCKABLE_*` variables through `env` (default: the process environment).

@@ -40,6 +40,9 @@ const FlagSpec kFlags[] = {
      "this host's name for the implicit hostname filter (default: gethostname())"},
     {"on_unavailable", kOnUnavailableVariable, &EnvironmentSettings::on_unavailable,
      "fail|skip: what a suite does when no device matches or all stay busy (default: fail)"},
+    {"metrics_file", kMetricsFileVariable, &EnvironmentSettings::metrics_file,
+     "append one JSON line per finished allocation to this file, for 'lockable report' "
+     "(default: none)"},
 };
 
 std::string known_flags() {
@@ -87,6 +90,13 @@ Config build_config(const std::map<std::string, Setting>& flags, const EnvLookup
   if (auto s = lookup(spec("lock_folder"))) config.lock_folder = s->value;
   if (auto s = lookup(spec("lock_backend"))) config.lock_backend = s->value;
   if (auto s = lookup(spec("hostname"))) config.hostname = s->value;
+  if (auto s = lookup(spec("metrics_file"))) {
+    if (s->value.empty()) {
+      throw ConfigError(s->source + ": must name a file, e.g. " + s->source +
+                        "=build/allocations.jsonl");
+    }
+    config.metrics_file = s->value;
+  }
   if (auto s = lookup(spec("on_unavailable"))) {
     if (s->value == "fail") {
       config.on_unavailable = OnUnavailable::kFail;
@@ -167,6 +177,7 @@ Options to_options(const Config& config) {
   options.lock_folder = config.lock_folder;
   options.lock_backend = config.lock_backend;
   if (config.timeout) options.default_timeout = *config.timeout;
+  options.metrics_file = config.metrics_file;
   options.log = [](const std::string& line) {
     std::printf("[ LOCKABLE ] %s\n", line.c_str());
     std::fflush(stdout);

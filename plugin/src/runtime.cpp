@@ -4,6 +4,7 @@
 #include "report.hpp"
 #include "signals.hpp"
 
+#include <lockable/ctest.hpp>
 #include <lockable/error.hpp>
 #include <lockable/gtest/environment.hpp>
 #include <lockable/gtest/init.hpp>
@@ -218,7 +219,7 @@ LockAttempt attempt_lock(const std::string& who,
   try {
     // From the first lock on, SIGINT/SIGTERM release the devices before the program dies.
     release_devices_on_signals();
-    const auto wanted = requirements();
+    auto wanted = requirements();
     attempt.requirements = requirements_text(wanted);
     if (wanted.empty()) {
       fail(
@@ -228,6 +229,14 @@ LockAttempt attempt_lock(const std::string& who,
     }
     const Config& configuration = Runtime::instance().config();
     Lockable& lockable = Runtime::instance().lockable();
+    // Under `ctest --resource-spec-file`: exactly the device CTest assigned, still through the
+    // backend, so that processes outside this ctest run are respected.
+    if (const auto assigned = ctest_assigned_ids(); !assigned.empty()) {
+      wanted = restrict_to_ctest_assignment(wanted, assigned, lockable.resources());
+      std::string ids;
+      for (const auto& id : assigned) ids += (ids.empty() ? "" : ", ") + id;
+      console(who + ": CTest assigned " + ids);
+    }
     console(who + ": locking " +
             (wanted.size() == 1 ? "a device" : std::to_string(wanted.size()) + " devices") +
             " for " + attempt.requirements);

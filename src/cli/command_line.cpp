@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <initializer_list>
 #include <map>
@@ -45,6 +46,9 @@ constexpr const char* kFooter =
     "ones), then to its default; an empty variable counts as unset, an empty option value is\n"
     "an error (except --requirements \"\": any device).\n"
     "\n"
+    "lockable report FILES... prints allocation figures from allocation logs (--metrics-file)\n"
+    "and GoogleTest reports; 'lockable report --help' tells more.\n"
+    "\n"
     "Exit status:\n"
     "  COMMAND's status  COMMAND ran (killed by signal N: 128+N, as a shell reports it)\n"
     "  0    --validate-only: the resources file is valid; status: printed\n"
@@ -76,7 +80,9 @@ class Formatter : public CLI::Formatter {
     return "\nUsage: lockable [OPTIONS] [--] COMMAND [ARGS...]\n"
            "       lockable --lock-name NAME [--timeout S] [--] COMMAND [ARGS...]\n"
            "       lockable [OPTIONS] --validate-only\n"
-           "       lockable [OPTIONS] status [--json]\n";
+           "       lockable [OPTIONS] status [--json]\n"
+           "       lockable report [--format text|json|csv|openmetrics] [--html OUT] FILES...\n"
+           "       lockable ctest-spec [--resources FILE] [--by ATTRIBUTE] [-o FILE]\n";
   }
 };
 
@@ -114,6 +120,8 @@ struct Parser {
                "Only devices of this host (default: this host, " + this_hostname() + ")");
     add_valued("--requirements", "REQ", kRequirementsVariable,
                "What the device must satisfy (default: any device)");
+    add_valued("--metrics-file", "FILE", kMetricsFileVariable,
+               "Append one JSON line per finished allocation to FILE (see 'lockable report')");
     add_valued("--lock-name", "NAME", nullptr,
                "Instead of a device, hold the named lock NAME on the Lockable.dev service while "
                "COMMAND runs (LOCKABLE_SERVICE_URL, default https://api.lockable.dev/v1; token "
@@ -188,7 +196,105 @@ ParseResult usage_error(const std::string& message) {
 
 }  // namespace
 
+ParseResult parse_report_command_line(int argc, const char* const* argv) {
+  CLI::App app{
+      "Figures per device, per suite or command and per requirement from allocation logs\n"
+      "(--metrics-file, LOCKABLE_METRICS_FILE) and GoogleTest XML/JSON reports of suites built\n"
+      "with lockable::gtest: allocations, hold time, utilization over the covered window, queue\n"
+      "time median/95th percentile/maximum, losses and timeouts. An allocation found in a log\n"
+      "and in a report is counted once. Bad input (unreadable, foreign, a corrupt or incomplete\n"
+      "line) is listed on stderr with file and line; the rest is counted.",
+      "lockable report"};
+  app.footer(
+      "Exit status: 0 every input was read whole; 1 some input had problems (listed on stderr,\n"
+      "the rest counted); 2 usage error.");
+  app.get_formatter()->column_width(30);
+  CommandLine line;
+  line.report = true;
+  app.add_option("FILES", line.report_files, "Allocation logs and GoogleTest XML/JSON reports")
+      ->required();
+  app.add_option("--format", line.report_format, "text (default), json, csv or openmetrics")
+      ->check(CLI::IsMember({"text", "json", "csv", "openmetrics"}));
+  std::string since, until, html;
+  auto* since_option =
+      app.add_option("--since", since,
+                     "Only what happened from this time on (ISO 8601: 2026-12-01T08:00:00Z, "
+                     "or a date, 2026-12-01, UTC)");
+  auto* until_option =
+      app.add_option("--until", until, "Only what happened up to this time (as --since)");
+  auto* html_option = app.add_option(
+      "--html", html,
+      "Also write a self-contained HTML page (timeline per device, utilization, queue times)");
+  std::vector<std::string> words(argv + 2, argv + argc);
+  std::reverse(words.begin(), words.end());
+  try {
+    app.parse(words);
+  } catch (const CLI::CallForHelp&) {
+    return {std::nullopt, kOk, app.help(), ""};
+  } catch (const CLI::ParseError& error) {
+    ParseResult result;
+    result.exit_code = kUsage;
+    result.err = std::string("lockable: report: ") + error.what() +
+                 "\nRun 'lockable report --help' for usage.\n";
+    return result;
+  }
+  if (since_option->count() != 0) line.since = since;
+  if (until_option->count() != 0) line.until = until;
+  if (html_option->count() != 0) line.html = html;
+  return {std::move(line), kOk, "", ""};
+}
+
+ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv) {
+  CLI::App app{
+      "Writes a CTest resource spec file (ctest --resource-spec-file) listing the devices of the\n"
+      "resources file, one slot each, so that `ctest -j N` never starts more tests than there\n"
+      "are devices. Tests registered with lockable_discover_tests(... RESOURCE_GROUPS\n"
+      "\"devices:1\") then lock exactly the device CTest assigned them (still through the lock\n"
+      "backend). CTest ids are the device ids in lower case with every character outside\n"
+      "a-z 0-9 _ replaced by _.",
+      "lockable ctest-spec"};
+  app.get_formatter()->column_width(30);
+  CommandLine line;
+  line.ctest_spec = true;
+  std::string resources, hostname, output;
+  auto* resources_option = app.add_option(
+      "--resources", resources,
+      std::string("The resources file (default: resources.json) [env ") + kResourcesVariable + "]");
+  auto* hostname_option =
+      app.add_option("--hostname", hostname,
+                     std::string("Only devices of this host (default: this host) [env ") +
+                         kHostnameVariable + "]");
+  app.add_flag("--all-hosts", line.all_hosts, "Devices of every host");
+  app.add_flag("--include-offline", line.include_offline, "Offline devices too");
+  app.add_option("--by", line.ctest_by,
+                 "One CTest resource type per value of this attribute (e.g. type, os)");
+  app.add_option("--type", line.ctest_type,
+                 "The resource type of every device without --by (default: devices)");
+  auto* output_option = app.add_option("-o,--output", output, "Write the spec here, not stdout");
+  std::vector<std::string> words(argv + 2, argv + argc);
+  std::reverse(words.begin(), words.end());
+  try {
+    app.parse(words);
+  } catch (const CLI::CallForHelp&) {
+    return {std::nullopt, kOk, app.help(), ""};
+  } catch (const CLI::ParseError& error) {
+    ParseResult result;
+    result.exit_code = kUsage;
+    result.err = std::string("lockable: ctest-spec: ") + error.what() +
+                 "\nRun 'lockable ctest-spec --help' for usage.\n";
+    return result;
+  }
+  if (resources_option->count() != 0) line.resources = resources;
+  if (hostname_option->count() != 0) line.hostname = hostname;
+  if (output_option->count() != 0) line.output = output;
+  return {std::move(line), kOk, "", ""};
+}
+
 ParseResult parse_command_line(int argc, const char* const* argv) {
+  if (argc > 1 && std::string(argv[1]) == "report") return parse_report_command_line(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "ctest-spec") {
+    return parse_ctest_spec_command_line(argc, argv);
+  }
   Parser parser;
   std::vector<std::string> options;
   std::vector<std::string> command;
@@ -253,6 +359,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   line.timeout = parser.value_of("--timeout");
   line.hostname = parser.value_of("--hostname");
   line.requirements = parser.value_of("--requirements");
+  line.metrics_file = parser.value_of("--metrics-file");
   line.lock_name = parser.value_of("--lock-name");
   line.command = std::move(command);
 
@@ -262,6 +369,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
            {"--lock-backend", line.lock_backend},
            {"--resources", line.resources},
            {"--hostname", line.hostname},
+           {"--metrics-file", line.metrics_file},
            {"--lock-name", line.lock_name}}) {
     if (value && value->empty()) {
       return usage_error(std::string(name) + " must not be empty; give a value, or leave " + name +

@@ -28,11 +28,33 @@ struct CommandLine {
   std::optional<std::string> timeout;
   std::optional<std::string> hostname;
   std::optional<std::string> requirements;
+  std::optional<std::string> metrics_file;
   /// `--lock-name NAME`: hold this named lock on the lock service while COMMAND runs, instead
   /// of a device.
   std::optional<std::string> lock_name;
   /// The command and its arguments as typed; joined with spaces for the shell unless no_shell.
   std::vector<std::string> command;
+
+  /// `lockable report FILES...`: figures from allocation logs and GoogleTest reports.
+  bool report = false;
+  std::vector<std::string> report_files;
+  /// text, json, csv or openmetrics.
+  std::string report_format = "text";
+  /// --since / --until as typed (ISO 8601 times or dates, checked by the report).
+  std::optional<std::string> since;
+  std::optional<std::string> until;
+  /// --html FILE: also write the HTML page there.
+  std::optional<std::string> html;
+
+  /// `lockable ctest-spec`: a CTest resource spec file from the resources (uses `resources`,
+  /// `hostname`).
+  bool ctest_spec = false;
+  std::string ctest_by;
+  std::string ctest_type = "devices";
+  bool all_hosts = false;
+  bool include_offline = false;
+  /// -o FILE; unset: stdout.
+  std::optional<std::string> output;
 };
 
 /// Either a command line to act on, or an early exit (help, version, usage error) with the text
@@ -53,5 +75,11 @@ struct ParseResult {
 /// followed by another option (`--resources --lock-folder L`) is a usage error, not a file
 /// named `--lock-folder` (`--resources=--lock-folder` names one). Never throws.
 ParseResult parse_command_line(int argc, const char* const* argv);
+
+/// Parses `lockable ctest-spec [OPTIONS]` (argv[1] is "ctest-spec"). Never throws.
+ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv);
+
+/// Parses `lockable report [OPTIONS] FILES...` (argv[1] is "report"). Never throws.
+ParseResult parse_report_command_line(int argc, const char* const* argv);
 
 }  // namespace lockable::cli

@@ -5,6 +5,7 @@
 #include "command_line.hpp"
 #include "exit_codes.hpp"
 #include "named_lock_command.hpp"
+#include "report_command.hpp"
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 extern char** environ;
@@ -103,6 +105,7 @@ struct Settings {
   std::optional<Setting> timeout;
   std::optional<Setting> hostname;
   std::optional<Setting> requirements;
+  std::optional<Setting> metrics_file;
 };
 
 Settings resolve_settings(const CommandLine& line) {
@@ -119,6 +122,7 @@ Settings resolve_settings(const CommandLine& line) {
   settings.timeout = pick(line.timeout, "--timeout", env.timeout);
   settings.hostname = pick(line.hostname, "--hostname", env.hostname);
   settings.requirements = pick(line.requirements, "--requirements", env.requirements);
+  settings.metrics_file = pick(line.metrics_file, "--metrics-file", env.metrics_file);
   return settings;
 }
 
@@ -157,7 +161,35 @@ int validate_only(const std::string& resources_path) {
   }
 }
 
+// `lockable ctest-spec`: the CTest resource spec of the resources file.
+int ctest_spec(const CommandLine& line) {
+  const Settings settings = resolve_settings(line);
+  const Resources resources =
+      parse_resources_text(read_resources_file(settings.resources), settings.resources);
+  CtestSpecOptions options;
+  options.by = line.ctest_by;
+  options.type_name = line.ctest_type;
+  options.include_offline = line.include_offline;
+  if (!line.all_hosts) {
+    options.hostname = settings.hostname ? settings.hostname->value : this_hostname();
+  }
+  const std::string text = ctest_resource_spec(resources, options).dump(2) + "\n";
+  if (!line.output) {
+    std::cout << text << std::flush;
+    return kOk;
+  }
+  std::ofstream out(*line.output, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    throw ConfigError("-o " + *line.output + ": cannot write it (" + std::strerror(errno) +
+                      "); give a path in a writable folder");
+  }
+  return kOk;
+}
+
 int run(const CommandLine& line, SignalRelay& relay) {
+  if (line.ctest_spec) return ctest_spec(line);
   // Every option is checked before anything touches the disk (the lock folder is created by
   // the Lockable), so a bad one changes nothing.
   const Settings settings = resolve_settings(line);
@@ -168,6 +200,13 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (settings.lock_backend) options.lock_backend = settings.lock_backend->value;
   if (settings.timeout) {
     options.default_timeout = parse_timeout(settings.timeout->value, settings.timeout->source);
+  }
+  if (settings.metrics_file) {
+    options.metrics_file = settings.metrics_file->value;
+    // The command names the allocation in `lockable report`'s timeline.
+    for (const auto& word : line.command) {
+      options.metrics_label += (options.metrics_label.empty() ? "" : " ") + word;
+    }
   }
   const bool quiet = line.quiet;
   options.log = [quiet](const std::string& message) {
@@ -282,6 +321,7 @@ int main(int argc, char** argv) {
     std::cerr << parsed.err << std::flush;
     return parsed.exit_code;
   }
+  if (parsed.line->report) return run_report(*parsed.line);
   // Before the library starts any thread; reachable through a static, so never a leak.
   static SignalRelay* const relay = new SignalRelay();
   try {

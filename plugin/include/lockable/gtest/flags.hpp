@@ -40,6 +40,8 @@ struct Config {
   /// This host's name for the implicit `hostname` filter; empty means `gethostname()`.
   std::string hostname;
   OnUnavailable on_unavailable = OnUnavailable::kFail;
+  /// Where to append one JSON line per finished allocation (Options::metrics_file); empty: none.
+  std::filesystem::path metrics_file;
 };
 
 /// Looks up an environment variable; nullopt when it is unset.
