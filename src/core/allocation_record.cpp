@@ -186,6 +186,10 @@ AllocationRecord record_from_json(const Json& line) {
   record.outcome = *outcome;
   const bool granted = record.outcome == Outcome::kReleased || record.outcome == Outcome::kLost;
   record.resource_id = string_field(line, "resource_id", granted);
+  if (granted && record.resource_id.empty()) {
+    throw std::invalid_argument("\"resource_id\" is empty; a " + outcome_text +
+                                " allocation names the device it held");
+  }
   if (const Json* candidates = field(line, "candidates")) {
     if (!candidates->is_array()) throw std::invalid_argument("\"candidates\" must be an array");
     for (const auto& id : *candidates) {

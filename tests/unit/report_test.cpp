@@ -110,6 +110,19 @@ TEST(ReadInputTest, AllocationLogCountsGoodLinesAndNamesCorruptAndIncompleteOnes
   EXPECT_NE(input.problems[2].message.find("last line is incomplete"), std::string::npos);
 }
 
+TEST(ReadInputTest, AGrantedLineWithAnEmptyResourceIdIsAProblemNotARecord) {
+  AllocationRecord record = grant("a", "1", 1796138444.5, 2, 0.25);
+  std::string line = to_log_line(record);
+  const std::string id = "\"resource_id\":\"a\"";
+  ASSERT_NE(line.find(id), std::string::npos) << line;
+  line.replace(line.find(id), id.size(), "\"resource_id\":\"\"");
+  const auto input = read_input(line, "log.jsonl");
+  EXPECT_TRUE(input.records.empty());
+  ASSERT_EQ(input.problems.size(), 1u);
+  EXPECT_NE(input.problems[0].message.find("resource_id"), std::string::npos)
+      << input.problems[0].to_string();
+}
+
 constexpr const char* kXml112 = R"xml(<?xml version="1.0" encoding="UTF-8"?>
 <testsuites tests="2" name="AllTests">
   <testsuite name="PhoneTest" tests="1" lockable_requirements="{&quot;os&quot;:&quot;Android&quot;}" lockable_resource_id="pixel-7-01" lockable_alloc_id="a-1" lockable_allocation_queue_time="1.500" lockable_allocation_start_time="2026-12-01T15:20:44.587Z" lockable_allocation_duration="2.250">
