@@ -190,9 +190,14 @@ TEST_F(MetricsCliTest, ReportOfConcurrentSuitesAndCommandsMatchesTheirReportsAnd
   write_file(resources_, kSampleRig);
   // A spare held for the whole run, so that one request times out.
   const fs::path started = dir_.path() / "spare-held";
+  const fs::path done = dir_.path() / "spare-done";
+  // Held until the test says so, not for a fixed time: a loaded machine may take seconds to
+  // start the runs below, and the timeout must still find the spare held.
   lockable::test::Child holder(
       // One word: lockable runs it with /bin/sh -c, as the Python CLI does.
-      lockable_words({"--requirements", "type=spare", "touch " + started.string() + "; sleep 3"}),
+      lockable_words({"--requirements", "type=spare",
+                      "touch " + started.string() + "; while [ ! -e " + done.string() +
+                          " ]; do sleep 0.05; done"}),
       child_options());
   for (int i = 0; i < 600 && !fs::exists(started); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -217,6 +222,7 @@ TEST_F(MetricsCliTest, ReportOfConcurrentSuitesAndCommandsMatchesTheirReportsAnd
       lockable_words({"--timeout", "0.2", "--requirements", "type=spare", "true"}), child_options(),
       kGuard);
   EXPECT_EQ(timed_out.exit_code, 6) << timed_out;
+  write_file(done, "");
   for (auto& run : runs) ASSERT_EQ(run->wait(kGuard), 0) << run->output();
   ASSERT_EQ(holder.wait(kGuard), 0) << holder.output();
 
