@@ -194,6 +194,26 @@ ParseResult usage_error(const std::string& message) {
   return result;
 }
 
+// Parses a subcommand's words (after `lockable <name>`). Returns the help text or the usage
+// error as a finished ParseResult, or nullopt when the words parsed and the caller goes on.
+std::optional<ParseResult> parse_subcommand(CLI::App& app, const std::string& name, int argc,
+                                            const char* const* argv) {
+  std::vector<std::string> words(argv + 2, argv + argc);
+  std::reverse(words.begin(), words.end());
+  try {
+    app.parse(words);
+  } catch (const CLI::CallForHelp&) {
+    return ParseResult{std::nullopt, kOk, app.help(), ""};
+  } catch (const CLI::ParseError& error) {
+    ParseResult result;
+    result.exit_code = kUsage;
+    result.err = "lockable: " + name + ": " + error.what() + "\nRun 'lockable " + name +
+                 " --help' for usage.\n";
+    return result;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 ParseResult parse_report_command_line(int argc, const char* const* argv) {
@@ -225,19 +245,7 @@ ParseResult parse_report_command_line(int argc, const char* const* argv) {
   auto* html_option = app.add_option(
       "--html", html,
       "Also write a self-contained HTML page (timeline per device, utilization, queue times)");
-  std::vector<std::string> words(argv + 2, argv + argc);
-  std::reverse(words.begin(), words.end());
-  try {
-    app.parse(words);
-  } catch (const CLI::CallForHelp&) {
-    return {std::nullopt, kOk, app.help(), ""};
-  } catch (const CLI::ParseError& error) {
-    ParseResult result;
-    result.exit_code = kUsage;
-    result.err = std::string("lockable: report: ") + error.what() +
-                 "\nRun 'lockable report --help' for usage.\n";
-    return result;
-  }
+  if (auto done = parse_subcommand(app, "report", argc, argv)) return std::move(*done);
   if (since_option->count() != 0) line.since = since;
   if (until_option->count() != 0) line.until = until;
   if (html_option->count() != 0) line.html = html;
@@ -271,19 +279,7 @@ ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv) {
   app.add_option("--type", line.ctest_type,
                  "The resource type of every device without --by (default: devices)");
   auto* output_option = app.add_option("-o,--output", output, "Write the spec here, not stdout");
-  std::vector<std::string> words(argv + 2, argv + argc);
-  std::reverse(words.begin(), words.end());
-  try {
-    app.parse(words);
-  } catch (const CLI::CallForHelp&) {
-    return {std::nullopt, kOk, app.help(), ""};
-  } catch (const CLI::ParseError& error) {
-    ParseResult result;
-    result.exit_code = kUsage;
-    result.err = std::string("lockable: ctest-spec: ") + error.what() +
-                 "\nRun 'lockable ctest-spec --help' for usage.\n";
-    return result;
-  }
+  if (auto done = parse_subcommand(app, "ctest-spec", argc, argv)) return std::move(*done);
   if (resources_option->count() != 0) line.resources = resources;
   if (hostname_option->count() != 0) line.hostname = hostname;
   if (output_option->count() != 0) line.output = output;
