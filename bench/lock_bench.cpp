@@ -1,9 +1,13 @@
 // Local lock folder latencies, printed as medians (plain main: the handoff needs two processes).
-//   1. uncontended lock + unlock through Lockable (one process, one device)
+//   1. uncontended lock + unlock through Lockable (one process, one device), next to its floor
+//      measured in the same run, iterations interleaved: what any flock-based pid file lock must
+//      do, in C (open, flock, write the pid, ftruncate, unlock, close of one file)
 //   2. handoff: release in one process to grant in another, both waiting through the library
 // Usage: lock_bench [uncontended-iterations=2000] [handoffs=300]
 #include <lockable/lockable.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +44,16 @@ lockable::Options options_for(const std::filesystem::path& folder) {
   return options;
 }
 
+// One lock+unlock of a pid file at its floor: the system calls every flock-based holder makes.
+void floor_lock_unlock(const char* path, const std::string& pid_text) {
+  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  ::flock(fd, LOCK_EX);
+  if (::write(fd, pid_text.data(), pid_text.size()) < 0) std::abort();
+  if (::ftruncate(fd, 0) != 0) std::abort();
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+}
+
 struct Event {
   int process;
   int kind;  // 0 = granted, 1 = about to release
@@ -57,16 +71,29 @@ int main(int argc, char** argv) {
 
   {
     lockable::Lockable lockable(options_for(folder));
-    for (int i = 0; i < 50; ++i) lockable.lock("").unlock();  // warm up the caches
+    const std::string floor_path = (folder / "floor.pid").string();
+    const std::string pid_text = std::to_string(::getpid()) + "\n";
+    for (int i = 0; i < 50; ++i) {  // warm up the caches
+      lockable.lock("").unlock();
+      floor_lock_unlock(floor_path.c_str(), pid_text);
+    }
     std::vector<double> micros;
+    std::vector<double> floor_micros;
     for (int i = 0; i < iterations; ++i) {
-      const auto start = monotonic_ns();
+      auto start = monotonic_ns();
+      floor_lock_unlock(floor_path.c_str(), pid_text);
+      floor_micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
+      start = monotonic_ns();
       auto allocation = lockable.lock("");
       allocation.unlock();
       micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
     }
     std::printf("uncontended lock+unlock: median %.1f us, p90 %.1f us (%d iterations)\n",
                 percentile(micros, 0.5), percentile(micros, 0.9), iterations);
+    std::printf(
+        "  floor, same run (C: open+flock+write+ftruncate+unlock+close): median %.1f us, "
+        "p90 %.1f us\n",
+        percentile(floor_micros, 0.5), percentile(floor_micros, 0.9));
   }
 
   // Two processes pass the device back and forth. Each writes (process, kind, stamp) records to
