@@ -169,7 +169,6 @@ class LockFolderBackend final : public LockBackend {
     folder_ = fs::canonical(folder, error);
     if (error) folder_ = fs::absolute(folder);
     queue_ = std::make_unique<TicketQueue>(folder_ / kQueueDir, log_);
-    watcher_ = std::make_unique<Watcher>(folder_, queue_->dir(), log_);
   }
 
   std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override {
@@ -191,8 +190,18 @@ class LockFolderBackend final : public LockBackend {
   }
 
   void wait_for_change(Clock::time_point deadline) override {
-    queue_->publish_own_tickets();
-    watcher_->wait(deadline);
+    if (queue_->publish_own_tickets() > 0) {
+      watcher().wait(deadline);
+      return;
+    }
+    queue_->ticketless_wait_begins();
+    try {
+      watcher().wait(deadline);
+    } catch (...) {
+      queue_->ticketless_wait_ends();
+      throw;
+    }
+    queue_->ticketless_wait_ends();
   }
 
   std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids,
@@ -238,6 +247,21 @@ class LockFolderBackend final : public LockBackend {
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being removed while locking it; stop the program that deletes it");
+  }
+
+  // The inotify instance is made by the first wait, not with the backend: closing an inotify
+  // descriptor waits for a kernel grace period (about 10-15 ms, measured with strace -T), which a
+  // process that never waited (an uncontended CLI run, a test program) must not pay at exit. A
+  // fresh watcher's first wait returns at once (see Watcher), so a release between this thread's
+  // last try and the watch being set up is not missed.
+  Watcher& watcher() {
+    std::call_once(watcher_made_, [this] {
+      TicketQueue* queue = queue_.get();
+      watcher_ = std::make_unique<Watcher>(
+          folder_, queue->dir(), log_,
+          [queue](const FolderChange& change) { return queue->may_wake(change); });
+    });
+    return *watcher_;
   }
 
   UniqueFd take_probe(const std::string& id) {
@@ -327,6 +351,7 @@ class LockFolderBackend final : public LockBackend {
   Log log_;
   fs::path folder_;
   std::unique_ptr<TicketQueue> queue_;
+  std::once_flag watcher_made_;
   std::unique_ptr<Watcher> watcher_;
   std::shared_ptr<ProbeCache> probes_ = std::make_shared<ProbeCache>();
   std::atomic<int> probe_flags_{O_RDONLY};

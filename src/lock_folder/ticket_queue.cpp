@@ -7,6 +7,7 @@
 #include <lockable/error.hpp>
 
 #include "core/json_text.hpp"
+#include "core/queue_order.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -102,6 +103,41 @@ struct TicketState {
   bool published = false;
   bool closed = false;
   Clock::time_point touched{};
+  // The waiter's last look at the queue (see TicketQueue::may_wake): the earlier live tickets by
+  // name with the ids they want, and the ids of `wanted` that none of them wants.
+  bool looked = false;
+  std::vector<std::pair<std::string, std::vector<std::string>>> earlier;
+  std::vector<std::string> claimable;
+
+  // Records a look at the queue. Caller holds `mutex`.
+  void remember_look(std::vector<std::pair<std::string, std::vector<std::string>>> seen) {
+    std::vector<std::vector<std::string>> wants;
+    wants.reserve(seen.size());
+    for (const auto& ticket : seen) wants.push_back(ticket.second);
+    claimable = claimable_ids(wanted, wants);
+    earlier = std::move(seen);
+    looked = true;
+  }
+
+  // See TicketQueue::may_wake. A removed ticket also leaves the remembered look, which then
+  // stays exact without a new look at the folder: the waiters behind it that do not move up to the
+  // head keep sleeping, and still wake when they do later. Caller holds `mutex`.
+  bool may_wake(const FolderChange& change) {
+    if (closed) return false;
+    if (!looked) return true;
+    if (!change.ticket) {
+      const std::string id = change.name.substr(0, change.name.size() - 4);  // less ".pid"
+      return std::find(claimable.begin(), claimable.end(), id) != claimable.end();
+    }
+    const auto gone = std::find_if(earlier.begin(), earlier.end(),
+                                   [&](const auto& ticket) { return ticket.first == change.name; });
+    if (gone == earlier.end()) return false;  // a later or a new ticket holds nobody back here
+    if (!change.removed) return true;         // replaced: it may want less now
+    earlier.erase(gone);
+    const auto before = claimable.size();
+    remember_look(std::move(earlier));
+    return claimable.size() > before;
+  }
 
   // Writes the ticket file if it is not there yet, else touches it once per kTicketRefresh so
   // that readers know its waiter still runs. Caller holds `mutex` and is the waiting thread.
@@ -159,12 +195,31 @@ struct TicketState {
   }
 };
 
+// The tickets a backend's waiters have read, by name, shared by all of its requests: a new
+// request (a process asking again right after its release) would otherwise open and read every
+// earlier ticket afresh. A ticket read before is still the same while its inode stays locked (a
+// changed ticket is a new inode, and its waiter unlocks the old one).
+struct ReadTicketCache {
+  // Bounds the descriptors one backend keeps open; tickets past it are read each time.
+  static constexpr std::size_t kMaxReadTickets = 256;
+  struct ReadTicket {
+    UniqueFd fd;  // read-only: closing it emits no event that waiters watch
+    std::vector<std::string> wanted;
+    timespec mtime;  // as last seen
+  };
+  std::mutex mutex;
+  std::map<std::string, ReadTicket> tickets;
+};
+
 namespace {
 
 class FolderTicket final : public QueueTicket {
  public:
-  explicit FolderTicket(std::shared_ptr<TicketState> state)
-      : state_(std::move(state)), queue_dir_(state_->queue_dir), name_(state_->name) {}
+  FolderTicket(std::shared_ptr<TicketState> state, std::shared_ptr<ReadTicketCache> read)
+      : state_(std::move(state)),
+        queue_dir_(state_->queue_dir),
+        name_(state_->name),
+        read_(std::move(read)) {}
   ~FolderTicket() override {
     std::lock_guard<std::mutex> guard(state_->mutex);
     state_->closed = true;
@@ -188,23 +243,33 @@ class FolderTicket final : public QueueTicket {
   std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
     struct stat folder {};
     const bool have_folder = ::stat(queue_dir_.c_str(), &folder) == 0;
-    if (have_folder && state_->empty_queue->known_empty(folder)) return {};
+    if (have_folder && state_->empty_queue->known_empty(folder)) {
+      std::lock_guard<std::mutex> guard(state_->mutex);
+      state_->remember_look({});
+      return {};
+    }
     std::vector<std::string> names;
+    std::vector<std::string> all_names;
     bool any_ticket = false;
     if (DIR* dir = ::opendir(queue_dir_.c_str())) {
       while (const dirent* entry = ::readdir(dir)) {
         std::string name = entry->d_name;
         if (!is_ticket_name(name)) continue;
         any_ticket = true;
-        if (name < name_) names.push_back(std::move(name));
+        if (name < name_) names.push_back(name);
+        all_names.push_back(std::move(name));
       }
       ::closedir(dir);
     }
     if (have_folder && !any_ticket) state_->empty_queue->found_empty(folder);
     std::sort(names.begin(), names.end());
+    std::sort(all_names.begin(), all_names.end());
+    std::lock_guard<std::mutex> read_guard(read_->mutex);
+    auto& read_tickets_ = read_->tickets;
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     std::vector<std::vector<std::string>> wanted;
+    std::vector<std::pair<std::string, std::vector<std::string>>> seen;
     for (const auto& name : names) {
       // A ticket read before is still the same while its inode stays locked (a changed ticket
       // is a new inode, and its waiter unlocks the old one): one flock instead of open, fstat,
@@ -219,7 +284,10 @@ class FolderTicket final : public QueueTicket {
           if (stale(ticket.mtime, now) && ::fstat(ticket.fd.get(), &st) == 0) {
             ticket.mtime = st.st_mtim;
           }
-          if (!stale(ticket.mtime, now)) wanted.push_back(ticket.wanted);
+          if (!stale(ticket.mtime, now)) {
+            wanted.push_back(ticket.wanted);
+            seen.emplace_back(name, ticket.wanted);
+          }
           continue;
         }
         read_tickets_.erase(cached);  // replaced or abandoned: read the path afresh
@@ -236,15 +304,24 @@ class FolderTicket final : public QueueTicket {
         continue;
       }
       auto ids = parse(read_all(fd.get()));
-      if (!stale(st.st_mtim, now)) wanted.push_back(ids);
-      if (read_tickets_.size() < kMaxReadTickets) {
-        read_tickets_.emplace(name, ReadTicket{std::move(fd), std::move(ids), st.st_mtim});
+      if (!stale(st.st_mtim, now)) {
+        wanted.push_back(ids);
+        seen.emplace_back(name, ids);
+      }
+      if (read_tickets_.size() < ReadTicketCache::kMaxReadTickets) {
+        read_tickets_.emplace(
+            name, ReadTicketCache::ReadTicket{std::move(fd), std::move(ids), st.st_mtim});
       }
     }
     // Forget waiters that left (served or gone), closing their descriptors.
     for (auto it = read_tickets_.begin(); it != read_tickets_.end();) {
-      it = std::binary_search(names.begin(), names.end(), it->first) ? std::next(it)
-                                                                     : read_tickets_.erase(it);
+      it = std::binary_search(all_names.begin(), all_names.end(), it->first)
+               ? std::next(it)
+               : read_tickets_.erase(it);
+    }
+    {
+      std::lock_guard<std::mutex> guard(state_->mutex);
+      state_->remember_look(std::move(seen));
     }
     return wanted;
   }
@@ -269,19 +346,10 @@ class FolderTicket final : public QueueTicket {
     return ids;
   }
 
-  // Bounds the descriptors one waiter keeps open; tickets past it are read each time.
-  static constexpr std::size_t kMaxReadTickets = 256;
-  struct ReadTicket {
-    UniqueFd fd;  // read-only: closing it emits no event that waiters watch
-    std::vector<std::string> wanted;
-    timespec mtime;  // as last seen
-  };
-
   std::shared_ptr<TicketState> state_;
   fs::path queue_dir_;
   std::string name_;
-  // Used only by the waiting thread that owns this ticket.
-  std::map<std::string, ReadTicket> read_tickets_;
+  std::shared_ptr<ReadTicketCache> read_;
 };
 
 // A ticket of a backend that never queues.
@@ -296,7 +364,8 @@ class NoTicket final : public QueueTicket {
 TicketQueue::TicketQueue(fs::path queue_dir, LockFolderLog log)
     : queue_dir_(std::move(queue_dir)),
       empty_queue_(std::make_shared<EmptyQueueCache>()),
-      queue_warning_(std::make_shared<QueueWarning>()) {
+      queue_warning_(std::make_shared<QueueWarning>()),
+      read_tickets_(std::make_shared<ReadTicketCache>()) {
   make_queue_dir(queue_dir_);
   queue_warning_->log = std::move(log);
 }
@@ -335,15 +404,15 @@ std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>
       }
     }
   }
-  return std::make_unique<FolderTicket>(std::move(state));
+  return std::make_unique<FolderTicket>(std::move(state), read_tickets_);
 }
 
-void TicketQueue::publish_own_tickets() {
+std::size_t TicketQueue::publish_own_tickets() {
   std::vector<std::shared_ptr<TicketState>> mine;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     const auto it = tickets_.find(std::this_thread::get_id());
-    if (it == tickets_.end()) return;
+    if (it == tickets_.end()) return 0;
     auto& weaks = it->second;
     for (auto weak = weaks.begin(); weak != weaks.end();) {
       if (auto state = weak->lock()) {
@@ -359,6 +428,25 @@ void TicketQueue::publish_own_tickets() {
     std::lock_guard<std::mutex> guard(state->mutex);
     state->publish_or_touch_locked();
   }
+  return mine.size();
+}
+
+bool TicketQueue::may_wake(const FolderChange& change) {
+  if (ticketless_waiters_.load() > 0) return true;
+  std::vector<std::shared_ptr<TicketState>> states;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    for (const auto& [thread, weaks] : tickets_) {
+      for (const auto& weak : weaks) {
+        if (auto state = weak.lock()) states.push_back(std::move(state));
+      }
+    }
+  }
+  for (const auto& state : states) {
+    std::lock_guard<std::mutex> guard(state->mutex);
+    if (state->may_wake(change)) return true;
+  }
+  return false;
 }
 
 std::unique_ptr<QueueTicket> make_no_ticket() { return std::make_unique<NoTicket>(); }

@@ -12,7 +12,9 @@
 #include <lockable/lock_folder.hpp>
 
 #include "lock_folder/descriptors.hpp"
+#include "lock_folder/watcher.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -38,6 +40,7 @@ void make_queue_dir(const fs::path& dir);
 struct TicketState;
 class EmptyQueueCache;
 struct QueueWarning;
+struct ReadTicketCache;
 
 /// The tickets of one backend object. Thread-safe.
 class TicketQueue {
@@ -61,16 +64,37 @@ class TicketQueue {
   /// touches the others once a second, so that other waiters know it still runs. Only the calling
   /// thread's tickets: each waiter publishes its own, so that an error (BackendError: the ticket
   /// cannot be written) reaches the thread whose request it concerns.
-  void publish_own_tickets();
+  /// Returns how many tickets the calling thread has (0: it waits without one, see may_wake).
+  std::size_t publish_own_tickets();
+
+  /// The wake filter (see watcher.hpp): whether `change` may let one of this backend's waiters
+  /// take a device it could not take at its last look at the queue. Each ticket remembers that
+  /// look (the earlier live tickets and what they want, and the ids it may claim); a change
+  /// matters when it is
+  ///  - a lock file event (written, created, removed) of an id some waiter may claim: only the
+  ///    head of the queue for that device wakes, not the waiters behind it;
+  ///  - a ticket removed that was the only earlier ticket wanting an id some waiter wants (that
+  ///    waiter moves to the head for it), or a ticket replaced (it may want less now);
+  ///  - anything, for a ticket that has not looked yet, or while a thread waits without a ticket.
+  /// A new ticket never matters: it can only hold later waiters back. Waiters also look again
+  /// every safety tick (250 ms), which bounds the cost of any change this misses (a ticket going
+  /// stale). Any thread; takes the tickets' locks.
+  bool may_wake(const FolderChange& change);
+
+  /// Counts a thread that waits without any ticket (it is woken by every change meanwhile).
+  void ticketless_wait_begins() { ++ticketless_waiters_; }
+  void ticketless_wait_ends() { --ticketless_waiters_; }
 
  private:
   fs::path queue_dir_;
   std::shared_ptr<EmptyQueueCache> empty_queue_;
   std::shared_ptr<QueueWarning> queue_warning_;
+  std::shared_ptr<ReadTicketCache> read_tickets_;
   std::mutex mutex_;
   // The tickets of each waiting thread (see publish_own_tickets), swept past this many threads.
   static constexpr std::size_t kMaxTicketThreads = 64;
   std::map<std::thread::id, std::vector<std::weak_ptr<TicketState>>> tickets_;
+  std::atomic<int> ticketless_waiters_{0};
 };
 
 /// A ticket of a backend that never queues (the read-only observer): it sees no earlier waiter.

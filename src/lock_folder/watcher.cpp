@@ -25,8 +25,9 @@ constexpr auto kSafetyTick = std::chrono::milliseconds(250);
 
 }  // namespace
 
-Watcher::Watcher(const fs::path& folder, fs::path queue_dir, const LockFolderLog& log)
-    : queue_dir_(std::move(queue_dir)) {
+Watcher::Watcher(const fs::path& folder, fs::path queue_dir, const LockFolderLog& log,
+                 WakeFilter filter)
+    : queue_dir_(std::move(queue_dir)), filter_(std::move(filter)) {
   fd_ = UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!fd_) {
     fall_back(folder, errno, "raise fs.inotify.max_user_instances", log);
@@ -125,9 +126,16 @@ bool Watcher::drain() {
         interesting = true;
         continue;
       }
-      const std::string name = event->len > 0 ? std::string(event->name) : std::string();
-      if (event->wd == folder_wd_ && is_pid_file_name(name)) interesting = true;
-      if (event->wd == queue_wd_ && is_ticket_name(name)) interesting = true;
+      if (interesting && filter_) continue;  // decided: read the rest only to drain them
+      FolderChange change;
+      change.name = event->len > 0 ? std::string(event->name) : std::string();
+      change.removed = (event->mask & IN_DELETE) != 0;
+      if (event->wd == folder_wd_ && is_pid_file_name(change.name)) {
+        interesting = !filter_ || filter_(change);
+      } else if (event->wd == queue_wd_ && is_ticket_name(change.name)) {
+        change.ticket = true;
+        interesting = !filter_ || filter_(change);
+      }
     }
   }
   return interesting;

@@ -9,12 +9,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 
 #include <thread>
 
+#include "lock_folder/ticket_queue.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
 
@@ -185,6 +187,78 @@ TEST_F(LockFolder, WaitForChangeReturnsWhenAnotherProcessReleases) {
   }
   releaser.join();
   EXPECT_NE(lock, nullptr);
+}
+
+// Inotify instances this process has open (closing one that watched something waits for a kernel
+// grace period, 10-25 ms on the reference machine).
+int open_inotify_instances() {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (!error && target.string() == "anon_inode:inotify") ++count;
+  }
+  return count;
+}
+
+TEST_F(LockFolder, UncontendedLockNeverMakesAWatcher) {
+  const int before = open_inotify_instances();
+  auto backend = make_lock_folder_backend(dir_.path());
+  auto ticket = backend->enqueue({"dut"}, me());
+  EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty());
+  auto lock = backend->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  lock->release();
+  ticket.reset();
+  EXPECT_EQ(open_inotify_instances(), before);
+  // The first wait makes it, once per backend.
+  backend->wait_for_change(std::chrono::steady_clock::now());
+  backend->wait_for_change(std::chrono::steady_clock::now());
+  EXPECT_EQ(open_inotify_instances(), before + 1);
+  backend.reset();
+  EXPECT_EQ(open_inotify_instances(), before);
+}
+
+// Two queues on one folder stand for two processes; each ticket remembers its last look.
+TEST_F(LockFolder, ReleaseWakesOnlyTheHeadOfTheQueueForThatDevice) {
+  using folder_backend::FolderChange;
+  using folder_backend::TicketQueue;
+  const auto queue_dir = dir_.path() / ".lockable-queue";
+  TicketQueue head_process(queue_dir, nullptr);
+  TicketQueue later_process(queue_dir, nullptr);
+  auto head = head_process.enqueue({"a", "b"});
+  auto later = later_process.enqueue({"a", "c"});
+  head_process.publish_own_tickets();
+  later_process.publish_own_tickets();
+  EXPECT_TRUE(head->wanted_by_earlier_waiters().empty());
+  EXPECT_EQ(later->wanted_by_earlier_waiters(),
+            (std::vector<std::vector<std::string>>{{"a", "b"}}));
+  const auto released = [](const std::string& id) {
+    return FolderChange{false, false, id + ".pid"};
+  };
+  EXPECT_TRUE(head_process.may_wake(released("a")));
+  EXPECT_FALSE(later_process.may_wake(released("a")));  // owed to the head: stays asleep
+  EXPECT_FALSE(head_process.may_wake(released("c")));   // nobody there wants it
+  EXPECT_TRUE(later_process.may_wake(released("c")));
+  EXPECT_FALSE(later_process.may_wake(released("b")));
+  // A newcomer holds nobody back: nobody wakes for its ticket.
+  auto newcomer = head_process.enqueue({"a"});
+  std::string newcomer_name;
+  head_process.publish_own_tickets();
+  for (const auto& entry : std::filesystem::directory_iterator(queue_dir)) {
+    newcomer_name = std::max(newcomer_name, entry.path().filename().string());
+  }
+  EXPECT_FALSE(later_process.may_wake(FolderChange{true, false, newcomer_name}));
+  // The head leaves: the later waiter moves up for "a" and wakes.
+  std::string head_name;
+  for (const auto& entry : std::filesystem::directory_iterator(queue_dir)) {
+    const auto name = entry.path().filename().string();
+    if (head_name.empty() || name < head_name) head_name = name;
+  }
+  EXPECT_TRUE(later_process.may_wake(FolderChange{true, true, head_name}));
+  head.reset();
+  EXPECT_TRUE(later->wanted_by_earlier_waiters().empty());
+  EXPECT_TRUE(later_process.may_wake(released("a")));
 }
 
 TEST_F(LockFolder, PythonReleasingByUnlinkNeverLetsBothIn) {
