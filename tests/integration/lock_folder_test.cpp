@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 
 #include <thread>
 
@@ -259,6 +260,65 @@ TEST_F(LockFolder, ReleaseWakesOnlyTheHeadOfTheQueueForThatDevice) {
   head.reset();
   EXPECT_TRUE(later->wanted_by_earlier_waiters().empty());
   EXPECT_TRUE(later_process.may_wake(released("a")));
+}
+
+// True once a ticket of process `pid` is in the queue folder of `folder`.
+bool queued_in(const std::filesystem::path& folder, pid_t pid) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder / ".lockable-queue", error)) {
+    const auto name = entry.path().filename().string();
+    if (name.find("-" + std::to_string(pid) + "-") != std::string::npos && name.size() > 7 &&
+        name.compare(name.size() - 7, 7, ".ticket") == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_F(LockFolder, MixedFolderWithWaitersOfAnOlderVersionStaysFifoAndLive) {
+  // Waiters of this version sleep through changes that cannot serve them (targeted wake-ups);
+  // waiters of an older version (old_protocol_waiter.py: the same tickets and pid files, waking
+  // on every change) share the queue with them. Arrival order is made deterministic by starting
+  // each waiter once the previous one is queued; the ledger is the grant order.
+  const auto resources = dir_.path() / "resources.json";
+  const auto ledger = dir_.path() / "ledger.txt";
+  const auto folder = dir_.path() / "locks";
+  test::write_file(resources, R"([{"id": "dut-1", "online": true, "hostname": "test-host"}])");
+  const std::string old_waiter =
+      (std::filesystem::path(LOCKABLE_PYTHON_PID_LOCK).parent_path() / "old_protocol_waiter.py")
+          .string();
+  auto holder = std::make_unique<Child>(std::vector<std::string>{
+      LOCKABLE_TEST_HELPER, "hold", resources.string(), folder.string(), "id=dut-1"});
+  ASSERT_EQ(holder->read_line(60s), "locked dut-1");
+  const std::vector<std::string> names{"new-1", "old-2", "new-3", "old-4", "new-5"};
+  std::vector<std::unique_ptr<Child>> waiters;
+  for (const auto& name : names) {
+    if (name.rfind("old", 0) == 0) {
+      waiters.push_back(std::make_unique<Child>(std::vector<std::string>{
+          LOCKABLE_PYTHON, old_waiter, folder.string(), ledger.string(), name, "20", "dut-1"}));
+      ASSERT_EQ(waiters.back()->read_line(60s), "queued") << waiters.back()->output();
+    } else {
+      waiters.push_back(std::make_unique<Child>(
+          std::vector<std::string>{LOCKABLE_TEST_HELPER, "ledger", resources.string(),
+                                   folder.string(), ledger.string(), name, "20", "id=dut-1"}));
+      const auto guard = std::chrono::steady_clock::now() + 60s;
+      while (!queued_in(folder, waiters.back()->pid()) &&
+             std::chrono::steady_clock::now() < guard) {
+        std::this_thread::sleep_for(2ms);
+      }
+      ASSERT_TRUE(queued_in(folder, waiters.back()->pid())) << name << " never queued";
+    }
+  }
+  holder->write_line("");
+  EXPECT_EQ(holder->read_line(60s), "released");
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
+    EXPECT_EQ(waiters[i]->read_line(60s), "done") << names[i] << ": " << waiters[i]->output();
+    EXPECT_EQ(waiters[i]->wait(), 0) << names[i];
+  }
+  std::vector<std::string> order;
+  std::ifstream in(ledger);
+  for (std::string line; std::getline(in, line);) order.push_back(line);
+  EXPECT_EQ(order, names);
 }
 
 TEST_F(LockFolder, PythonReleasingByUnlinkNeverLetsBothIn) {
