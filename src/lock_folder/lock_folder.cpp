@@ -71,6 +71,8 @@ class Registry {
 struct ProbeCache {
   std::mutex mutex;
   std::map<std::string, UniqueFd> fds;
+  // The write descriptors of `<id>.pid.json`, kept open across locks (see write_details).
+  std::map<std::string, UniqueFd> details;
 
   // Keeps `fd` as the probe of `id`, or closes it when another one is cached already.
   void give_back(const std::string& id, UniqueFd fd) {
@@ -264,6 +266,23 @@ class LockFolderBackend final : public LockBackend {
     return *watcher_;
   }
 
+  // Caller holds the registry claim for `id`: no other thread of this process writes its details.
+  int write_cached_details(const std::string& id, const std::string& content) {
+    UniqueFd fd;
+    {
+      std::lock_guard<std::mutex> guard(probes_->mutex);
+      if (const auto it = probes_->details.find(id); it != probes_->details.end()) {
+        fd = std::move(it->second);
+      }
+    }
+    const int error = write_details(details_path(folder_, id), content, fd);
+    if (fd) {
+      std::lock_guard<std::mutex> guard(probes_->mutex);
+      probes_->details[id] = std::move(fd);
+    }
+    return error;
+  }
+
   UniqueFd take_probe(const std::string& id) {
     std::lock_guard<std::mutex> guard(probes_->mutex);
     const auto it = probes_->fds.find(id);
@@ -335,8 +354,7 @@ class LockFolderBackend final : public LockBackend {
       }
       // The details are a courtesy for `status` and error messages; the lock stands without them,
       // but a symlink or a FIFO in their place is a device to leave alone, like one at the pid.
-      if (const int details_error =
-              write_details(details_path(folder_, id), detail::dump(holder.to_json()))) {
+      if (const int details_error = write_cached_details(id, detail::dump(holder.to_json()))) {
         if (write_fd) clear_pid(write_fd.get());
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(details_path(folder_, id), details_error));

@@ -103,6 +103,24 @@ int write_details(const fs::path& path, const std::string& content) {
   return 0;
 }
 
+int write_details(const fs::path& path, const std::string& content, UniqueFd& cached) {
+  struct stat st {};
+  // Removed or replaced (renamed over) since: its inode has no link left; open the path afresh.
+  if (cached && (::fstat(cached.get(), &st) != 0 || st.st_nlink == 0)) cached.reset();
+  if (!cached) {
+    int error = 0;
+    cached = open_regular(path, O_WRONLY, st, error);
+    if (!cached && error == ENOENT) {
+      cached = create_shared(path, O_WRONLY, 0666);
+      st.st_size = 0;
+      if (!cached) return 0;  // another locker just created it, or we may not: no details this time
+    }
+    if (!cached) return entry_unusable(error) ? error : 0;
+  }
+  replace_content(cached.get(), content, st.st_size);
+  return 0;
+}
+
 std::optional<HolderInfo> read_holder(const fs::path& folder, const std::string& id) {
   struct stat st {};
   int error = 0;

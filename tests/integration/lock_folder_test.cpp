@@ -66,6 +66,24 @@ TEST_F(LockFolder, HeldLockWritesPidAndDetailsAndReleaseEmptiesThePidFile) {
   EXPECT_FALSE(backend_->holder_of("dut").has_value());
 }
 
+TEST_F(LockFolder, DetailsRemovedOrReplacedBetweenLocksAreWrittenAfresh) {
+  // The details descriptor is kept open across locks: a file removed (a temp cleaner) or renamed
+  // over meanwhile must not swallow the next holder's details.
+  const auto details = dir_.path() / "dut.pid.json";
+  backend_->try_lock(resource("dut"), me())->release();
+  std::filesystem::remove(details);
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_EQ(Json::parse(read_text(details))["alloc_id"], "alloc-1");
+  lock->release();
+  test::write_file(dir_.path() / "replacement", "{}");
+  std::filesystem::rename(dir_.path() / "replacement", details);
+  lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_EQ(Json::parse(read_text(details))["alloc_id"], "alloc-1");
+  EXPECT_EQ(backend_->holder_of("dut")->alloc_id, "alloc-1");
+}
+
 TEST_F(LockFolder, SecondTryLockInTheSameProcessFails) {
   auto other_backend = make_lock_folder_backend(dir_.path());
   auto first = backend_->try_lock(resource("dut"), me());
