@@ -1,18 +1,25 @@
 #pragma once
 
 // Private to the lock folder backend: the fair queue. Each waiter has a ticket file in
-// `<folder>/.lockable-queue/` named `<arrival time in ns>-<pid>-<n>.ticket`, holding the JSON
-// array of ids it wants and flock-ed by the waiter while it waits; a later waiter leaves those
-// ids to it (see core `claimable_ids`). A ticket whose waiter died is unlocked and swept; one
-// whose waiter stopped (SIGSTOP) goes stale and stops holding others back until it runs again.
-// This file owns writing, refreshing, reading and removing tickets; waking waiters when the queue
-// changes is the watcher's (watcher.hpp).
+// `<folder>/.lockable-queue/` named `<arrival time in ns>-<pid>-<n>.ticket`, flock-ed by the
+// waiter while it waits, holding a JSON array: the ids it wants, then one object with the
+// waiter's HolderInfo (pid, host, requirements, since, priority):
+//   ["dut-1","dut-2",{"pid":42,"hostname":"rig-01","priority":5,...}]
+// Older versions wrote the ids alone and read only the array's strings, so they still find the
+// ids of a ticket of this form (and order the queue by arrival alone); their tickets read here as
+// priority 0. The waiters served before one (core `queue_order`: priority, aged by the waiting
+// time the ticket's name gives, then arrival) keep the ids they want (core `claimable_ids`). A
+// ticket whose waiter died is unlocked and swept; one whose waiter stopped (SIGSTOP) goes stale and
+// stops holding others back until it runs again. This file owns writing, refreshing, reading and
+// removing tickets; waking waiters when the queue changes is the watcher's (watcher.hpp).
 
 #include <lockable/backend.hpp>
 #include <lockable/lock_folder.hpp>
 
 #include "lock_folder/descriptors.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -39,6 +46,12 @@ struct TicketState;
 class EmptyQueueCache;
 struct QueueWarning;
 
+/// The live waiters whose tickets are in `queue_dir`, in arrival order, for `lockable status`:
+/// each with the HolderInfo its ticket holds (an older version's ticket: the pid of its name) and
+/// `since` its arrival. Changes nothing on disk (a dead waiter's ticket is skipped, not removed);
+/// a missing folder is an empty queue.
+std::vector<QueuedRequest> read_queue(const fs::path& queue_dir);
+
 /// The tickets of one backend object. Thread-safe.
 class TicketQueue {
  public:
@@ -55,7 +68,11 @@ class TicketQueue {
   /// only when the calling thread first waits (publish_own_tickets): a request granted at once
   /// never touches the queue folder, which keeps an uncontended lock cheap. Destroying the
   /// ticket removes its file.
-  std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids);
+  std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids,
+                                       const HolderInfo& waiter);
+
+  /// The aging of priorities in the queue order (LockBackend::set_priority_aging).
+  void set_priority_aging(std::chrono::milliseconds aging);
 
   /// Called by a waiter before it sleeps: writes the calling thread's unwritten tickets and
   /// touches the others once a second, so that other waiters know it still runs. Only the calling
@@ -67,6 +84,8 @@ class TicketQueue {
   fs::path queue_dir_;
   std::shared_ptr<EmptyQueueCache> empty_queue_;
   std::shared_ptr<QueueWarning> queue_warning_;
+  // Milliseconds, shared with the tickets.
+  std::shared_ptr<std::atomic<long long>> aging_ms_;
   std::mutex mutex_;
   // The tickets of each waiting thread (see publish_own_tickets), swept past this many threads.
   static constexpr std::size_t kMaxTicketThreads = 64;
