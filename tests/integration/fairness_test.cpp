@@ -285,8 +285,8 @@ TEST_P(Fairness, HigherPrioritiesAreServedFirstAndArrivalOrderWithinOne) {
 }
 
 TEST_P(Fairness, TheLowestPriorityIsServedWithinTheAgingBound) {
-  // Aging of 200 ms; a priority-0 waiter, then priority-10 newcomers arriving all the time, each
-  // holding briefly. The rule: no newcomer arriving (10 - 0) * 200 ms = 2 s or more after the
+  // Aging of 200 ms; a priority-0 waiter, then priority-10 newcomers arriving faster than they
+  // are served. The rule: no newcomer arriving (10 - 0) * 200 ms = 2 s or more after the
   // low waiter is served before it (without aging it would wait for every newcomer). Arrival times
   // are bounded from the test's side (the low waiter arrived before the test saw it queued; a
   // newcomer after the test started it), so the assertion is about order only.
@@ -310,7 +310,7 @@ TEST_P(Fairness, TheLowestPriorityIsServedWithinTheAgingBound) {
     for (int i = 1; i <= 200 && !stop; ++i) {
       const std::string name = "N" + std::to_string(i);
       started.push_back(std::chrono::system_clock::now());
-      newcomers.push_back(waiter(name, {"kind=dut"}, 30, kHigh, kAgingMs));
+      newcomers.push_back(waiter(name, {"kind=dut"}, 150, kHigh, kAgingMs));
       newcomer_names.push_back(name);
       if (!queued(*newcomers.back(), name, /*or_served=*/true)) {
         spawner_failed = true;
@@ -319,6 +319,9 @@ TEST_P(Fairness, TheLowestPriorityIsServedWithinTheAgingBound) {
       ++arrived;
       // Keep a few arriving after the low waiter is served, so that the bound is exercised.
       if (ledger_has("LOW") && started.back() - low_seen > 2 * bound) return;
+      // One newcomer per 100 ms while each holds 150 ms: the queue never runs dry, so only
+      // aging can bring the low waiter its turn.
+      std::this_thread::sleep_for(100ms);
     }
   });
   struct Joiner {
