@@ -469,7 +469,9 @@ class Lockable::Impl::Wait {
                                                           impl_.hostname,
                                                           {},
                                                           std::chrono::system_clock::now(),
-                                                          requirements_.front().json()});
+                                                          requirements_.front().json(),
+                                                          impl_.options.priority,
+                                                          {}});
       ticket_ids_ = wanted;
     } else if (ticket_ids_ != wanted) {
       ticket_->update_wanted(wanted);
@@ -507,8 +509,13 @@ class Lockable::Impl::Wait {
       bool complete = true;
       for (const auto i : order) {
         const Resource& resource = resources[(*assignment)[i]];
-        HolderInfo holder{static_cast<long>(::getpid()), impl_.hostname, new_uuid(),
-                          std::chrono::system_clock::now(), requirements_[i].json()};
+        HolderInfo holder{static_cast<long>(::getpid()),
+                          impl_.hostname,
+                          new_uuid(),
+                          std::chrono::system_clock::now(),
+                          requirements_[i].json(),
+                          impl_.options.priority,
+                          {}};
         try {
           locks[i] = impl_.backend->try_lock(resource, holder);
         } catch (const ResourceUnusableError& error) {
@@ -722,6 +729,17 @@ void validate(const Options& options) {
     throw ConfigError("Options::default_timeout must be a finite number of seconds >= 0, got " +
                       std::to_string(options.default_timeout.count()));
   }
+  if (options.priority < kMinPriority || options.priority > kMaxPriority) {
+    throw ConfigError("Options::priority must be from " + std::to_string(kMinPriority) + " to " +
+                      std::to_string(kMaxPriority) + ", got " + std::to_string(options.priority));
+  }
+  if (!(options.priority_aging.count() >= 0.001) ||
+      !std::isfinite(options.priority_aging.count())) {
+    throw ConfigError(
+        "Options::priority_aging must be a finite number of seconds >= 0.001 (aging is what "
+        "keeps low priorities from starving), got " +
+        std::to_string(options.priority_aging.count()));
+  }
   if (!(options.progress_interval.count() > 0)) {
     throw ConfigError("Options::progress_interval must be > 0 seconds, got " +
                       std::to_string(options.progress_interval.count()));
@@ -757,6 +775,8 @@ Lockable::Lockable(Options options, std::unique_ptr<ResourceProvider> provider,
   impl_->provider = std::move(provider);
   impl_->backend = std::move(backend);
   impl_->backend_name = impl_->backend->describe();
+  impl_->backend->set_priority_aging(
+      std::chrono::duration_cast<std::chrono::milliseconds>(impl_->options.priority_aging));
   if (!impl_->options.metrics_file.empty()) {
     // A copy of the log function: a lock (and its release event) may outlive this object.
     add_observer(make_allocation_log(impl_->options.metrics_file, impl_->backend_name,

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -32,6 +33,26 @@ Seconds parse_timeout(std::string_view text, const std::string& name) {
   return Seconds(value);
 }
 
+int parse_priority(const std::string& text, const std::string& name) {
+  const auto fail = [&](const std::string& why) -> int {
+    throw ConfigError(name + ": " + why + ", found \"" + text + "\"; give a whole number from " +
+                      std::to_string(kMinPriority) + " to " + std::to_string(kMaxPriority) +
+                      " (higher is served first, default 0), e.g. " + name +
+                      (name.rfind("--", 0) == 0 ? " 10" : "=10"));
+  };
+  if (text.empty()) return fail("must be a whole number");
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text.c_str(), &end, 10);
+  if (end != text.c_str() + text.size() || std::isspace(static_cast<unsigned char>(text[0]))) {
+    return fail("must be a whole number");
+  }
+  if (errno == ERANGE || value < kMinPriority || value > kMaxPriority) {
+    return fail("is out of range");
+  }
+  return static_cast<int>(value);
+}
+
 std::optional<std::string> getenv_lookup(const std::string& name) {
   if (const char* value = std::getenv(name.c_str())) return std::string(value);
   return std::nullopt;
@@ -53,6 +74,7 @@ EnvironmentSettings environment_settings(const EnvLookup& env) {
   settings.hostname = read(kHostnameVariable);
   settings.on_unavailable = read(kOnUnavailableVariable);
   settings.metrics_file = read(kMetricsFileVariable);
+  settings.priority = read(kPriorityVariable);
   return settings;
 }
 

@@ -22,7 +22,15 @@ struct HolderInfo {
   std::string alloc_id;
   std::chrono::system_clock::time_point since{};
   Json requirements = Json::object();
+  /// The request's priority (Options::priority): among waiters a device can serve, a higher one
+  /// goes first. 0 for holders and waiters that carry none (older versions, the Python package).
+  int priority = 0;
+  /// The lock's fencing token where the backend issues one (etcd: the lock key's create
+  /// revision), filled in by `holder_of`/`holders_of`; never stored by the holder itself.
+  std::optional<std::uint64_t> fencing_token = std::nullopt;
 
+  /// {"pid", "hostname", "alloc_id", "since", "requirements", "priority"} and "fencing_token"
+  /// when set.
   Json to_json() const;
   /// Tolerant: missing fields stay default (files written by other tools may lack them).
   static HolderInfo from_json(const Json& json);
@@ -47,7 +55,8 @@ class HeldLock {
   virtual void on_lock_loss(LockLossHandler handler) { (void)handler; }
 };
 
-/// A request waiting in a backend's queue, as `lockable status` lists it.
+/// A request waiting in a backend's queue, as `lockable status` lists it: `waiter.since` is when
+/// it joined the queue, `waiter.priority` its priority.
 struct QueuedRequest {
   HolderInfo waiter;
   std::vector<std::string> wanted;
@@ -59,8 +68,11 @@ class QueueTicket {
   virtual ~QueueTicket() = default;
   /// Replace the ids this waiter wants (the resource list may change while it waits).
   virtual void update_wanted(const std::vector<std::string>& resource_ids) = 0;
-  /// The ids wanted by live waiters that queued before this one, in arrival order. A waiter must
-  /// leave those devices to them (see core `claimable_ids`).
+  /// The ids wanted by live waiters served before this one, in queue order: higher priority
+  /// first, arrival order within one priority, priorities aged by waiting (core `queue_order`
+  /// with the aging given to LockBackend::set_priority_aging). A backend without priorities
+  /// lists the waiters that arrived earlier. A waiter must leave those devices to them (see core
+  /// `claimable_ids`).
   virtual std::vector<std::vector<std::string>> wanted_by_earlier_waiters() = 0;
 };
 
@@ -132,10 +144,15 @@ class LockBackend {
   /// nothing. Never throws.
   virtual void interrupt_waits() noexcept {}
 
-  /// The requests waiting in the queue, oldest first, for `lockable status`. A backend whose
-  /// queue says nothing about its waiters (the lock folder's tickets hold only ids) keeps the
-  /// default: none listed.
+  /// The requests waiting in the queue, in arrival order (oldest first), for `lockable status`.
+  /// A backend whose queue says nothing about its waiters keeps the default: none listed.
   virtual std::vector<QueuedRequest> queued() { return {}; }
+
+  /// Sets how fast waiting raises a waiter's priority in this backend's queue order
+  /// (Options::priority_aging: one step per `aging`; see core `queue_order`). Lockable calls it
+  /// once, before its first request. Backends whose queue ignores priorities keep the default,
+  /// which does nothing.
+  virtual void set_priority_aging(std::chrono::milliseconds aging) { (void)aging; }
 
   /// Sets the handler for keepalive failures that have not (yet) cost a lock; replaces an earlier
   /// one. Backends without a keepalive never call it, so the default keeps no handler.

@@ -28,10 +28,10 @@ std::unique_ptr<LockBackend> make_lock_folder_backend(std::filesystem::path fold
 std::unique_ptr<LockBackend> make_lock_folder_backend(std::filesystem::path folder,
                                                       LockFolderLog log);
 
-/// A read-only observer of a lock folder, for `lockable status`: holder_of() works as in the
-/// backend above, but nothing on disk is created or changed (a missing folder stays missing and
-/// all its devices read as free), no inotify instance is used, try_lock() throws BackendError and
-/// enqueue() returns a ticket that sees no earlier waiter. Works without write permission.
+/// A read-only observer of a lock folder, for `lockable status`: holder_of() and queued() work as
+/// in the backend above, but nothing on disk is created or changed (a missing folder stays missing
+/// and all its devices read as free), no inotify instance is used, try_lock() throws BackendError
+/// and enqueue() returns a ticket that sees no earlier waiter. Works without write permission.
 std::unique_ptr<LockBackend> make_lock_folder_observer(std::filesystem::path folder);
 
 /// The default lock folder: the system temp dir as Python's `tempfile.gettempdir()` finds it

@@ -43,6 +43,10 @@ class ResourcesSource : public std::variant<std::filesystem::path, Json> {
   ResourcesSource(std::string_view path) : variant(std::filesystem::path(path)) {}
 };
 
+/// The range of Options::priority.
+constexpr int kMinPriority = -1000;
+constexpr int kMaxPriority = 1000;
+
 /// How a `Lockable` is built. Every field has a working default except the resources.
 struct Options {
   /// This host's name for the implicit `hostname` filter; empty means `gethostname()`.
@@ -68,13 +72,23 @@ struct Options {
   /// Names this process's allocations in the metrics file (a command line, a program); empty
   /// means the program's name.
   std::string metrics_label;
+  /// This object's requests' priority, kMinPriority..kMaxPriority: among waiters that a device
+  /// can serve, a higher priority is served first, arrival order within one priority. Waiters
+  /// that carry none (older versions, the Python package) count as 0.
+  int priority = 0;
+  /// Aging, so that no waiter starves: a waiter's effective priority rises by one per
+  /// `priority_aging` of waiting, so a waiter of priority p is never overtaken by one of
+  /// priority q > p arriving (q - p) * priority_aging or more after it. Use one value for the
+  /// whole lab (each waiter orders the queue with its own). At least 0.001 s.
+  Seconds priority_aging{60.0};
 };
 
 /// One device's state for `lockable status`.
 struct ResourceStatus {
   Resource resource;
+  /// kBusy: held (`lockable status` says "held").
   enum class State { kFree, kBusy, kOffline } state = State::kFree;
-  /// Set when busy.
+  /// Set when busy: who holds it, since when, for which requirement, its fencing token.
   std::optional<HolderInfo> holder;
 };
 
@@ -143,5 +157,10 @@ std::string this_hostname();
 /// ConfigError naming `name` (a flag or variable, e.g. "--timeout") for a negative, non-finite or
 /// non-numeric value.
 Seconds parse_timeout(std::string_view text, const std::string& name);
+
+/// Parses a priority typed by a user: a whole number from kMinPriority to kMaxPriority ("10",
+/// "-5"). Throws ConfigError naming `name` (a flag or variable, e.g. "--priority"), the value,
+/// the range and an example.
+int parse_priority(const std::string& text, const std::string& name);
 
 }  // namespace lockable

@@ -31,9 +31,9 @@ struct NamedLockBackendOptions {
 ///     when the store answers false or no beat succeeded for a whole lease;
 ///   - a released lock is never renewed afterwards, and a lost one is never released (anyone
 ///     can release any name on the service: by then it may be someone else's);
-///   - waiting polls every `poll_period`; the FIFO queue and `holder_of` cover the waiters and
-///     holders of this process only (other hosts' holders are unknown to it), so fairness is
-///     per process.
+///   - waiting polls every `poll_period`; the queue (priorities, FIFO within one, aging: core
+///     queue_order) and `holder_of` cover the waiters and holders of this process only (other
+///     hosts' holders and waiters are unknown to it), so fairness and priorities are per process.
 class NamedLockBackend final : public LockBackend {
  public:
   NamedLockBackend(std::shared_ptr<NamedLockStore> store, NamedLockBackendOptions options);
@@ -45,6 +45,7 @@ class NamedLockBackend final : public LockBackend {
                                        const HolderInfo& waiter) override;
   std::optional<HolderInfo> holder_of(const std::string& resource_id) override;
   void interrupt_waits() noexcept override;
+  void set_priority_aging(std::chrono::milliseconds aging) override;
   void on_keepalive_error(KeepaliveErrorHandler handler) override;
   std::string describe() const override;
 

@@ -31,6 +31,8 @@ constexpr const char* kLockBackendVariable = "LOCKABLE_LOCK_BACKEND";
 constexpr const char* kHostnameVariable = "LOCKABLE_HOSTNAME";
 /// The allocation log (Options::metrics_file): one JSON line per finished allocation.
 constexpr const char* kMetricsFileVariable = "LOCKABLE_METRICS_FILE";
+/// The requests' priority (Options::priority), a whole number from -1000 to 1000.
+constexpr const char* kPriorityVariable = "LOCKABLE_PRIORITY";
 /// Read by the GoogleTest plugin only (a suite's fail/skip choice).
 constexpr const char* kOnUnavailableVariable = "LOCKABLE_ON_UNAVAILABLE";
 
@@ -47,6 +49,7 @@ struct EnvironmentSettings {
   std::optional<Setting> hostname;        ///< LOCKABLE_HOSTNAME
   std::optional<Setting> on_unavailable;  ///< LOCKABLE_ON_UNAVAILABLE
   std::optional<Setting> metrics_file;    ///< LOCKABLE_METRICS_FILE
+  std::optional<Setting> priority;        ///< LOCKABLE_PRIORITY
 };
 
 /// Reads the `LOCKABLE_*` variables through `env` (default: the process environment).

@@ -43,6 +43,10 @@ const FlagSpec kFlags[] = {
     {"metrics_file", kMetricsFileVariable, &EnvironmentSettings::metrics_file,
      "append one JSON line per finished allocation to this file, for 'lockable report' "
      "(default: none)"},
+    {"priority", kPriorityVariable, &EnvironmentSettings::priority,
+     "priority of this program's requests in the queue, a whole number from -1000 to 1000: "
+     "among waiters a device can serve, higher goes first; waiting raises it by one per minute "
+     "so none starves (default: 0)"},
 };
 
 std::string known_flags() {
@@ -97,6 +101,7 @@ Config build_config(const std::map<std::string, Setting>& flags, const EnvLookup
     }
     config.metrics_file = s->value;
   }
+  if (auto s = lookup(spec("priority"))) config.priority = parse_priority(s->value, s->source);
   if (auto s = lookup(spec("on_unavailable"))) {
     if (s->value == "fail") {
       config.on_unavailable = OnUnavailable::kFail;
@@ -178,6 +183,7 @@ Options to_options(const Config& config) {
   options.lock_backend = config.lock_backend;
   if (config.timeout) options.default_timeout = *config.timeout;
   options.metrics_file = config.metrics_file;
+  options.priority = config.priority;
   options.log = [](const std::string& line) {
     std::printf("[ LOCKABLE ] %s\n", line.c_str());
     std::fflush(stdout);

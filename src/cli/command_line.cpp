@@ -80,7 +80,7 @@ class Formatter : public CLI::Formatter {
     return "\nUsage: lockable [OPTIONS] [--] COMMAND [ARGS...]\n"
            "       lockable --lock-name NAME [--timeout S] [--] COMMAND [ARGS...]\n"
            "       lockable [OPTIONS] --validate-only\n"
-           "       lockable [OPTIONS] status [--json]\n"
+           "       lockable [OPTIONS] status [--json] [--watch [SECONDS] [--count N]]\n"
            "       lockable report [--format text|json|csv|openmetrics] [--html OUT] FILES...\n"
            "       lockable ctest-spec [--resources FILE] [--by ATTRIBUTE] [-o FILE]\n";
   }
@@ -95,6 +95,7 @@ struct Parser {
   std::set<std::string> known{"--help", "--version"};
   CommandLine line;
   std::map<std::string, std::string> values;
+  bool watch_flag = false;
 
   Parser() {
     app.formatter(std::make_shared<Formatter>());
@@ -122,6 +123,10 @@ struct Parser {
                "What the device must satisfy (default: any device)");
     add_valued("--metrics-file", "FILE", kMetricsFileVariable,
                "Append one JSON line per finished allocation to FILE (see 'lockable report')");
+    add_valued("--priority", "N", kPriorityVariable,
+               "Priority of the request in the queue, a whole number from -1000 to 1000: among "
+               "waiters a device can serve, higher goes first, arrival order within one; waiting "
+               "raises it by one per minute, so none starves (default: 0)");
     add_valued("--lock-name", "NAME", nullptr,
                "Instead of a device, hold the named lock NAME on the Lockable.dev service while "
                "COMMAND runs (LOCKABLE_SERVICE_URL, default https://api.lockable.dev/v1; token "
@@ -131,6 +136,14 @@ struct Parser {
     add_flag("-q,--quiet", line.quiet, "Do not print the locked/released/progress lines");
     add_flag("--status", line.status_flag, "Same as the status subcommand");
     add_flag("--json", line.json, "status: print JSON instead of a table");
+    // Its value is optional, so the loop in parse_command_line takes it (see there); CLI11 sees
+    // a flag, for --help and for its place among the options.
+    app.add_flag("--watch", watch_flag,
+                 "status --watch [SECONDS]: print the status again every SECONDS (default 2), "
+                 "in place on a terminal, else as snapshots separated by a blank line, until "
+                 "Ctrl-C (exit 0)");
+    known.insert("--watch");
+    add_valued("--count", "N", nullptr, "status --watch: stop after N snapshots");
     status_command = app.add_subcommand(
         "status", "Print every resource as free, busy (with its holder) or offline");
     // Options after `status` belong to the main app (`lockable status --json`).
@@ -294,12 +307,26 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   Parser parser;
   std::vector<std::string> options;
   std::vector<std::string> command;
+  std::optional<std::string> watch;
   bool seen_status_word = false;
   for (int i = 1; i < argc; ++i) {
     const std::string word = argv[i];
     if (word == "--") {
       command.assign(argv + i + 1, argv + argc);
       break;
+    }
+    // --watch takes an optional value: the next word when it starts like a number.
+    if (word == "--watch" || word.rfind("--watch=", 0) == 0) {
+      if (word.size() > 8) {
+        watch = word.substr(8);
+      } else if (i + 1 < argc && argv[i + 1][0] != '\0' &&
+                 std::string("0123456789.").find(argv[i + 1][0]) != std::string::npos) {
+        watch = argv[++i];
+      } else {
+        watch = word.size() == 8 ? std::string() : std::string("2");
+      }
+      options.push_back("--watch");
+      continue;
     }
     if (word.size() > 1 && word[0] == '-') {
       // Joined as --opt=value so that a value starting with '-' (--timeout -1) stays a value
@@ -357,6 +384,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
   line.requirements = parser.value_of("--requirements");
   line.metrics_file = parser.value_of("--metrics-file");
   line.lock_name = parser.value_of("--lock-name");
+  line.priority = parser.value_of("--priority");
+  line.count = parser.value_of("--count");
+  line.watch = watch;
   line.command = std::move(command);
 
   for (const auto& [name, value] :
@@ -366,7 +396,10 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
            {"--resources", line.resources},
            {"--hostname", line.hostname},
            {"--metrics-file", line.metrics_file},
-           {"--lock-name", line.lock_name}}) {
+           {"--lock-name", line.lock_name},
+           {"--priority", line.priority},
+           {"--watch", line.watch},
+           {"--count", line.count}}) {
     if (value && value->empty()) {
       return usage_error(std::string(name) + " must not be empty; give a value, or leave " + name +
                          " out for its default");
@@ -376,6 +409,13 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     return usage_error("status and --validate-only cannot be combined; use one of them");
   }
   if (line.json && !line.status) return usage_error("--json only applies to status");
+  if (line.watch && !line.status) {
+    return usage_error("--watch only applies to status: lockable status --watch [SECONDS]");
+  }
+  if (line.count && !line.watch) {
+    return usage_error("--count only applies to status --watch: lockable status --watch --count " +
+                       *line.count);
+  }
   if (line.lock_name && (line.status || line.validate_only)) {
     return usage_error(
         "--lock-name runs a command under a named lock; it cannot be combined with status or "

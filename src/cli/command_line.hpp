@@ -29,6 +29,12 @@ struct CommandLine {
   std::optional<std::string> hostname;
   std::optional<std::string> requirements;
   std::optional<std::string> metrics_file;
+  /// `--priority N`: the request's priority (LOCKABLE_PRIORITY otherwise).
+  std::optional<std::string> priority;
+  /// status `--watch [SECONDS]`: refresh every SECONDS (as typed; "2" when none was given).
+  std::optional<std::string> watch;
+  /// status `--count N`: with --watch, stop after N snapshots (as typed).
+  std::optional<std::string> count;
   /// `--lock-name NAME`: hold this named lock on the lock service while COMMAND runs, instead
   /// of a device.
   std::optional<std::string> lock_name;

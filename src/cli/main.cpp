@@ -14,11 +14,14 @@
 #include <lockable/settings.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -106,6 +109,7 @@ struct Settings {
   std::optional<Setting> hostname;
   std::optional<Setting> requirements;
   std::optional<Setting> metrics_file;
+  std::optional<Setting> priority;
 };
 
 Settings resolve_settings(const CommandLine& line) {
@@ -123,6 +127,7 @@ Settings resolve_settings(const CommandLine& line) {
   settings.hostname = pick(line.hostname, "--hostname", env.hostname);
   settings.requirements = pick(line.requirements, "--requirements", env.requirements);
   settings.metrics_file = pick(line.metrics_file, "--metrics-file", env.metrics_file);
+  settings.priority = pick(line.priority, "--priority", env.priority);
   return settings;
 }
 
@@ -188,6 +193,64 @@ int ctest_spec(const CommandLine& line) {
   return kOk;
 }
 
+// `lockable status [--json] [--watch [SECONDS] [--count N]]`.
+int status(const CommandLine& line, const std::string& resources, Options options,
+           SignalRelay& relay) {
+  std::optional<std::chrono::milliseconds> every;
+  long long count = 0;  // 0: until interrupted
+  if (line.watch) {
+    const Seconds seconds = parse_timeout(*line.watch, "--watch");
+    if (!(seconds.count() >= 0.1)) {
+      throw ConfigError("--watch: must be at least 0.1 seconds, found \"" + *line.watch +
+                        "\"; give the refresh period in seconds, e.g. --watch 2");
+    }
+    every = std::chrono::duration_cast<std::chrono::milliseconds>(seconds);
+  }
+  if (line.count) {
+    char* end = nullptr;
+    count = std::strtoll(line.count->c_str(), &end, 10);
+    if (end != line.count->c_str() + line.count->size() || count < 1) {
+      throw ConfigError("--count: must be a whole number of snapshots, 1 or more, found \"" +
+                        *line.count + "\"; e.g. --count 3");
+    }
+  }
+  // A read-only observer: status works in a folder this account may not write, and changes
+  // nothing on disk (no folder, lock file or queue ticket is created).
+  auto provider = make_resource_provider(resources);
+  auto observer = make_lock_observer(options.lock_backend.empty() ? options.lock_folder.string()
+                                                                  : options.lock_backend);
+  LockBackend& store = *observer;
+  const auto aging =
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(options.priority_aging);
+  Lockable lockable(std::move(options), std::move(provider), std::move(observer));
+  const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  // While watching, Ctrl-C ends the loop (exit 0) instead of killing lockable mid-line.
+  if (every) relay.cancel_with([] {});
+  struct StopCancelling {
+    SignalRelay& relay;
+    ~StopCancelling() { relay.cancel_with(nullptr); }
+  } stop_cancelling{relay};
+  for (long long shown = 0;; ++shown) {
+    const auto statuses = lockable.status();
+    const auto report =
+        make_status_report(statuses, store.queued(), lockable.hostname(), store.describe(),
+                           std::chrono::system_clock::now(), aging);
+    std::string text =
+        line.json ? status_json(report).dump(2, ' ', false, Json::error_handler_t::replace) + "\n"
+                  : status_text(report);
+    if (every && terminal) {
+      text = "\033[H\033[2J" + text;  // home and clear: the snapshot replaces the last one
+    } else if (shown > 0) {
+      text = "\n" + text;  // successive snapshots, a blank line apart
+    }
+    std::cout << text << std::flush;
+    if (!every || (count > 0 && shown + 1 >= count)) break;
+    if (relay.sleep_unless_interrupted(*every)) break;
+  }
+  const int interrupted = relay.interrupted_exit_code();
+  return interrupted == 128 + SIGINT ? kOk : interrupted;
+}
+
 int run(const CommandLine& line, SignalRelay& relay) {
   if (line.ctest_spec) return ctest_spec(line);
   // Every option is checked before anything touches the disk (the lock folder is created by
@@ -200,6 +263,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (settings.lock_backend) options.lock_backend = settings.lock_backend->value;
   if (settings.timeout) {
     options.default_timeout = parse_timeout(settings.timeout->value, settings.timeout->source);
+  }
+  if (settings.priority) {
+    options.priority = parse_priority(settings.priority->value, settings.priority->source);
   }
   if (settings.metrics_file) {
     options.metrics_file = settings.metrics_file->value;
@@ -227,25 +293,7 @@ int run(const CommandLine& line, SignalRelay& relay) {
   // The provider would also fail on an unreadable file, but only we can name the flag.
   if (!is_url(settings.resources)) read_resources_file(settings.resources);
 
-  if (line.status) {
-    // A read-only observer: status works in a folder this account may not write, and changes
-    // nothing on disk (no folder, lock file or queue ticket is created).
-    auto provider = make_resource_provider(settings.resources);
-    auto observer = make_lock_observer(options.lock_backend.empty() ? options.lock_folder.string()
-                                                                    : options.lock_backend);
-    LockBackend& store = *observer;
-    Lockable lockable(std::move(options), std::move(provider), std::move(observer));
-    const auto statuses = lockable.status();
-    if (line.json) {
-      std::cout << status_json(statuses, lockable.hostname())
-                       .dump(2, ' ', false, Json::error_handler_t::replace)
-                << std::endl;
-    } else {
-      std::cout << status_table(statuses, lockable.hostname()) << queue_lines(store.queued())
-                << std::flush;
-    }
-    return kOk;
-  }
+  if (line.status) return status(line, settings.resources, std::move(options), relay);
 
   const Requirements requirements = parse_requirements(settings.requirements);
   const auto launch = resolve_command(line.command, !line.no_shell);

@@ -2,30 +2,75 @@
 
 #include <lockable/lockable.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 namespace lockable::cli {
 
-/// "free", "busy" or "offline".
-std::string state_name(ResourceStatus::State state);
+/// The version of `lockable status --json`'s schema (README "Status"): raised only when a field
+/// changes meaning or goes away; new fields may appear without it.
+constexpr int kStatusSchema = 1;
+
+/// What `lockable status` shows of one device. One state per device; each state's details live
+/// in the fields it names, so a new state (reserved: why, until) adds an enum value, its fields
+/// and one case in each of device_state_name / device_details / the JSON.
+struct DeviceStatus {
+  enum class State { kFree, kHeld, kOffline } state = State::kFree;
+  std::string id;
+  std::string hostname;
+  bool for_this_host = true;
+  /// kHeld: who holds it, since when, for which requirement, its fencing token (if issued).
+  std::optional<HolderInfo> holder;
+};
+
+/// One waiting request in the order it would be served now.
+struct QueuedStatus {
+  QueuedRequest request;
+  /// Its priority aged by its waiting time (core effective_priority), what the order uses.
+  long long effective_priority = 0;
+};
+
+/// One snapshot of the lab: every device, then the queue in service order.
+struct StatusReport {
+  std::chrono::system_clock::time_point time;
+  std::string this_host;
+  /// Where the locks live (LockBackend::describe).
+  std::string backend;
+  std::vector<DeviceStatus> devices;
+  /// Next served first: core queue_order over the backend's queue (arrival order) at `time`.
+  std::vector<QueuedStatus> queue;
+};
+
+/// Builds the snapshot from the library's answers. `queued` is in arrival order (as
+/// LockBackend::queued() gives it); `aging` is Options::priority_aging.
+StatusReport make_status_report(const std::vector<ResourceStatus>& statuses,
+                                const std::vector<QueuedRequest>& queued,
+                                const std::string& this_host, const std::string& backend,
+                                std::chrono::system_clock::time_point now,
+                                std::chrono::system_clock::duration aging);
+
+/// "free", "held" or "offline".
+std::string device_state_name(DeviceStatus::State state);
 
 /// True when a lock on `this_host` may use `resource` (the implicit hostname filter): it names
 /// this host.
 bool for_this_host(const Resource& resource, const std::string& this_host);
 
-/// One line per resource: id, host, state, and for busy ones the holder (pid, host,
-/// allocation id, since when), under a header line. A device of another host says so (a lock
-/// here never takes it). Ends with a newline.
-std::string status_table(const std::vector<ResourceStatus>& statuses, const std::string& this_host);
+/// The table: one line per device (id, host, state, details: the holder, since when and for how
+/// long, for which requirement, allocation, fencing token; "not for this host" for another
+/// host's device), then the queue in service order (position, priority, who, waiting time,
+/// wanted ids, requirement) or "queue: empty". Ends with a newline.
+std::string status_text(const StatusReport& report);
 
-/// A JSON array of {"id", "hostname", "state", "holder", "for_this_host"}; "holder" is
-/// HolderInfo::to_json() for busy resources and null otherwise; "for_this_host" is false for a
-/// device of another host. Attributes are left out: they may hold credentials.
-Json status_json(const std::vector<ResourceStatus>& statuses, const std::string& this_host);
-
-/// "queue, oldest first:" and one line per waiting request (who, since when, which ids), or ""
-/// when nothing waits (or the backend cannot tell). Ends with a newline when not empty.
-std::string queue_lines(const std::vector<QueuedRequest>& queued);
+/// The schema documented in README "Status":
+///   {"schema": 1, "time": ISO 8601, "hostname": this host, "backend": text,
+///    "devices": [{"id", "hostname", "for_this_host", "state": "free"|"held"|"offline",
+///                 "holder": null | {"pid", "hostname", "alloc_id", "since", "requirements",
+///                                   "priority", "fencing_token"?, "held_for": seconds}}],
+///    "queue": [{"position": 1.., "pid", "hostname", "since", "waited": seconds,
+///               "priority", "effective_priority", "requirements", "wants": [ids]}]}
+/// Attributes are left out: they may hold credentials.
+Json status_json(const StatusReport& report);
 
 }  // namespace lockable::cli

@@ -1,6 +1,7 @@
 #include <lockable/allocation.hpp>
 #include <lockable/backend.hpp>
 
+#include <climits>
 #include <cstdio>
 #include <ctime>
 #include <string>
@@ -46,11 +47,14 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(const std::st
 }  // namespace
 
 Json HolderInfo::to_json() const {
-  return Json{{"pid", pid},
-              {"hostname", hostname},
-              {"alloc_id", alloc_id},
-              {"since", format_iso8601(since)},
-              {"requirements", requirements}};
+  Json json{{"pid", pid},
+            {"hostname", hostname},
+            {"alloc_id", alloc_id},
+            {"since", format_iso8601(since)},
+            {"requirements", requirements},
+            {"priority", priority}};
+  if (fencing_token) json["fencing_token"] = *fencing_token;
+  return json;
 }
 
 HolderInfo HolderInfo::from_json(const Json& json) {
@@ -69,6 +73,14 @@ HolderInfo HolderInfo::from_json(const Json& json) {
     if (const auto since = parse_iso8601(it->get<std::string>())) info.since = *since;
   }
   if (const auto it = json.find("requirements"); it != json.end()) info.requirements = *it;
+  // A priority outside an int (a foreign or hand-edited file) counts as the default.
+  if (const auto it = json.find("priority"); it != json.end() && it->is_number_integer()) {
+    const auto value = it->get<long long>();
+    if (value >= INT_MIN && value <= INT_MAX) info.priority = static_cast<int>(value);
+  }
+  if (const auto it = json.find("fencing_token"); it != json.end() && it->is_number_unsigned()) {
+    info.fencing_token = it->get<std::uint64_t>();
+  }
   return info;
 }
 

@@ -8,6 +8,7 @@
 
 #include <lockable/error.hpp>
 #include <lockable/etcd.hpp>
+#include <lockable/lockable.hpp>
 
 #include "core/backoff.hpp"
 #include "etcd/etcd_client.hpp"
@@ -734,6 +735,9 @@ struct TicketState {
   std::string key;
   std::vector<std::string> wanted;
   Json holder;
+  QueuePlace place;  // the waiter's priority and since
+  // Options::priority_aging in milliseconds, shared with the backend.
+  std::shared_ptr<const std::atomic<long long>> aging_ms;
   std::int64_t create_revision = 0;  // 0 while unpublished
   bool published = false;
   bool closed = false;
@@ -772,7 +776,13 @@ std::vector<std::optional<HolderInfo>> read_holders(etcd::Client& client,
     if (it == index.end()) continue;
     const std::string value = decoded(kv, "value");
     if (const auto json = etcd::parse_holder_value(value)) {
-      holders[it->second] = HolderInfo::from_json(*json);
+      auto holder = HolderInfo::from_json(*json);
+      // The lock key's create revision is the holder's fencing token.
+      if (const auto revision = etcd::int64_field(kv, "create_revision");
+          revision && *revision > 0) {
+        holder.fencing_token = static_cast<std::uint64_t>(*revision);
+      }
+      holders[it->second] = std::move(holder);
     } else {
       HolderInfo foreign;
       foreign.hostname = "(not a lockable lock: etcd key " + layout.lock_key(*id) + " holds " +
@@ -843,7 +853,9 @@ class EtcdTicket final : public QueueTicket {
       // Our lease lapsed and took the key: queue again (at the end; the loss was ours).
       if (!present) write_locked(*session_, *state_, floors_.get());
     }
-    return etcd::wanted_before(queue, state_->published ? state_->create_revision : 0, state_->key);
+    return etcd::wanted_before(queue, state_->published ? state_->create_revision : 0, state_->key,
+                               state_->place, std::chrono::system_clock::now(),
+                               std::chrono::milliseconds(state_->aging_ms->load()));
   }
 
   // Writes the ticket's key on the session's lease; sets its create revision when new.
@@ -1024,6 +1036,8 @@ class EtcdBackend final : public LockBackend {
                  etcd::lease_hex(session_->lease(Clock::now() + kCallBudget)) + "-" + suffix;
     state->wanted = resource_ids;
     state->holder = waiter.to_json();
+    state->place = QueuePlace{waiter.priority, waiter.since};
+    state->aging_ms = aging_ms_;
     {
       std::lock_guard<std::mutex> guard(mutex_);
       auto& mine = tickets_[std::this_thread::get_id()];
@@ -1053,6 +1067,10 @@ class EtcdBackend final : public LockBackend {
   void interrupt_waits() noexcept override { watcher_->interrupt(); }
 
   std::vector<QueuedRequest> queued() override { return read_queue(session_->client(), layout_); }
+
+  void set_priority_aging(std::chrono::milliseconds aging) override {
+    aging_ms_->store(aging.count());
+  }
 
   void on_keepalive_error(KeepaliveErrorHandler handler) override {
     session_->on_keepalive_error(std::move(handler));
@@ -1098,6 +1116,8 @@ class EtcdBackend final : public LockBackend {
   std::shared_ptr<Session> session_;
   std::shared_ptr<Watcher> watcher_;
   std::shared_ptr<Floors> floors_ = std::make_shared<Floors>();
+  std::shared_ptr<std::atomic<long long>> aging_ms_ = std::make_shared<std::atomic<long long>>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Options{}.priority_aging).count());
   std::mutex mutex_;
   std::map<std::thread::id, std::vector<std::weak_ptr<TicketState>>> tickets_;
 };

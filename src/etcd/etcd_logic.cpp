@@ -250,6 +250,8 @@ std::vector<QueueEntry> parse_queue(const Json& kvs) {
       }
       entry.holder = json;
       entry.holder.erase("wanted");
+      const auto waiter = HolderInfo::from_json(entry.holder);
+      entry.place = QueuePlace{waiter.priority, waiter.since};
     }
     entries.push_back(std::move(entry));
   }
@@ -260,12 +262,33 @@ std::vector<QueueEntry> parse_queue(const Json& kvs) {
 }
 
 std::vector<std::vector<std::string>> wanted_before(const std::vector<QueueEntry>& queue,
-                                                    std::int64_t mine, const std::string& my_key) {
-  std::vector<std::vector<std::string>> wanted;
+                                                    std::int64_t mine, const std::string& my_key,
+                                                    const QueuePlace& place,
+                                                    std::chrono::system_clock::time_point now,
+                                                    std::chrono::system_clock::duration aging) {
+  std::vector<QueuePlace> places;
+  std::vector<const QueueEntry*> entries;
+  std::size_t my_index = 0;
+  bool placed = false;
   for (const auto& entry : queue) {
     if (entry.key == my_key) continue;
-    if (mine != 0 && entry.create_revision >= mine) continue;
-    wanted.push_back(entry.wanted);
+    if (!placed && mine != 0 && entry.create_revision >= mine) {
+      my_index = places.size();
+      places.push_back(place);
+      entries.push_back(nullptr);
+      placed = true;
+    }
+    places.push_back(entry.place);
+    entries.push_back(&entry);
+  }
+  if (!placed) {
+    my_index = places.size();
+    places.push_back(place);
+    entries.push_back(nullptr);
+  }
+  std::vector<std::vector<std::string>> wanted;
+  for (const auto index : served_before(places, my_index, now, aging)) {
+    wanted.push_back(entries[index]->wanted);
   }
   return wanted;
 }

@@ -3,7 +3,10 @@
 // queue order from create revisions, and when a lease is surely gone. No I/O; unit-tested in
 // tests/unit/etcd_logic_test.cpp.
 
+#include <lockable/backend.hpp>
 #include <lockable/resource.hpp>
+
+#include "core/queue_order.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -67,6 +70,8 @@ struct QueueEntry {
   std::int64_t create_revision = 0;
   std::vector<std::string> wanted;
   Json holder = Json::object();
+  /// Its "priority" and "since" (0 and the epoch when the value has none: an older version).
+  QueuePlace place;
 };
 
 /// Reads the kvs of a range over the queue (in any order): entries whose value is not a queue
@@ -74,10 +79,15 @@ struct QueueEntry {
 /// revision, oldest first.
 std::vector<QueueEntry> parse_queue(const Json& kvs);
 
-/// The wanted ids of the entries that queued before `mine` (create revision; 0 = not queued
-/// yet, so every entry is earlier), oldest first, leaving out the entry `my_key`.
-std::vector<std::vector<std::string>> wanted_before(const std::vector<QueueEntry>& queue,
-                                                    std::int64_t mine, const std::string& my_key);
+/// The wanted ids of the entries served before mine, in queue order (core queue_order at `now`
+/// with `aging`): mine is placed by its create revision `mine` among the entries (0 = not queued
+/// yet, so after every entry) with `place` (its priority and since); the entry `my_key` is left
+/// out. With the defaults (priority 0, no aging) and entries without priorities, these are the
+/// entries that queued before mine, oldest first.
+std::vector<std::vector<std::string>> wanted_before(
+    const std::vector<QueueEntry>& queue, std::int64_t mine, const std::string& my_key,
+    const QueuePlace& place = {}, std::chrono::system_clock::time_point now = {},
+    std::chrono::system_clock::duration aging = std::chrono::system_clock::duration::zero());
 
 /// A lock key's value parsed as our HolderInfo JSON; nullopt when it is something else (another
 /// program's key under our prefix).

@@ -4,9 +4,11 @@
 #include <lockable/named_lock_backend.hpp>
 
 #include "core/lease.hpp"
+#include "core/queue_order.hpp"
 #include "http/client.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -34,7 +36,12 @@ struct NamedLockBackend::Registry {
   std::mutex mutex;
   std::condition_variable changed;
   std::map<std::string, std::pair<HolderInfo, const void*>> holders;  // id -> holder, owner
-  std::map<std::uint64_t, std::vector<std::string>> queue;            // arrival -> ids wanted
+  struct Waiting {
+    std::vector<std::string> wanted;
+    QueuePlace place;
+  };
+  std::map<std::uint64_t, Waiting> queue;  // arrival -> ids wanted, priority
+  std::atomic<long long> aging_ms{60000};  // Options::priority_aging's default
   std::uint64_t arrivals = 0;
   std::uint64_t generation = 0;
   std::map<std::thread::id, std::uint64_t> seen;
@@ -298,11 +305,12 @@ class ServiceHeldLock final : public HeldLock {
 
 class ServiceTicket final : public QueueTicket {
  public:
-  ServiceTicket(std::shared_ptr<NamedLockBackend::Registry> registry, std::vector<std::string> ids)
+  ServiceTicket(std::shared_ptr<NamedLockBackend::Registry> registry, std::vector<std::string> ids,
+                const HolderInfo& waiter)
       : registry_(std::move(registry)) {
     std::lock_guard<std::mutex> lock(registry_->mutex);
     place_ = registry_->arrivals++;
-    registry_->queue[place_] = std::move(ids);
+    registry_->queue[place_] = {std::move(ids), QueuePlace{waiter.priority, waiter.since}};
     registry_->bump();
   }
   ~ServiceTicket() override {
@@ -312,15 +320,24 @@ class ServiceTicket final : public QueueTicket {
   }
   void update_wanted(const std::vector<std::string>& resource_ids) override {
     std::lock_guard<std::mutex> lock(registry_->mutex);
-    registry_->queue[place_] = resource_ids;
+    registry_->queue[place_].wanted = resource_ids;
     registry_->bump();
   }
+  // The service has no queue: this orders the waiters of this process only (core queue_order).
   std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
     std::lock_guard<std::mutex> lock(registry_->mutex);
+    std::vector<QueuePlace> places;
+    std::vector<const std::vector<std::string>*> wanted;
+    std::size_t mine = 0;
+    for (const auto& [arrival, waiting] : registry_->queue) {
+      if (arrival == place_) mine = places.size();
+      places.push_back(waiting.place);
+      wanted.push_back(&waiting.wanted);
+    }
     std::vector<std::vector<std::string>> earlier;
-    for (auto it = registry_->queue.begin(); it != registry_->queue.end() && it->first < place_;
-         ++it) {
-      earlier.push_back(it->second);
+    for (const auto index : served_before(places, mine, std::chrono::system_clock::now(),
+                                          std::chrono::milliseconds(registry_->aging_ms.load()))) {
+      earlier.push_back(*wanted[index]);
     }
     return earlier;
   }
@@ -390,8 +407,12 @@ void NamedLockBackend::wait_for_change(Clock::time_point deadline) {
 }
 
 std::unique_ptr<QueueTicket> NamedLockBackend::enqueue(const std::vector<std::string>& ids,
-                                                       const HolderInfo& /*waiter*/) {
-  return std::make_unique<ServiceTicket>(registry_, ids);
+                                                       const HolderInfo& waiter) {
+  return std::make_unique<ServiceTicket>(registry_, ids, waiter);
+}
+
+void NamedLockBackend::set_priority_aging(std::chrono::milliseconds aging) {
+  registry_->aging_ms = aging.count();
 }
 
 std::optional<HolderInfo> NamedLockBackend::holder_of(const std::string& resource_id) {

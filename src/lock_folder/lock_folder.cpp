@@ -207,12 +207,18 @@ class LockFolderBackend final : public LockBackend {
   }
 
   std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids,
-                                       const HolderInfo& /*waiter*/) override {
-    return queue_->enqueue(resource_ids);
+                                       const HolderInfo& waiter) override {
+    return queue_->enqueue(resource_ids, waiter);
   }
 
   std::optional<HolderInfo> holder_of(const std::string& resource_id) override {
     return read_holder(folder_, resource_id);
+  }
+
+  std::vector<QueuedRequest> queued() override { return read_queue(queue_->dir()); }
+
+  void set_priority_aging(std::chrono::milliseconds aging) override {
+    queue_->set_priority_aging(aging);
   }
 
   std::string describe() const override { return "lock folder " + folder_.string(); }
@@ -396,6 +402,7 @@ class FolderObserver final : public LockBackend {
   std::optional<HolderInfo> holder_of(const std::string& resource_id) override {
     return read_holder(folder_, resource_id);
   }
+  std::vector<QueuedRequest> queued() override { return read_queue(folder_ / kQueueDir); }
   std::string describe() const override { return "lock folder " + folder_.string(); }
 
  private:

@@ -5,6 +5,7 @@
 #include "lock_folder/ticket_queue.hpp"
 
 #include <lockable/error.hpp>
+#include <lockable/lockable.hpp>
 
 #include "core/json_text.hpp"
 #include "core/queue_order.hpp"
@@ -19,8 +20,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <deque>
 #include <iterator>
 
 namespace lockable::folder_backend {
@@ -35,6 +39,70 @@ constexpr const char* kTicketSuffix = ".ticket";
 // or wedged. When the owner runs again its next touch puts it back at its place of arrival.
 constexpr auto kTicketRefresh = std::chrono::seconds(1);
 constexpr auto kStaleTicketAge = std::chrono::seconds(5);
+
+// A ticket's content: the ids, then the waiter's details as the last element, where older
+// versions (which keep only the array's strings) never look.
+std::string ticket_text(const std::vector<std::string>& ids, const Json& waiter) {
+  Json json(ids);
+  if (waiter.is_object()) json.push_back(waiter);
+  return detail::dump(json);
+}
+
+struct ParsedTicket {
+  std::vector<std::string> ids;
+  std::optional<HolderInfo> waiter;  // absent in an older version's ticket
+};
+
+ParsedTicket parse_ticket(const std::string& text) {
+  // A torn or foreign ticket counts as wanting nothing: it must never stall the queue.
+  const Json json = Json::parse(text, nullptr, false);
+  ParsedTicket ticket;
+  if (!json.is_array()) return ticket;
+  for (const auto& element : json) {
+    if (element.is_string()) {
+      ticket.ids.push_back(element.get<std::string>());
+    } else if (element.is_object()) {
+      ticket.waiter = HolderInfo::from_json(element);
+    }
+  }
+  return ticket;
+}
+
+// A ticket's name, `<arrival in ns, 20 digits>-<pid>-<n>.ticket`: its arrival (wall clock), the
+// start of the waiter's wait for aging; the epoch for a name of another form.
+std::chrono::system_clock::time_point arrival_of(const std::string& name) {
+  unsigned long long nanos = 0;
+  std::size_t digits = 0;
+  for (; digits < name.size() && digits < 20 && name[digits] >= '0' && name[digits] <= '9';
+       ++digits) {
+    nanos = nanos * 10 + static_cast<unsigned long long>(name[digits] - '0');
+  }
+  if (digits != 20 || nanos > static_cast<unsigned long long>(LLONG_MAX)) return {};
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(static_cast<long long>(nanos))));
+}
+
+long pid_of(const std::string& name) {
+  const auto first = name.find('-');
+  if (first == std::string::npos) return 0;
+  return std::strtol(name.c_str() + first + 1, nullptr, 10);
+}
+
+// The ticket names in `queue_dir`, in arrival order (the names are zero-padded arrival times).
+std::vector<std::string> ticket_names(const fs::path& queue_dir, bool* any = nullptr) {
+  std::vector<std::string> names;
+  if (DIR* dir = ::opendir(queue_dir.c_str())) {
+    while (const dirent* entry = ::readdir(dir)) {
+      std::string name = entry->d_name;
+      if (is_ticket_name(name)) names.push_back(std::move(name));
+    }
+    ::closedir(dir);
+  }
+  if (any != nullptr) *any = !names.empty();
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 }  // namespace
 
@@ -99,12 +167,15 @@ struct TicketState {
   fs::path queue_dir;
   std::string name;
   std::vector<std::string> wanted;
+  Json waiter;  // HolderInfo JSON, written after the ids
+  QueuePlace place;
+  std::shared_ptr<const std::atomic<long long>> aging_ms;
   UniqueFd fd;  // invalid while unpublished, and when the queue folder refused the ticket
   bool published = false;
   bool closed = false;
   Clock::time_point touched{};
-  // The waiter's last look at the queue (see TicketQueue::may_wake): the earlier live tickets by
-  // name with the ids they want, and the ids of `wanted` that none of them wants.
+  // The waiter's last look at the queue (see TicketQueue::may_wake): the live tickets served
+  // before it, by name with the ids they want, and the ids of `wanted` that none of them wants.
   bool looked = false;
   std::vector<std::pair<std::string, std::vector<std::string>>> earlier;
   std::vector<std::string> claimable;
@@ -145,7 +216,7 @@ struct TicketState {
     if (closed) return;
     const auto now = Clock::now();
     if (!published) {
-      fd = create_locked(queue_dir, name, wanted, *warning);
+      fd = create_locked(queue_dir, name, ticket_text(wanted, waiter), *warning);
       published = true;
       touched = now;
     } else if (fd && now - touched >= kTicketRefresh) {
@@ -158,7 +229,7 @@ struct TicketState {
   // invalid UniqueFd, with one warning per backend, when this account may not write the queue
   // folder: the waiter then waits without a place in the queue rather than not at all.
   static UniqueFd create_locked(const fs::path& queue_dir, const std::string& name,
-                                const std::vector<std::string>& ids, QueueWarning& warning) {
+                                const std::string& content, QueueWarning& warning) {
     static std::atomic<unsigned long> counter{0};
     const fs::path temp = queue_dir / ("." + name + "." + std::to_string(counter++) + ".tmp");
     // 0644: every account reads the queue, only the waiter changes its own ticket.
@@ -184,7 +255,7 @@ struct TicketState {
                          " if it is not a folder, or pass another --lock-folder");
     }
     ::flock(fd.get(), LOCK_EX);  // nobody else knows the temp name: cannot block
-    const bool written = write_all(fd.get(), detail::dump(Json(ids)));
+    const bool written = write_all(fd.get(), content);
     if (!written || ::rename(temp.c_str(), (queue_dir / name).c_str()) != 0) {
       const int error = errno;
       ::unlink(temp.c_str());
@@ -205,7 +276,8 @@ struct ReadTicketCache {
   struct ReadTicket {
     UniqueFd fd;  // read-only: closing it emits no event that waiters watch
     std::vector<std::string> wanted;
-    timespec mtime;  // as last seen
+    QueuePlace place;  // its priority and arrival
+    timespec mtime;    // as last seen
   };
   std::mutex mutex;
   std::map<std::string, ReadTicket> tickets;
@@ -235,7 +307,8 @@ class FolderTicket final : public QueueTicket {
     if (state_->fd) {
       // Same name (same place in the queue), new inode locked before it becomes visible, so a
       // reader never sees a torn or unlocked ticket.
-      state_->fd = TicketState::create_locked(queue_dir_, name_, resource_ids, *state_->warning);
+      state_->fd = TicketState::create_locked(
+          queue_dir_, name_, ticket_text(resource_ids, state_->waiter), *state_->warning);
       state_->touched = Clock::now();
     }
   }
@@ -248,32 +321,41 @@ class FolderTicket final : public QueueTicket {
       state_->remember_look({});
       return {};
     }
-    std::vector<std::string> names;
-    std::vector<std::string> all_names;
     bool any_ticket = false;
-    if (DIR* dir = ::opendir(queue_dir_.c_str())) {
-      while (const dirent* entry = ::readdir(dir)) {
-        std::string name = entry->d_name;
-        if (!is_ticket_name(name)) continue;
-        any_ticket = true;
-        if (name < name_) names.push_back(name);
-        all_names.push_back(std::move(name));
-      }
-      ::closedir(dir);
-    }
+    const auto names = ticket_names(queue_dir_, &any_ticket);
     if (have_folder && !any_ticket) state_->empty_queue->found_empty(folder);
-    std::sort(names.begin(), names.end());
-    std::sort(all_names.begin(), all_names.end());
-    std::lock_guard<std::mutex> read_guard(read_->mutex);
-    auto& read_tickets_ = read_->tickets;
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
-    std::vector<std::vector<std::string>> wanted;
-    std::vector<std::pair<std::string, std::vector<std::string>>> seen;
+    std::lock_guard<std::mutex> read_guard(read_->mutex);
+    auto& read_tickets_ = read_->tickets;
+    using ReadTicket = ReadTicketCache::ReadTicket;
+    // Tickets past kMaxReadTickets, kept for this call only (std::deque: stable addresses).
+    std::deque<ReadTicket> overflow;
+    // Every live waiter, later arrivals too (a higher priority may put one ahead), and this one
+    // at its place of arrival, published or not.
+    std::vector<QueuePlace> places;
+    std::vector<const std::vector<std::string>*> wanted_of;
+    std::vector<const std::string*> name_of;
+    std::size_t mine = 0;
+    bool mine_placed = false;
+    const auto place_mine = [&] {
+      mine = places.size();
+      mine_placed = true;
+      places.push_back(state_->place);
+      wanted_of.push_back(nullptr);
+      name_of.push_back(nullptr);
+    };
+    const auto add = [&](const ReadTicket& ticket, const std::string& name) {
+      places.push_back(ticket.place);
+      wanted_of.push_back(&ticket.wanted);
+      name_of.push_back(&name);
+    };
     for (const auto& name : names) {
+      if (name == name_) continue;
+      if (!mine_placed && name > name_) place_mine();
       // A ticket read before is still the same while its inode stays locked (a changed ticket
       // is a new inode, and its waiter unlocks the old one): one flock instead of open, fstat,
-      // flock, read and close, for every earlier waiter, on every wake-up.
+      // flock, read and close, for every other waiter, on every wake-up.
       const auto cached = read_tickets_.find(name);
       if (cached != read_tickets_.end()) {
         auto& ticket = cached->second;
@@ -284,10 +366,7 @@ class FolderTicket final : public QueueTicket {
           if (stale(ticket.mtime, now) && ::fstat(ticket.fd.get(), &st) == 0) {
             ticket.mtime = st.st_mtim;
           }
-          if (!stale(ticket.mtime, now)) {
-            wanted.push_back(ticket.wanted);
-            seen.emplace_back(name, ticket.wanted);
-          }
+          if (!stale(ticket.mtime, now)) add(ticket, name);
           continue;
         }
         read_tickets_.erase(cached);  // replaced or abandoned: read the path afresh
@@ -303,21 +382,33 @@ class FolderTicket final : public QueueTicket {
         if (same_inode(fd.get(), path)) ::unlink(path.c_str());
         continue;
       }
-      auto ids = parse(read_all(fd.get()));
-      if (!stale(st.st_mtim, now)) {
-        wanted.push_back(ids);
-        seen.emplace_back(name, ids);
-      }
+      auto parsed = parse_ticket(read_all(fd.get()));
+      ReadTicket ticket{std::move(fd), std::move(parsed.ids),
+                        QueuePlace{parsed.waiter ? parsed.waiter->priority : 0, arrival_of(name)},
+                        st.st_mtim};
       if (read_tickets_.size() < ReadTicketCache::kMaxReadTickets) {
-        read_tickets_.emplace(
-            name, ReadTicketCache::ReadTicket{std::move(fd), std::move(ids), st.st_mtim});
+        const auto [it, inserted] = read_tickets_.emplace(name, std::move(ticket));
+        if (!stale(st.st_mtim, now)) add(it->second, name);
+      } else {
+        overflow.push_back(std::move(ticket));
+        if (!stale(st.st_mtim, now)) add(overflow.back(), name);
       }
+    }
+    if (!mine_placed) place_mine();
+    const auto aging = std::chrono::milliseconds(state_->aging_ms->load());
+    const auto wall_now = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
+    std::vector<std::vector<std::string>> wanted;
+    std::vector<std::pair<std::string, std::vector<std::string>>> seen;
+    for (const auto index : served_before(places, mine, wall_now, aging)) {
+      wanted.push_back(*wanted_of[index]);
+      seen.emplace_back(*name_of[index], *wanted_of[index]);
     }
     // Forget waiters that left (served or gone), closing their descriptors.
     for (auto it = read_tickets_.begin(); it != read_tickets_.end();) {
-      it = std::binary_search(all_names.begin(), all_names.end(), it->first)
-               ? std::next(it)
-               : read_tickets_.erase(it);
+      it = std::binary_search(names.begin(), names.end(), it->first) ? std::next(it)
+                                                                     : read_tickets_.erase(it);
     }
     {
       std::lock_guard<std::mutex> guard(state_->mutex);
@@ -333,17 +424,6 @@ class FolderTicket final : public QueueTicket {
     const auto age = std::chrono::seconds(now.tv_sec - mtime.tv_sec) +
                      std::chrono::nanoseconds(now.tv_nsec - mtime.tv_nsec);
     return age > kStaleTicketAge;
-  }
-
-  static std::vector<std::string> parse(const std::string& text) {
-    // A torn or foreign ticket counts as wanting nothing: it must never stall the queue.
-    const Json json = Json::parse(text, nullptr, false);
-    std::vector<std::string> ids;
-    if (!json.is_array()) return ids;
-    for (const auto& id : json) {
-      if (id.is_string()) ids.push_back(id.get<std::string>());
-    }
-    return ids;
   }
 
   std::shared_ptr<TicketState> state_;
@@ -365,14 +445,22 @@ TicketQueue::TicketQueue(fs::path queue_dir, LockFolderLog log)
     : queue_dir_(std::move(queue_dir)),
       empty_queue_(std::make_shared<EmptyQueueCache>()),
       queue_warning_(std::make_shared<QueueWarning>()),
-      read_tickets_(std::make_shared<ReadTicketCache>()) {
+      read_tickets_(std::make_shared<ReadTicketCache>()),
+      aging_ms_(std::make_shared<std::atomic<long long>>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Options{}.priority_aging)
+              .count())) {
   make_queue_dir(queue_dir_);
   queue_warning_->log = std::move(log);
 }
 
 TicketQueue::~TicketQueue() = default;
 
-std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>& resource_ids) {
+void TicketQueue::set_priority_aging(std::chrono::milliseconds aging) {
+  aging_ms_->store(aging.count());
+}
+
+std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>& resource_ids,
+                                                  const HolderInfo& waiter) {
   static std::atomic<unsigned long> counter{0};
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
@@ -388,6 +476,9 @@ std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>
   state->queue_dir = queue_dir_;
   state->name = name;
   state->wanted = resource_ids;
+  state->waiter = waiter.to_json();
+  state->place = QueuePlace{waiter.priority, arrival_of(name)};
+  state->aging_ms = aging_ms_;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     auto& mine = tickets_[std::this_thread::get_id()];
@@ -450,5 +541,25 @@ bool TicketQueue::may_wake(const FolderChange& change) {
 }
 
 std::unique_ptr<QueueTicket> make_no_ticket() { return std::make_unique<NoTicket>(); }
+
+std::vector<QueuedRequest> read_queue(const fs::path& queue_dir) {
+  std::vector<QueuedRequest> queued;
+  for (const auto& name : ticket_names(queue_dir)) {
+    const fs::path path = queue_dir / name;
+    struct stat st {};
+    int error = 0;
+    UniqueFd fd = open_regular(path, O_RDONLY, st, error);
+    if (!fd) continue;
+    if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) continue;  // its waiter died; closing unlocks
+    auto parsed = parse_ticket(read_all(fd.get()));
+    QueuedRequest request;
+    if (parsed.waiter) request.waiter = std::move(*parsed.waiter);
+    if (request.waiter.pid == 0) request.waiter.pid = pid_of(name);
+    request.waiter.since = arrival_of(name);
+    request.wanted = std::move(parsed.ids);
+    queued.push_back(std::move(request));
+  }
+  return queued;
+}
 
 }  // namespace lockable::folder_backend

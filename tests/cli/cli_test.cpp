@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <pty.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -318,7 +320,8 @@ TEST(CliHelpTest, HelpShowsEveryDefaultAndVariable) {
            "the Python CLI's default is .)", "default: resources.json", "--no-shell", "/bin/sh -c",
            "LOCKABLE_LOCK_FOLDER", "LOCKABLE_RESOURCES", "LOCKABLE_TIMEOUT", "LOCKABLE_HOSTNAME",
            "LOCKABLE_REQUIREMENTS", "USB_PORT", "PATH, HOME", "--lock-backend",
-           "LOCKABLE_LOCK_BACKEND", "etcd://"}) {
+           "LOCKABLE_LOCK_BACKEND", "etcd://", "--priority N", "LOCKABLE_PRIORITY",
+           "--watch", "--count N"}) {
     EXPECT_NE(result.out.find(text), std::string::npos) << text << "\n" << result;
   }
 }
@@ -362,6 +365,8 @@ TEST_F(CliTest, BadLockableVariableIsAnErrorNamingIt) {
   EXPECT_EQ(requirements.err.rfind("lockable: LOCKABLE_REQUIREMENTS: ", 0), 0u) << requirements;
   EXPECT_FALSE(fs::exists(locks_));
 }
+
+std::string line_of(const std::string& text, const std::string& id);
 
 // ---- the lock backend spec ---------------------------------------------------------------------
 
@@ -417,10 +422,23 @@ TEST_F(CliTest, OverEtcdTheCommandGetsItsFencingTokenAndStatusNamesOtherHosts) {
   const auto status = run(with({"status"}));
   EXPECT_EQ(status.exit_code, 0) << status;
   EXPECT_NE(status.out.find("rig-far"), std::string::npos) << status;
-  EXPECT_NE(status.out.find("queue, oldest first:\n  1. pid 5151 on rig-waiting"),
+  EXPECT_NE(status.out.find("queue, next served first (higher priority first, aged +1 per aging "
+                            "period of waiting):\n  1. priority 0: pid 5151 on rig-waiting"),
             std::string::npos)
       << status;
   EXPECT_NE(status.out.find("wants dut-b"), std::string::npos) << status;
+  // The holder's fencing token: the lock key's create revision, as the holder got it.
+  const auto token = std::to_string(held->fencing_token().value_or(0));
+  EXPECT_NE(line_of(status.out, "dut-b").find("fencing token " + token), std::string::npos)
+      << status;
+  const auto json = run(with({"status", "--json"}));
+  ASSERT_EQ(json.exit_code, 0) << json;
+  const Json parsed = Json::parse(json.out);
+  for (const auto& device : parsed.at("devices")) {
+    if (device.at("id") == "dut-b") {
+      EXPECT_EQ(device.at("holder").at("fencing_token"), held->fencing_token().value_or(0));
+    }
+  }
 }
 
 TEST_F(CliTest, OverEtcdALostLockStopsTheCommandWithItsOwnStatus) {
@@ -718,6 +736,23 @@ INSTANTIATE_TEST_SUITE_P(
                   2,
                   {"--timeout", "number of seconds", "\"soon\""}},
         ErrorCase{"JsonOutsideStatus", {"--json", "true"}, 2, {"--json"}},
+        ErrorCase{"WatchOutsideStatus", {"--watch", "true"}, 2, {"--watch only applies to status"}},
+        ErrorCase{"CountWithoutWatch",
+                  {"status", "--count", "2"},
+                  2,
+                  {"--count only applies to status --watch"}},
+        ErrorCase{"WatchTooOften",
+                  {"status", "--watch", "0.01"},
+                  2,
+                  {"--watch: must be at least 0.1 seconds"}},
+        ErrorCase{"CountNotANumber",
+                  {"status", "--watch", "--count", "many"},
+                  2,
+                  {"--count: must be a whole number of snapshots"}},
+        ErrorCase{"PriorityOutOfRange",
+                  {"--priority", "-1001", "true"},
+                  2,
+                  {"--priority: is out of range, found \"-1001\"", "e.g. --priority 10"}},
         ErrorCase{"StatusWithCommand", {"status", "ls"}, 2, {"lockable [OPTIONS] -- status"}},
         ErrorCase{"MissingResourcesFile",
                   {"--resources", "/nonexistent/r.json", "true"},
@@ -1051,34 +1086,208 @@ std::string line_of(const std::string& text, const std::string& id) {
   return "";
 }
 
-TEST_F(CliTest, StatusListsFreeBusyWithHolderAndOffline) {
+TEST_F(CliTest, StatusListsFreeHeldWithHolderAndOffline) {
   Holder holder(dir_.path(), base({"--requirements", "id=dut-a"}), kWaitForever);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
   for (const std::string form : {"status", "--status"}) {
     const auto result = run(base({form}));
     ASSERT_EQ(result.exit_code, 0) << result;
-    const auto busy = line_of(result.out, "dut-a");
-    EXPECT_NE(busy.find("busy"), std::string::npos) << result;
-    EXPECT_NE(busy.find("pid " + std::to_string(holder.pid())), std::string::npos) << result;
+    const auto held = line_of(result.out, "dut-a");
+    EXPECT_NE(held.find(" held "), std::string::npos) << result;
+    EXPECT_NE(held.find("by pid " + std::to_string(holder.pid()) + " on localhost since "),
+              std::string::npos)
+        << result;
+    EXPECT_NE(held.find(", for {\"id\":\"dut-a\"}"), std::string::npos) << result;
     EXPECT_NE(line_of(result.out, "dut-b").find("free"), std::string::npos) << result;
     EXPECT_NE(line_of(result.out, "dut-off").find("offline"), std::string::npos) << result;
+    EXPECT_NE(result.out.find("\nqueue: empty\n"), std::string::npos) << result;
   }
 }
 
-TEST_F(CliTest, StatusJsonGivesStatesAndHolder) {
+TEST_F(CliTest, StatusJsonGivesTheDocumentedSchema) {
   Holder holder(dir_.path(), base({"--requirements", "id=dut-a"}), kWaitForever);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
   const auto result = run(base({"status", "--json"}));
   ASSERT_EQ(result.exit_code, 0) << result;
-  const Json list = Json::parse(result.out);
+  const Json status = Json::parse(result.out);
+  EXPECT_EQ(status.at("schema"), 1);
+  EXPECT_EQ(status.at("hostname"), "localhost");
+  EXPECT_NE(status.at("backend").get<std::string>().find(locks_.string()), std::string::npos);
+  EXPECT_TRUE(status.at("time").is_string());
+  EXPECT_EQ(status.at("queue"), Json::array());
   std::map<std::string, Json> by_id;
-  for (const auto& entry : list) by_id[entry.at("id").get<std::string>()] = entry;
+  for (const auto& entry : status.at("devices")) by_id[entry.at("id").get<std::string>()] = entry;
   ASSERT_EQ(by_id.size(), 3u) << result;
-  EXPECT_EQ(by_id["dut-a"].at("state"), "busy");
-  EXPECT_EQ(by_id["dut-a"].at("holder").at("pid"), holder.pid());
+  const Json& held = by_id["dut-a"];
+  EXPECT_EQ(held.at("state"), "held");
+  EXPECT_EQ(held.at("hostname"), "localhost");
+  EXPECT_EQ(held.at("for_this_host"), true);
+  EXPECT_EQ(held.at("holder").at("pid"), holder.pid());
+  EXPECT_EQ(held.at("holder").at("hostname"), "localhost");
+  EXPECT_EQ(held.at("holder").at("requirements"), (Json{{"id", "dut-a"}}));
+  EXPECT_EQ(held.at("holder").at("priority"), 0);
+  EXPECT_TRUE(held.at("holder").at("since").is_string());
+  EXPECT_GE(held.at("holder").at("held_for").get<double>(), 0.0);
+  EXPECT_FALSE(held.at("holder").at("alloc_id").get<std::string>().empty());
+  EXPECT_FALSE(held.at("holder").contains("fencing_token")) << "the lock folder issues none";
   EXPECT_EQ(by_id["dut-b"].at("state"), "free");
   EXPECT_TRUE(by_id["dut-b"].at("holder").is_null());
   EXPECT_EQ(by_id["dut-off"].at("state"), "offline");
+}
+
+// The number of waiters with a ticket in `locks`/.lockable-queue.
+std::size_t queued_count(const fs::path& locks) {
+  std::size_t count = 0;
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator(locks / ".lockable-queue", ignored)) {
+    if (entry.path().extension() == ".ticket") ++count;
+  }
+  return count;
+}
+
+bool wait_until_queued(const fs::path& locks, std::size_t count) {
+  const auto deadline = Clock::now() + kGuard;
+  while (queued_count(locks) < count) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+TEST_F(CliTest, StatusListsTheQueueWithPrioritiesInServiceOrder) {
+  Holder holder(dir_.path(), base({"--requirements", "os=iOS"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const auto waiter_options = [] {
+    auto options = lockable_options({}, {});
+    options.out = lockable::test::Stream::null();
+    options.err = lockable::test::Stream::null();
+    return options;
+  };
+  // First a waiter of the default priority, then one of priority 7 (from the variable).
+  lockable::test::Child plain(lockable_argv(base({"--requirements", "os=iOS", "true"})),
+                              waiter_options());
+  ASSERT_TRUE(wait_until_queued(locks_, 1));
+  auto urgent_options = waiter_options();
+  urgent_options.env["LOCKABLE_PRIORITY"] = "7";
+  lockable::test::Child urgent(lockable_argv(base({"--requirements", "os=iOS", "true"})),
+                               urgent_options);
+  ASSERT_TRUE(wait_until_queued(locks_, 2));
+
+  const auto result = run(base({"status", "--json"}));
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const Json status = Json::parse(result.out);
+  const Json& queue = status.at("queue");
+  ASSERT_EQ(queue.size(), 2u) << result;
+  EXPECT_EQ(queue[0].at("position"), 1);
+  EXPECT_EQ(queue[0].at("pid"), urgent.pid()) << "priority 7 is served first";
+  EXPECT_EQ(queue[0].at("priority"), 7);
+  EXPECT_EQ(queue[0].at("effective_priority"), 7);
+  EXPECT_EQ(queue[1].at("pid"), plain.pid());
+  EXPECT_EQ(queue[1].at("priority"), 0);
+  for (const auto& entry : queue) {
+    EXPECT_EQ(entry.at("wants"), Json::array({"dut-b"})) << entry;
+    EXPECT_EQ(entry.at("hostname"), "localhost") << entry;
+    EXPECT_EQ(entry.at("requirements"), (Json{{"os", "iOS"}})) << entry;
+    EXPECT_GE(entry.at("waited").get<double>(), 0.0) << entry;
+    EXPECT_TRUE(entry.at("since").is_string()) << entry;
+  }
+  for (const auto& device : status.at("devices")) {
+    if (device.at("id") == "dut-b") {
+      EXPECT_EQ(device.at("state"), "held");
+      EXPECT_EQ(device.at("holder").at("pid"), holder.pid());
+    }
+  }
+
+  const auto text = run(base({"status"}));
+  ASSERT_EQ(text.exit_code, 0) << text;
+  const auto first = text.out.find("  1. priority 7: pid " + std::to_string(urgent.pid()));
+  const auto second = text.out.find("  2. priority 0: pid " + std::to_string(plain.pid()));
+  EXPECT_NE(first, std::string::npos) << text;
+  EXPECT_NE(second, std::string::npos) << text;
+  EXPECT_NE(text.out.find("wants dut-b, for {\"os\":\"iOS\"}"), std::string::npos) << text;
+}
+
+TEST_F(CliTest, PriorityFromTheFlagOrTheVariableAndBadOnesNamed) {
+  const auto flag = run(base({"--priority", "high", "true"}));
+  EXPECT_EQ(flag.exit_code, 2) << flag;
+  EXPECT_NE(flag.err.find("lockable: --priority: must be a whole number, found \"high\"; give a "
+                          "whole number from -1000 to 1000"),
+            std::string::npos)
+      << flag;
+  const auto variable = run(base({"true"}), {"LOCKABLE_PRIORITY=1001"});
+  EXPECT_EQ(variable.exit_code, 2) << variable;
+  EXPECT_NE(variable.err.find("LOCKABLE_PRIORITY: is out of range, found \"1001\""),
+            std::string::npos)
+      << variable;
+  EXPECT_FALSE(fs::exists(locks_)) << "a bad priority changes nothing";
+  EXPECT_EQ(run(base({"--priority", "-5", "true"}), {"LOCKABLE_PRIORITY=1001"}).exit_code, 0)
+      << "the flag wins over the variable";
+}
+
+TEST_F(CliTest, StatusWatchPrintsSnapshotsApartByABlankLineUpToCount) {
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-a"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const auto text = run(base({"status", "--watch", "0.1", "--count", "3"}));
+  ASSERT_EQ(text.exit_code, 0) << text;
+  EXPECT_EQ(text.out.find("\033["), std::string::npos) << "no escapes when not a terminal";
+  std::size_t headers = 0;
+  for (auto at = text.out.find("ID "); at != std::string::npos; at = text.out.find("ID ", at + 1)) {
+    ++headers;
+    if (at > 0) {
+      EXPECT_EQ(text.out.substr(at - 2, 2), "\n\n") << text;
+    }
+  }
+  EXPECT_EQ(headers, 3u) << text;
+
+  const auto json = run(base({"status", "--json", "--watch=0.1", "--count", "2"}));
+  ASSERT_EQ(json.exit_code, 0) << json;
+  const auto split = json.out.find("}\n\n{");
+  ASSERT_NE(split, std::string::npos) << json;
+  EXPECT_EQ(Json::parse(json.out.substr(0, split + 1)).at("devices").size(), 3u);
+  EXPECT_EQ(Json::parse(json.out.substr(split + 3)).at("devices").size(), 3u);
+}
+
+TEST_F(CliTest, StatusWatchStopsOnSigintWithExitZero) {
+  auto options = lockable_options({}, {});
+  options.out = lockable::test::Stream::pipe();
+  options.err = lockable::test::Stream::pipe();
+  lockable::test::Child watch(lockable_argv(base({"status", "--watch"})), options);
+  ASSERT_EQ(watch.read_line(kGuard).value_or("").rfind("ID ", 0), 0u) << watch.output();
+  watch.send_signal(SIGINT);
+  EXPECT_EQ(watch.wait(kGuard), 0) << watch.output();
+  EXPECT_EQ(watch.term_signal(), 0);
+}
+
+TEST_F(CliTest, StatusWatchClearsTheScreenOnATerminal) {
+  int master = -1;
+  const pid_t child = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto args = lockable_argv(base({"status", "--watch", "0.1", "--count", "2"}));
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  std::string out;
+  char buffer[4096];
+  for (;;) {
+    const auto count = ::read(master, buffer, sizeof buffer);
+    if (count <= 0) break;  // EIO once the child has exited and closed the terminal
+    out.append(buffer, static_cast<std::size_t>(count));
+  }
+  ::close(master);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  std::size_t clears = 0;
+  for (auto at = out.find("\033[H\033[2J"); at != std::string::npos;
+       at = out.find("\033[H\033[2J", at + 1)) {
+    ++clears;
+  }
+  EXPECT_EQ(clears, 2u) << out;
+  EXPECT_NE(out.find("dut-a"), std::string::npos) << out;
 }
 
 // ---- never the environment ----------------------------------------------------------------------

@@ -41,7 +41,11 @@ struct BackendUnderTest {
   bool revoke_sets_reason = true;
   /// Why this backend cannot run here (its server is not installed); "" when it can.
   std::function<std::string()> unavailable = [] { return std::string(); };
+  /// `queued()` lists the store's waiters (for `lockable status`); the others list none.
+  bool lists_queue = false;
 };
+
+std::string always_available() { return std::string(); }
 
 // One fake Lockable.dev service for the whole run (a forked child reaches it too); each test
 // gets lock names of its own from its temp dir, so tests never see each other's locks.
@@ -66,7 +70,7 @@ const BackendUnderTest kBackends[] = {
      [](const std::filesystem::path& dir, LockBackend*) {
        return make_lock_backend((dir / "locks").string());
      },
-     true, true, nullptr},
+     true, true, nullptr, true, always_available, true},
     {"Memory",
      [](const std::filesystem::path&, LockBackend* sibling) -> std::unique_ptr<LockBackend> {
        if (sibling == nullptr) return std::make_unique<test::MemoryBackend>();
@@ -106,7 +110,8 @@ const BackendUnderTest kBackends[] = {
      [] {
        return test::etcd_program() ? std::string()
                                    : std::string("no etcd on PATH (apt-get install etcd-server)");
-     }},
+     },
+     true},
 };
 
 Resource resource(const std::string& id) {
@@ -116,9 +121,10 @@ Resource resource(const std::string& id) {
   return r;
 }
 
-HolderInfo holder(const std::string& alloc_id) {
-  return HolderInfo{static_cast<long>(::getpid()), "test-host", alloc_id,
-                    std::chrono::system_clock::now(), Json{{"kind", "contract"}}};
+HolderInfo holder(const std::string& alloc_id, int priority = 0) {
+  return HolderInfo{
+      static_cast<long>(::getpid()), "test-host", alloc_id, std::chrono::system_clock::now(),
+      Json{{"kind", "contract"}},    priority,    {}};
 }
 
 class BackendContract : public ::testing::TestWithParam<BackendUnderTest> {
@@ -138,8 +144,9 @@ class BackendContract : public ::testing::TestWithParam<BackendUnderTest> {
 
   // A ticket visible to other waiters: its waiter has waited once.
   std::unique_ptr<QueueTicket> published_ticket(LockBackend& backend,
-                                                const std::vector<std::string>& ids) {
-    auto ticket = backend.enqueue(ids, holder("waiter"));
+                                                const std::vector<std::string>& ids,
+                                                int priority = 0) {
+    auto ticket = backend.enqueue(ids, holder("waiter", priority));
     backend.wait_for_change(Clock::now());
     return ticket;
   }
@@ -275,6 +282,92 @@ TEST_P(BackendContract, QueueIsInArrivalOrderAndFollowsUpdates) {
   EXPECT_EQ(third->wanted_by_earlier_waiters(), (Ids{{"a"}, {"d"}}));
   first.reset();
   EXPECT_EQ(third->wanted_by_earlier_waiters(), (Ids{{"d"}}));
+}
+
+// ---- priorities (issue 17) -------------------------------------------------------------------
+
+using IdLists = std::vector<std::vector<std::string>>;
+
+TEST_P(BackendContract, HigherPriorityIsServedFirstAndArrivalOrderWithinOne) {
+  // By arrival: low (0), high (5), later (0), top (9) on two backend objects of one store.
+  auto low = published_ticket(*first_, {"low"});
+  auto high = published_ticket(*second_, {"high"}, 5);
+  auto later = published_ticket(*first_, {"later"});
+  auto top = published_ticket(*second_, {"top"}, 9);
+  EXPECT_EQ(top->wanted_by_earlier_waiters(), IdLists{});
+  EXPECT_EQ(high->wanted_by_earlier_waiters(), (IdLists{{"top"}}));
+  EXPECT_EQ(low->wanted_by_earlier_waiters(), (IdLists{{"top"}, {"high"}}));
+  EXPECT_EQ(later->wanted_by_earlier_waiters(), (IdLists{{"top"}, {"high"}, {"low"}}));
+  top.reset();
+  EXPECT_EQ(later->wanted_by_earlier_waiters(), (IdLists{{"high"}, {"low"}}));
+}
+
+TEST_P(BackendContract, AgingKeepsLaterHigherPrioritiesFromOvertakingALongWaiter) {
+  // Aging of 500 ms: a priority-4 waiter arriving with the priority-0 one goes first; one
+  // arriving (4 - 0) * 500 ms = 2 s or more after it does not. Arrival times are bounded from
+  // the test's side, so only the order is asserted.
+  first_->set_priority_aging(500ms);
+  second_->set_priority_aging(500ms);
+  auto low = published_ticket(*first_, {"low"});
+  const auto low_queued = Clock::now();
+  auto early = published_ticket(*second_, {"early"}, 4);
+  EXPECT_EQ(early->wanted_by_earlier_waiters(), IdLists{});
+  if (Clock::now() - low_queued < 1s) {
+    EXPECT_EQ(low->wanted_by_earlier_waiters(), (IdLists{{"early"}}));
+  }
+  while (Clock::now() - low_queued < 2s + 200ms) {
+    // Waiting keeps the tickets fresh (a lock folder ticket untouched for 5 s is stale).
+    first_->wait_for_change(Clock::now() + 100ms);
+    second_->wait_for_change(Clock::now() + 100ms);
+  }
+  auto late = published_ticket(*second_, {"late"}, 4);
+  EXPECT_EQ(late->wanted_by_earlier_waiters(), (IdLists{{"early"}, {"low"}}))
+      << "a priority-4 waiter arriving 2 s after the priority-0 one overtook it";
+  EXPECT_EQ(low->wanted_by_earlier_waiters(), (IdLists{{"early"}}));
+}
+
+TEST_P(BackendContract, QueuedListsWaitersWithPriorityAndArrival) {
+  if (!GetParam().lists_queue) GTEST_SKIP() << "this backend lists no queue";
+  const auto before = std::chrono::system_clock::now() - 1s;
+  auto plain = published_ticket(*first_, {"a"});
+  auto urgent = published_ticket(*second_, {"b", "c"}, 7);
+  const auto queued = first_->queued();
+  ASSERT_EQ(queued.size(), 2u);
+  EXPECT_EQ(queued[0].wanted, std::vector<std::string>{"a"});
+  EXPECT_EQ(queued[0].waiter.priority, 0);
+  EXPECT_EQ(queued[1].wanted, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(queued[1].waiter.priority, 7);
+  for (const auto& request : queued) {
+    EXPECT_EQ(request.waiter.pid, static_cast<long>(::getpid()));
+    EXPECT_EQ(request.waiter.hostname, "test-host");
+    EXPECT_EQ(request.waiter.requirements, (Json{{"kind", "contract"}}));
+    EXPECT_GT(request.waiter.since, before);
+  }
+  urgent.reset();
+  EXPECT_EQ(second_->queued().size(), 1u);
+}
+
+TEST_P(BackendContract, LockableSendsItsPriorityIntoTheQueue) {
+  Options options;
+  options.hostname = "test-host";
+  options.priority = 6;
+  options.log = [](const std::string&) {};
+  Lockable lockable(options, make_list_provider(Json::array({resource("dut-1").attributes})),
+                    GetParam().make(dir_.path(), first_.get()));
+  auto held = first_->try_lock(resource("dut-1"), holder("a"));
+  ASSERT_NE(held, nullptr);
+  auto earlier = published_ticket(*second_, {"dut-1"}, 5);
+  auto waiter = std::async(std::launch::async, [&] { return lockable.lock("", Seconds(60)); });
+  // The waiter (priority 6) goes ahead of the earlier ticket of priority 5 once it is queued.
+  const auto guard = Clock::now() + 30s;
+  while (earlier->wanted_by_earlier_waiters().empty() && Clock::now() < guard) {
+    std::this_thread::sleep_for(20ms);
+    second_->wait_for_change(Clock::now());
+  }
+  EXPECT_EQ(earlier->wanted_by_earlier_waiters(), (IdLists{{"dut-1"}}));
+  held->release();
+  ASSERT_EQ(waiter.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(waiter.get().resource_id(), "dut-1");
 }
 
 TEST_P(BackendContract, ALockOutlivesItsBackend) {

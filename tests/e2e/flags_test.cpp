@@ -170,7 +170,18 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"EmptyResources",
                   {"--lockable_resources="},
                   {},
-                  "--lockable_resources: must name a resources file"}),
+                  "--lockable_resources: must name a resources file"},
+        ErrorCase{"PriorityNotAWholeNumber",
+                  {"--lockable_priority=high"},
+                  {},
+                  "--lockable_priority: must be a whole number, found \"high\"; give a whole "
+                  "number from -1000 to 1000"},
+        ErrorCase{"PriorityWithAFraction", {"--lockable_priority", "1.5"}, {}, "whole number"},
+        ErrorCase{"PriorityOutOfRangeInEnvironment",
+                  {},
+                  {{"LOCKABLE_PRIORITY", "5000"}},
+                  "LOCKABLE_PRIORITY: is out of range, found \"5000\"; give a whole number from "
+                  "-1000 to 1000 (higher is served first, default 0), e.g. LOCKABLE_PRIORITY=10"}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST(FlagsTest, OptionsCarryTheConfiguration) {
@@ -187,13 +198,26 @@ TEST(FlagsTest, OptionsCarryTheConfiguration) {
   EXPECT_TRUE(static_cast<bool>(options.log));
 }
 
+TEST(FlagsTest, PriorityFromTheFlagOrTheVariableReachesTheOptions) {
+  Argv none({});
+  EXPECT_EQ(parse(none).priority, 0);
+  EXPECT_EQ(to_options(parse(none)).priority, 0);
+  Argv from_env({});
+  EXPECT_EQ(parse(from_env, {{"LOCKABLE_PRIORITY", "-7"}}).priority, -7);
+  Argv with_flag({"--lockable_priority", "12"});
+  const Config config = parse(with_flag, {{"LOCKABLE_PRIORITY", "3"}});
+  EXPECT_EQ(config.priority, 12) << "the flag wins over the variable";
+  EXPECT_EQ(to_options(config).priority, 12);
+  EXPECT_TRUE(with_flag.left().empty());
+}
+
 TEST(FlagsTest, HelpListsEveryFlagWithItsVariable) {
   const std::string help = flags_help();
-  for (const char* text :
-       {"--lockable_resources", "LOCKABLE_RESOURCES", "--lockable_requirements",
-        "LOCKABLE_REQUIREMENTS", "--lockable_timeout", "LOCKABLE_TIMEOUT", "--lockable_lock_folder",
-        "LOCKABLE_LOCK_FOLDER", "--lockable_hostname", "LOCKABLE_HOSTNAME",
-        "--lockable_on_unavailable", "LOCKABLE_ON_UNAVAILABLE"}) {
+  for (const char* text : {"--lockable_resources", "LOCKABLE_RESOURCES", "--lockable_requirements",
+                           "LOCKABLE_REQUIREMENTS", "--lockable_timeout", "LOCKABLE_TIMEOUT",
+                           "--lockable_lock_folder", "LOCKABLE_LOCK_FOLDER", "--lockable_hostname",
+                           "LOCKABLE_HOSTNAME", "--lockable_on_unavailable",
+                           "LOCKABLE_ON_UNAVAILABLE", "--lockable_priority", "LOCKABLE_PRIORITY"}) {
     EXPECT_NE(help.find(text), std::string::npos) << text;
   }
 }

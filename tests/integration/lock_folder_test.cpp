@@ -8,11 +8,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 
 #include <thread>
@@ -413,6 +415,87 @@ TEST_F(LockFolder, TicketOfADeadWaiterIsRemoved) {
   using Wanted = std::vector<std::vector<std::string>>;
   EXPECT_EQ(mine->wanted_by_earlier_waiters(), Wanted{});
   EXPECT_FALSE(std::filesystem::exists(queue / "00000000000000000001-1-0.ticket"));
+}
+
+// ---- tickets with priorities, next to older versions' tickets (issue 17) ----------------------
+
+// The ticket files in `queue`, oldest first.
+std::vector<std::filesystem::path> tickets_in(const std::filesystem::path& queue) {
+  std::vector<std::filesystem::path> tickets;
+  for (const auto& entry : std::filesystem::directory_iterator(queue)) {
+    if (entry.path().extension() == ".ticket") tickets.push_back(entry.path());
+  }
+  std::sort(tickets.begin(), tickets.end());
+  return tickets;
+}
+
+// An older version's ticket: the ids alone, named `<arrival ns>-<pid>-0.ticket`, flock-ed by its
+// (live) waiter: the returned descriptor, held open by the test.
+int old_version_ticket(const std::filesystem::path& queue,
+                       std::chrono::system_clock::time_point arrival, long pid,
+                       const std::string& ids_json) {
+  const auto nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(arrival.time_since_epoch()).count();
+  char name[64];
+  std::snprintf(name, sizeof name, "%020lld-%ld-0.ticket", static_cast<long long>(nanos), pid);
+  test::write_file(queue / name, ids_json);
+  const int fd = ::open((queue / name).c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  return fd;
+}
+
+TEST_F(LockFolder, TicketCarriesItsWaiterAndOlderVersionsStillFindTheIds) {
+  HolderInfo waiter = me();
+  waiter.priority = 5;
+  auto ticket = backend_->enqueue({"dut-1", "dut-2"}, waiter);
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  const auto files = tickets_in(dir_.path() / ".lockable-queue");
+  ASSERT_EQ(files.size(), 1u);
+  const Json json = Json::parse(read_text(files[0]));
+  // How the previous version reads a ticket (ticket_queue.cpp before issue 17): an array, and
+  // only its strings are ids.
+  ASSERT_TRUE(json.is_array()) << json;
+  std::vector<std::string> old_reading;
+  for (const auto& element : json) {
+    if (element.is_string()) old_reading.push_back(element.get<std::string>());
+  }
+  EXPECT_EQ(old_reading, (std::vector<std::string>{"dut-1", "dut-2"}));
+  // The waiter's details follow the ids.
+  ASSERT_TRUE(json.back().is_object()) << json;
+  EXPECT_EQ(json.back().at("priority"), 5);
+  EXPECT_EQ(json.back().at("pid"), static_cast<long>(::getpid()));
+  EXPECT_EQ(json.back().at("hostname"), "test-host");
+  EXPECT_EQ(json.back().at("requirements"), (Json{{"id", "dut"}}));
+}
+
+TEST_F(LockFolder, MixedFolderOlderVersionsTicketsCountAsPriorityZero) {
+  const auto queue = dir_.path() / ".lockable-queue";
+  const auto now = std::chrono::system_clock::now();
+  // An older version's waiter (pid 4242 in its name) queued a second ago.
+  const int old_fd = old_version_ticket(queue, now - 1s, 4242, R"(["old-dut"])");
+  HolderInfo urgent_waiter = me();
+  urgent_waiter.priority = 3;
+  auto urgent = backend_->enqueue({"urgent-dut"}, urgent_waiter);
+  auto plain = backend_->enqueue({"plain-dut"}, me());
+  backend_->wait_for_change(std::chrono::steady_clock::now());
+  using Wanted = std::vector<std::vector<std::string>>;
+  EXPECT_EQ(urgent->wanted_by_earlier_waiters(), Wanted{}) << "priority 3 goes before 0";
+  EXPECT_EQ(plain->wanted_by_earlier_waiters(), (Wanted{{"urgent-dut"}, {"old-dut"}}))
+      << "the older version's waiter keeps its place among priority 0";
+
+  const auto queued = make_lock_folder_observer(dir_.path())->queued();
+  ASSERT_EQ(queued.size(), 3u);
+  EXPECT_EQ(queued[0].waiter.pid, 4242);
+  EXPECT_EQ(queued[0].waiter.priority, 0);
+  EXPECT_EQ(queued[0].wanted, std::vector<std::string>{"old-dut"});
+  EXPECT_LT(queued[0].waiter.since, now);
+  EXPECT_EQ(queued[1].waiter.priority, 3);
+  EXPECT_EQ(queued[1].wanted, std::vector<std::string>{"urgent-dut"});
+  EXPECT_EQ(queued[2].waiter.priority, 0);
+  EXPECT_EQ(queued[2].waiter.pid, static_cast<long>(::getpid()));
+  ::close(old_fd);  // its waiter ends: the next reader sweeps the ticket
+  EXPECT_EQ(plain->wanted_by_earlier_waiters(), (Wanted{{"urgent-dut"}}));
 }
 
 // ---- a Python holder in the middle of its release ----------------------------------------------

@@ -261,13 +261,13 @@ TEST_F(SharedFolder, StatusOfAReadOnlyObserverChangesNothing) {
 
   const auto table = run(as(kNobody, cli({"status"})));
   ASSERT_EQ(table.exit_code, 0) << table;
-  EXPECT_NE(table.out.find("busy"), std::string::npos) << table;
+  EXPECT_NE(table.out.find("held"), std::string::npos) << table;
   EXPECT_NE(table.out.find("pid " + std::to_string(holder->pid())), std::string::npos) << table;
   const auto json = run(as(kNobody, cli({"status", "--json"})));
   ASSERT_EQ(json.exit_code, 0) << json;
-  const Json list = Json::parse(json.out);
+  const Json list = Json::parse(json.out).at("devices");
   ASSERT_EQ(list.size(), 3u) << json;
-  EXPECT_EQ(list[0].at("state"), "busy");
+  EXPECT_EQ(list[0].at("state"), "held");
   EXPECT_EQ(list[1].at("state"), "free");
   EXPECT_EQ(list[2].at("for_this_host"), false);
   EXPECT_EQ(list[1].at("for_this_host"), true);

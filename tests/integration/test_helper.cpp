@@ -15,6 +15,7 @@
 //   test_helper exhaust-inotify <mode> <args...>
 //       Takes every inotify instance this account may still create (as when
 //       fs.inotify.max_user_instances is reached), then runs <mode> as above.
+// LOCKABLE_PRIORITY gives the requests' priority, LOCKABLE_TEST_PRIORITY_AGING_MS its aging.
 // <backend-spec> names the lock store as Options::lock_backend does (make_lock_backend): a lock
 // folder path, file://PATH, or a remote store's URL. The library's warnings and progress lines
 // go to stderr.
@@ -24,6 +25,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <random>
@@ -45,6 +47,14 @@ lockable::Options options_for(const std::string& resources, const std::string& b
   options.hostname = "test-host";
   options.default_timeout = lockable::Seconds(120);
   options.log = [](const std::string& line) { std::cerr << line << std::endl; };
+  // As the CLI and the plugin read it; the aging has no variable of its own (a test hook).
+  const auto env = lockable::environment_settings();
+  if (env.priority) {
+    options.priority = lockable::parse_priority(env.priority->value, env.priority->source);
+  }
+  if (const char* aging = std::getenv("LOCKABLE_TEST_PRIORITY_AGING_MS")) {
+    options.priority_aging = lockable::Seconds(std::atof(aging) / 1000.0);
+  }
   return options;
 }
 

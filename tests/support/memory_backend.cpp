@@ -1,5 +1,7 @@
 #include "lockable/test/memory_backend.hpp"
 
+#include "core/queue_order.hpp"
+
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -17,8 +19,13 @@ struct MemoryBackend::State {
   std::mutex mutex;
   std::condition_variable changed;
   std::map<std::string, Entry> held;
-  // The FIFO queue: arrival number -> ids wanted.
-  std::map<std::uint64_t, std::vector<std::string>> queue;
+  // The queue: arrival number -> ids wanted and priority, ordered by core queue_order.
+  struct Waiting {
+    std::vector<std::string> wanted;
+    QueuePlace place;
+  };
+  std::map<std::uint64_t, Waiting> queue;
+  std::chrono::milliseconds aging{60000};
   std::uint64_t arrivals = 0;
   // Bumped on every release and queue change; each waiting thread remembers the last it saw, so
   // a change between its attempt and its wait is never missed.
@@ -64,11 +71,12 @@ class MemoryHeldLock final : public HeldLock {
 // A place in the store's FIFO queue, visible to other waiters from enqueue() on.
 class MemoryTicket final : public QueueTicket {
  public:
-  MemoryTicket(std::shared_ptr<MemoryBackend::State> state, std::vector<std::string> ids)
+  MemoryTicket(std::shared_ptr<MemoryBackend::State> state, std::vector<std::string> ids,
+               const HolderInfo& waiter)
       : state_(std::move(state)) {
     std::lock_guard<std::mutex> lock(state_->mutex);
     place_ = state_->arrivals++;
-    state_->queue[place_] = std::move(ids);
+    state_->queue[place_] = {std::move(ids), QueuePlace{waiter.priority, waiter.since}};
     state_->bump();
   }
   ~MemoryTicket() override {
@@ -78,14 +86,23 @@ class MemoryTicket final : public QueueTicket {
   }
   void update_wanted(const std::vector<std::string>& resource_ids) override {
     std::lock_guard<std::mutex> lock(state_->mutex);
-    state_->queue[place_] = resource_ids;
+    state_->queue[place_].wanted = resource_ids;
     state_->bump();
   }
   std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
     std::lock_guard<std::mutex> lock(state_->mutex);
+    std::vector<QueuePlace> places;
+    std::vector<const std::vector<std::string>*> wanted;
+    std::size_t mine = 0;
+    for (const auto& [arrival, waiting] : state_->queue) {
+      if (arrival == place_) mine = places.size();
+      places.push_back(waiting.place);
+      wanted.push_back(&waiting.wanted);
+    }
     std::vector<std::vector<std::string>> earlier;
-    for (auto it = state_->queue.begin(); it != state_->queue.end() && it->first < place_; ++it) {
-      earlier.push_back(it->second);
+    for (const auto index :
+         served_before(places, mine, std::chrono::system_clock::now(), state_->aging)) {
+      earlier.push_back(*wanted[index]);
     }
     return earlier;
   }
@@ -118,8 +135,13 @@ void MemoryBackend::wait_for_change(std::chrono::steady_clock::time_point deadli
 }
 
 std::unique_ptr<QueueTicket> MemoryBackend::enqueue(const std::vector<std::string>& ids,
-                                                    const HolderInfo& /*waiter*/) {
-  return std::make_unique<MemoryTicket>(state_, ids);
+                                                    const HolderInfo& waiter) {
+  return std::make_unique<MemoryTicket>(state_, ids, waiter);
+}
+
+void MemoryBackend::set_priority_aging(std::chrono::milliseconds aging) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->aging = aging;
 }
 
 std::optional<HolderInfo> MemoryBackend::holder_of(const std::string& resource_id) {

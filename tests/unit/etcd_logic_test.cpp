@@ -114,6 +114,32 @@ TEST(EtcdLogicTest, QueueIsOrderedByCreateRevisionAndForeignEntriesWantNothing) 
       << "not queued yet: everyone is earlier";
 }
 
+TEST(EtcdLogicTest, QueueOrderFollowsPriorityThenCreateRevision) {
+  // An older version's entry (no priority) counts as 0; the since of each entry ages it.
+  const Json kvs = Json::array(
+      {kv("/q/old", 10, R"({"wanted":["old"],"pid":1,"since":"2026-12-01T10:00:00Z"})"),
+       kv("/q/urgent", 20,
+          R"({"wanted":["urgent"],"pid":2,"priority":5,"since":"2026-12-01T10:00:01Z"})"),
+       kv("/q/plain", 30,
+          R"({"wanted":["plain"],"pid":3,"priority":0,"since":"2026-12-01T10:00:02Z"})")});
+  const auto queue = parse_queue(kvs);
+  ASSERT_EQ(queue.size(), 3u);
+  EXPECT_EQ(queue[0].place.priority, 0);
+  EXPECT_EQ(queue[1].place.priority, 5);
+  const auto now = queue[2].place.since + std::chrono::seconds(1);
+  const auto aging = std::chrono::seconds(60);
+  EXPECT_EQ(wanted_before(queue, 30, "/q/plain", queue[2].place, now, aging),
+            (Ids{{"urgent"}, {"old"}}));
+  EXPECT_EQ(wanted_before(queue, 10, "/q/old", queue[0].place, now, aging), (Ids{{"urgent"}}));
+  EXPECT_EQ(wanted_before(queue, 20, "/q/urgent", queue[1].place, now, aging), Ids{});
+  // A newcomer not queued yet, of priority 9, goes before all of them.
+  EXPECT_EQ(wanted_before(queue, 0, "/q/new", QueuePlace{9, now}, now, aging), Ids{});
+  // Ten minutes later every entry has aged by 10: a priority-9 newcomer then queues behind all.
+  const auto later = now + std::chrono::minutes(10);
+  EXPECT_EQ(wanted_before(queue, 0, "/q/new", QueuePlace{9, later}, later, aging),
+            (Ids{{"urgent"}, {"old"}, {"plain"}}));
+}
+
 TEST(EtcdLogicTest, HolderValuesAreOursOnlyWithAllocIdAndPid) {
   EXPECT_TRUE(parse_holder_value(R"({"pid":1,"alloc_id":"x","hostname":"h"})").has_value());
   EXPECT_FALSE(parse_holder_value(R"({"pid":1})").has_value());

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace lockable {
 namespace {
 
@@ -32,6 +34,90 @@ INSTANTIATE_TEST_SUITE_P(
         QueueCase{"TornTicketWantingNothingBlocksNothing", {"a"}, {{}}, {"a"}},
         QueueCase{"NothingWantedNothingClaimable", {}, {{"a"}}, {}}),
     [](const ::testing::TestParamInfo<QueueCase>& param_info) { return param_info.param.name; });
+
+// ---- queue_order: priority, FIFO within one, aging ----------------------------------------------
+
+using namespace std::chrono_literals;
+using Time = std::chrono::system_clock::time_point;
+using Order = std::vector<std::size_t>;
+
+// A fake clock: times are offsets from a fixed start, so nothing depends on the real clock.
+const Time kStart = Time(std::chrono::hours(24 * 365 * 50));
+Time at(std::chrono::system_clock::duration offset) { return kStart + offset; }
+constexpr std::chrono::system_clock::duration kAging = 60s;
+
+TEST(QueueOrder, HigherPriorityFirstAndArrivalOrderWithinOne) {
+  // By arrival: two of priority 0, one of 5, one of 0, one of 5, one of -3.
+  const std::vector<QueuePlace> places{{0, at(0s)}, {0, at(1s)}, {5, at(2s)},
+                                       {0, at(3s)}, {5, at(4s)}, {-3, at(5s)}};
+  EXPECT_EQ(queue_order(places, at(10s), kAging), (Order{2, 4, 0, 1, 3, 5}));
+}
+
+TEST(QueueOrder, WithoutPrioritiesItIsArrivalOrder) {
+  const std::vector<QueuePlace> places{{0, at(0s)}, {0, at(1s)}, {0, at(2s)}};
+  EXPECT_EQ(queue_order(places, at(0s), kAging), (Order{0, 1, 2}));
+  // Waiting longer only ever helps the older ones: still arrival order hours later.
+  EXPECT_EQ(queue_order(places, at(5h), kAging), (Order{0, 1, 2}));
+}
+
+TEST(QueueOrder, AgingRaisesAWaiterOneStepPerAgingPeriod) {
+  EXPECT_EQ(effective_priority({0, at(0s)}, at(59s), kAging), 0);
+  EXPECT_EQ(effective_priority({0, at(0s)}, at(60s), kAging), 1);
+  EXPECT_EQ(effective_priority({-2, at(0s)}, at(181s), kAging), 1);
+  // Another host's clock ahead of ours: no wait, never a lower priority.
+  EXPECT_EQ(effective_priority({3, at(10s)}, at(0s), kAging), 3);
+  // An unknown start (the epoch: a waiter that wrote none) does not age.
+  EXPECT_EQ(effective_priority({2, Time{}}, at(10h), kAging), 2);
+  // Aging off (zero): the priority as given.
+  EXPECT_EQ(effective_priority({3, at(0s)}, at(10h), std::chrono::seconds(0)), 3);
+}
+
+TEST(QueueOrder, ALowPriorityWaiterIsServedWithinThePriorityGapTimesTheAging) {
+  // One device serves the first waiter every 10 s; a newcomer of priority 2 arrives just before
+  // each grant, so without aging the priority-0 waiter would starve for ever. With aging it ties
+  // the newest priority-2 waiter after (2 - 0) * aging = 120 s and goes first by arrival.
+  std::vector<QueuePlace> places{{0, at(0s)}};
+  std::vector<bool> served{false};
+  std::optional<std::chrono::seconds> low_served_at;
+  for (int second = 10; second <= 600 && !low_served_at; second += 10) {
+    places.push_back({2, at(std::chrono::seconds(second))});
+    served.push_back(false);
+    std::vector<QueuePlace> waiting;
+    std::vector<std::size_t> index_of;
+    for (std::size_t i = 0; i < places.size(); ++i) {
+      if (served[i]) continue;
+      waiting.push_back(places[i]);
+      index_of.push_back(i);
+    }
+    const auto next = index_of[queue_order(waiting, at(std::chrono::seconds(second)), kAging)[0]];
+    served[next] = true;
+    if (next == 0) low_served_at = std::chrono::seconds(second);
+  }
+  ASSERT_TRUE(low_served_at.has_value()) << "the low-priority waiter starved";
+  EXPECT_EQ(*low_served_at, 2 * kAging);
+}
+
+TEST(QueueOrder, HigherPrioritiesArrivingLaterThanTheGapTimesTheAgingNeverOvertake) {
+  // Aging raises every waiter alike: a priority-7 waiter that came with the old one stays ahead
+  // of it, one arriving 7 * 60 s after it ties and stays behind it (arrival order).
+  const std::vector<QueuePlace> places{{0, at(0s)}, {7, at(1s)}, {7, at(7 * 60s)}};
+  EXPECT_EQ(queue_order(places, at(7 * 60s), kAging), (Order{1, 0, 2}));
+  // One arriving a second sooner goes first when it arrives.
+  const std::vector<QueuePlace> sooner{{0, at(0s)}, {7, at(7 * 60s - 1s)}};
+  EXPECT_EQ(queue_order(sooner, at(7 * 60s - 1s), kAging), (Order{1, 0}));
+}
+
+TEST(QueueOrder, ServedBeforeListsTheWaitersAheadInQueueOrder) {
+  const std::vector<QueuePlace> places{{0, at(0s)}, {1, at(1s)}, {5, at(2s)}, {0, at(3s)}};
+  EXPECT_EQ(served_before(places, 2, at(4s), kAging), Order{});
+  EXPECT_EQ(served_before(places, 0, at(4s), kAging), (Order{2, 1}));
+  EXPECT_EQ(served_before(places, 3, at(4s), kAging), (Order{2, 1, 0}));
+}
+
+TEST(QueueOrder, ExtremeWaitsDoNotOverflow) {
+  EXPECT_GT(effective_priority({1000, Time::min()}, Time::max(), std::chrono::nanoseconds(1)),
+            1000);
+}
 
 }  // namespace
 }  // namespace lockable

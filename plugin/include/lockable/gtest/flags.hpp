@@ -42,6 +42,9 @@ struct Config {
   OnUnavailable on_unavailable = OnUnavailable::kFail;
   /// Where to append one JSON line per finished allocation (Options::metrics_file); empty: none.
   std::filesystem::path metrics_file;
+  /// The priority of this program's requests (Options::priority, -1000..1000; higher is served
+  /// first); `--lockable_priority`, `LOCKABLE_PRIORITY`.
+  int priority = 0;
 };
 
 /// Looks up an environment variable; nullopt when it is unset.

@@ -2,7 +2,8 @@
 
 // An in-memory LockBackend whose locks a test can revoke, as a lease backend's keepalive thread
 // would on expiry: for testing lock-loss handling before (and independently of) the lease
-// backends themselves. It has a real FIFO queue, so the backend contract suite runs over it.
+// backends themselves. It has a real queue (priorities, FIFO within one, aging: core
+// queue_order), so the backend contract suite runs over it.
 
 #include <lockable/backend.hpp>
 
@@ -26,6 +27,7 @@ class MemoryBackend final : public LockBackend {
   std::unique_ptr<QueueTicket> enqueue(const std::vector<std::string>& resource_ids,
                                        const HolderInfo& waiter) override;
   std::optional<HolderInfo> holder_of(const std::string& resource_id) override;
+  void set_priority_aging(std::chrono::milliseconds aging) override;
   std::string describe() const override { return "memory backend"; }
 
   /// Takes the lock on `resource_id` away from its holder and reports the loss from a thread of
