@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
@@ -27,9 +28,20 @@ class LockServiceStore final : public NamedLockStore {
   explicit LockServiceStore(LockServiceOptions options)
       : lease_(options.lease), client_(client_options(options)) {
     std::string url = options.base_url;
+    source_ = "the lock backend spec";
     if (url.empty()) {
       const char* env = std::getenv("LOCKABLE_SERVICE_URL");
       url = env != nullptr && *env != '\0' ? env : kDefaultServiceUrl;
+      source_ = "LOCKABLE_SERVICE_URL";
+    }
+    // Checked here, before a request: libcurl would only say the protocol is not supported.
+    std::string scheme = url.substr(0, 8);
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme.rfind("http://", 0) != 0 && scheme.rfind("https://", 0) != 0) {
+      throw ConfigError(source_ + ": \"" + http::redact_url(url) +
+                        "\" is not an http:// or https:// URL; give the lock service's base URL, "
+                        "e.g. " +
+                        std::string(kDefaultServiceUrl));
     }
     auto parts = http::split_credentials(url);
     base_ = parts.url;
@@ -101,7 +113,7 @@ class LockServiceStore final : public NamedLockStore {
     }
     if (response.status < 200 || response.status >= 300) {
       throw BackendError(http::describe_answer(request, response) +
-                         "; check the lock service URL (LOCKABLE_SERVICE_URL)");
+                         "; check the lock service URL (" + source_ + ")");
     }
     const Json answer = Json::parse(response.body, nullptr, false);
     if (answer.is_object()) {
@@ -117,6 +129,8 @@ class LockServiceStore final : public NamedLockStore {
   http::Client client_;
   std::string base_;
   std::string shown_;
+  // Where the URL came from, for the fix in messages.
+  std::string source_;
   std::string token_;
   std::string password_;
 };
