@@ -18,6 +18,18 @@
 #include <thread>
 
 namespace lockable {
+namespace http {
+
+std::optional<bool> parse_lock_service_answer(std::string_view body) {
+  const Json answer = Json::parse(body, nullptr, false);
+  if (!answer.is_object()) return std::nullopt;
+  const auto found = answer.find("response");
+  if (found == answer.end() || !found->is_boolean()) return std::nullopt;
+  return found->get<bool>();
+}
+
+}  // namespace http
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -115,11 +127,7 @@ class LockServiceStore final : public NamedLockStore {
       throw BackendError(http::describe_answer(request, response) +
                          "; check the lock service URL (" + source_ + ")");
     }
-    const Json answer = Json::parse(response.body, nullptr, false);
-    if (answer.is_object()) {
-      const auto found = answer.find("response");
-      if (found != answer.end() && found->is_boolean()) return found->get<bool>();
-    }
+    if (const auto granted = http::parse_lock_service_answer(response.body)) return *granted;
     throw BackendError(what + ": the answer is not {\"response\": true|false}: " +
                        http::body_excerpt(response.body) +
                        "; check that the URL points to a Lockable.dev-style service");
