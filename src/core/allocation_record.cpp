@@ -224,6 +224,11 @@ AllocationRecord record_from_json(const Json& line) {
         "\"duration\"");
   }
   if (!granted && !record.end) throw std::invalid_argument("missing \"end\"");
+  // A line from a clock that jumped, or edited by hand: counting it would give a negative hold
+  // time and a window that ends before it starts.
+  if (granted && (*record.end < *record.start || *record.duration < 0)) {
+    throw std::invalid_argument("\"release\" is before \"start\" (or \"duration\" is negative)");
+  }
   if (const Json* token = field(line, "fencing_token")) {
     if (!token->is_number_unsigned()) {
       throw std::invalid_argument("\"fencing_token\" must be a non-negative integer");

@@ -17,6 +17,12 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(const std::st
                   &second, &consumed) != 6) {
     return std::nullopt;
   }
+  // Out-of-range fields would not fit the clock's nanoseconds (year -999 overflowed, found by
+  // fuzz_lock_files); any real holder wrote a time between 1970 and 2200.
+  if (year < 1970 || year > 2200 || month < 1 || month > 12 || day < 1 || day > 31 || hour < 0 ||
+      hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60) {
+    return std::nullopt;
+  }
   std::tm tm{};
   tm.tm_year = year - 1900;
   tm.tm_mon = month - 1;

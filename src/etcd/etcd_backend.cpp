@@ -63,11 +63,20 @@ const Json& kvs_of(const Json& range) {
   return range["kvs"];
 }
 
-void unexpected(const etcd::Client& client, const std::string& what, const Json& answer) {
-  throw BackendError(client.describe() + " answered " + what +
-                     " with something the etcd gateway never sends (" +
-                     answer.dump().substr(0, 200) +
-                     "); check that the endpoint is an etcd v3 server (3.4 or later)");
+[[noreturn]] void unexpected(const etcd::Client& client, const std::string& what,
+                             const Json& answer) {
+  throw BackendError(
+      client.describe() + " answered " + what + " with something the etcd gateway never sends (" +
+      http::body_excerpt(answer.dump(-1, ' ', false, Json::error_handler_t::replace)) +
+      "); check that the endpoint is an etcd v3 server (3.4 or later)");
+}
+
+// A txn's "succeeded"; a value that is not a bool is a BackendError naming the endpoint, not a
+// JSON type error (which would surface as an internal error).
+bool succeeded(const etcd::Client& client, const std::string& what, const Json& answer) {
+  const auto flag = etcd::bool_field(answer, "succeeded");
+  if (!flag) unexpected(client, what, answer);
+  return *flag;
 }
 
 // Queue keys whose tickets were destroyed in this process: every backend object in the process
@@ -304,7 +313,7 @@ class Session : public std::enable_shared_from_this<Session> {
         Json{{"compare", compare},
              {"success", Json::array({{{"request_delete_range", {{"key", b64(key)}}}}})}},
         deadline);
-    if (answer.value("succeeded", false)) note_write(revision_of(answer));
+    if (succeeded(*client_, "a release transaction", answer)) note_write(revision_of(answer));
   }
 
   // Marks every lock on `lease` lost; their handlers run on the keepalive thread (the
@@ -617,7 +626,7 @@ class Watcher {
             Clock::now() + std::chrono::minutes(10),
             [&](const Json& result) {
               backoff.reset();
-              if (result.value("canceled", false)) {
+              if (etcd::bool_field(result, "canceled").value_or(false)) {
                 compacted = etcd::int64_field(result, "compact_revision").value_or(0) != 0;
                 std::lock_guard<std::mutex> guard(mutex_);
                 if (compacted) {
@@ -638,7 +647,8 @@ class Watcher {
                 const Json& kv = event["kv"];
                 const auto revision = etcd::int64_field(kv, "mod_revision").value_or(0);
                 seen = std::max(seen, revision);
-                const bool put = event.value("type", std::string("PUT")) != "DELETE";
+                const bool put =
+                    !(event.is_object() && event.contains("type") && event["type"] == "DELETE");
                 const std::string key = decoded(kv, "key");
                 if (key.rfind(queue_dir, 0) == 0) {
                   std::lock_guard<std::mutex> guard(mutex_);
@@ -981,7 +991,7 @@ class EtcdBackend final : public LockBackend {
       }
       const auto revision = revision_of(answer);
       floors_->note(revision);
-      if (answer.value("succeeded", false)) {
+      if (succeeded(session_->client(), "a lock transaction", answer)) {
         session_->note_write(revision);
         if (revision <= 0) unexpected(session_->client(), "a lock transaction", answer);
         auto state = std::make_shared<LockState>();

@@ -206,6 +206,12 @@ Json Client::call(const std::string& path, const Json& body, Clock::time_point d
       if (response.status == 401) {
         // An expired token: authenticate again, once or twice, then say so.
         if (++unauthorized > 2) {
+          if (config_.user.empty()) {
+            throw BackendError("etcd at " + config_.endpoints[index] + " answered 401 (" +
+                               http::body_excerpt(response.body) +
+                               ") to a request without credentials: authentication is on; set "
+                               "LOCKABLE_ETCD_USER and LOCKABLE_ETCD_PASSWORD");
+          }
           throw BackendError("etcd at " + config_.endpoints[index] +
                              " keeps refusing the token of user \"" + config_.user +
                              "\" (invalid auth token); check the server's --auth-token setting");

@@ -129,6 +129,14 @@ std::optional<std::int64_t> int64_field(const Json& object, const char* name) {
   }
 }
 
+std::optional<bool> bool_field(const Json& object, const char* name) {
+  if (!object.is_object()) return std::nullopt;
+  const auto it = object.find(name);
+  if (it == object.end()) return false;
+  if (!it->is_boolean()) return std::nullopt;
+  return it->get<bool>();
+}
+
 std::optional<std::string> KeyLayout::id_of_lock_key(std::string_view key) const {
   const std::string dir = locks_dir();
   if (key.size() <= dir.size() || key.substr(0, dir.size()) != dir) return std::nullopt;

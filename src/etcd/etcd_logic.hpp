@@ -30,6 +30,10 @@ std::string prefix_range_end(std::string_view prefix);
 /// field is 0 (proto3 leaves zero values out). nullopt for anything else.
 std::optional<std::int64_t> int64_field(const Json& object, const char* name);
 
+/// A bool field as the gateway writes it (`"succeeded": true`); a missing field is false (proto3
+/// leaves false out). nullopt for a field of another type, which the gateway never sends.
+std::optional<bool> bool_field(const Json& object, const char* name);
+
 /// Where one lab's locks and queue live under a cluster-wide prefix (`/lab1`):
 ///   <prefix>/locks/<id>     one per held device, value HolderInfo JSON, on the holder's lease
 ///   <prefix>/queue/<name>   one per waiting request, value {"wanted": [...], holder fields}

@@ -53,7 +53,7 @@ class EtcdNamedLockStore final : public NamedLockStore {
                                                          {"value", b64(name)},
                                                          {"lease", std::to_string(lease)}}}}})}},
                         deadline, cancel);
-      ours = answer.value("succeeded", false);
+      ours = succeeded(answer);
     } catch (...) {
       revoke(lease);
       throw;
@@ -95,7 +95,7 @@ class EtcdNamedLockStore final : public NamedLockStore {
         deadline, cancel);
     forget(name, lease);
     revoke(lease);
-    return answer.value("succeeded", false);
+    return succeeded(answer);
   }
 
   std::chrono::milliseconds lease() const override {
@@ -107,6 +107,18 @@ class EtcdNamedLockStore final : public NamedLockStore {
   }
 
  private:
+  // A txn's "succeeded"; anything but a bool is an answer no etcd gives (not a JSON type error).
+  bool succeeded(const Json& answer) const {
+    const auto flag = etcd::bool_field(answer, "succeeded");
+    if (!flag) {
+      throw BackendError(client_->describe() + " answered a transaction with \"succeeded\": " +
+                         http::body_excerpt(answer["succeeded"].dump()) +
+                         ", which the etcd gateway never sends; check that the endpoint is an "
+                         "etcd v3 server (3.4 or later)");
+    }
+    return *flag;
+  }
+
   std::string key_of(const std::string& name) const {
     if (name.empty()) throw ConfigError("a named lock needs a name; give a non-empty name");
     return layout_.root() + "names/" + name;

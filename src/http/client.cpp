@@ -67,17 +67,7 @@ bool retried_error(CURLcode code) {
 std::optional<Clock::duration> retry_after(const Response& response) {
   const auto value = response.header("retry-after");
   if (!value) return std::nullopt;
-  const std::string text = trim(*value);
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-        return std::isdigit(static_cast<unsigned char>(c));
-      })) {
-    return std::chrono::seconds(std::stoll(text.substr(0, 9)));
-  }
-  const time_t when = curl_getdate(text.c_str(), nullptr);
-  if (when < 0) return std::nullopt;
-  const auto now = std::chrono::system_clock::now();
-  const auto at = std::chrono::system_clock::from_time_t(when);
-  return at > now ? std::chrono::duration_cast<Clock::duration>(at - now) : Clock::duration{0};
+  return parse_retry_after(*value, std::chrono::system_clock::now());
 }
 
 std::string format_ms(Clock::duration duration) {
@@ -140,6 +130,25 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
 }
 
 }  // namespace
+
+std::optional<Clock::duration> parse_retry_after(std::string_view value,
+                                                 std::chrono::system_clock::time_point now) {
+  const std::string text = trim(value);
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      })) {
+    return std::chrono::seconds(std::stoll(text.substr(0, 9)));
+  }
+  // curl_getdate reads a C string: a NUL inside the value would cut it silently.
+  if (text.find('\0') != std::string::npos) return std::nullopt;
+  const time_t when = curl_getdate(text.c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  // In whole seconds: a date past 2262 (found by fuzz_http_answers) overflows nanoseconds.
+  const time_t from = std::chrono::system_clock::to_time_t(now);
+  if (when <= from) return Clock::duration{0};
+  constexpr time_t kLongest = 365LL * 24 * 3600;  // the caller's deadline cuts it shorter anyway
+  return std::chrono::seconds(std::min<time_t>(when - from, kLongest));
+}
 
 std::optional<std::string> Response::header(std::string_view name) const {
   const std::string wanted = lower(std::string(name));

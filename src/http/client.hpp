@@ -96,6 +96,15 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+/// A Retry-After header's value (seconds, or an HTTP date relative to `now`) as a delay; a date
+/// in the past is 0, nullopt for anything unreadable. Pure: the fuzz target calls it.
+std::optional<Clock::duration> parse_retry_after(std::string_view value,
+                                                 std::chrono::system_clock::time_point now);
+
+/// The answer of a Lockable.dev-style lock service (`{"response": true|false}`); nullopt for any
+/// other body. Defined with the lock service store (lock_service.cpp).
+std::optional<bool> parse_lock_service_answer(std::string_view body);
+
 /// `url` without user:password@ and without the query's values of names that look like secrets
 /// (token, password, key, secret, auth, signature): what messages may show.
 std::string redact_url(std::string_view url);

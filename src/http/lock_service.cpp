@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
@@ -17,6 +18,18 @@
 #include <thread>
 
 namespace lockable {
+namespace http {
+
+std::optional<bool> parse_lock_service_answer(std::string_view body) {
+  const Json answer = Json::parse(body, nullptr, false);
+  if (!answer.is_object()) return std::nullopt;
+  const auto found = answer.find("response");
+  if (found == answer.end() || !found->is_boolean()) return std::nullopt;
+  return found->get<bool>();
+}
+
+}  // namespace http
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -27,9 +40,20 @@ class LockServiceStore final : public NamedLockStore {
   explicit LockServiceStore(LockServiceOptions options)
       : lease_(options.lease), client_(client_options(options)) {
     std::string url = options.base_url;
+    source_ = "the lock backend spec";
     if (url.empty()) {
       const char* env = std::getenv("LOCKABLE_SERVICE_URL");
       url = env != nullptr && *env != '\0' ? env : kDefaultServiceUrl;
+      source_ = "LOCKABLE_SERVICE_URL";
+    }
+    // Checked here, before a request: libcurl would only say the protocol is not supported.
+    std::string scheme = url.substr(0, 8);
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme.rfind("http://", 0) != 0 && scheme.rfind("https://", 0) != 0) {
+      throw ConfigError(source_ + ": \"" + http::redact_url(url) +
+                        "\" is not an http:// or https:// URL; give the lock service's base URL, "
+                        "e.g. " +
+                        std::string(kDefaultServiceUrl));
     }
     auto parts = http::split_credentials(url);
     base_ = parts.url;
@@ -101,13 +125,9 @@ class LockServiceStore final : public NamedLockStore {
     }
     if (response.status < 200 || response.status >= 300) {
       throw BackendError(http::describe_answer(request, response) +
-                         "; check the lock service URL (LOCKABLE_SERVICE_URL)");
+                         "; check the lock service URL (" + source_ + ")");
     }
-    const Json answer = Json::parse(response.body, nullptr, false);
-    if (answer.is_object()) {
-      const auto found = answer.find("response");
-      if (found != answer.end() && found->is_boolean()) return found->get<bool>();
-    }
+    if (const auto granted = http::parse_lock_service_answer(response.body)) return *granted;
     throw BackendError(what + ": the answer is not {\"response\": true|false}: " +
                        http::body_excerpt(response.body) +
                        "; check that the URL points to a Lockable.dev-style service");
@@ -117,6 +137,8 @@ class LockServiceStore final : public NamedLockStore {
   http::Client client_;
   std::string base_;
   std::string shown_;
+  // Where the URL came from, for the fix in messages.
+  std::string source_;
   std::string token_;
   std::string password_;
 };

@@ -124,6 +124,18 @@ TEST(HttpClient, HonoursRetryAfter) {
   EXPECT_GE(Clock::now() - started, 900ms);
 }
 
+// The header's forms, including dates the clock's nanoseconds cannot hold (year 7028 overflowed,
+// found by fuzz_http_answers).
+TEST(HttpClient, RetryAfterValuesParseWithoutOverflow) {
+  using lockable::http::parse_retry_after;
+  const auto now = std::chrono::system_clock::from_time_t(1764590400);  // 2025-12-01T12:00:00Z
+  EXPECT_EQ(parse_retry_after(" 120 ", now), std::chrono::seconds(120));
+  EXPECT_EQ(parse_retry_after("Mon, 01 Dec 2025 12:00:30 GMT", now), std::chrono::seconds(30));
+  EXPECT_EQ(parse_retry_after("Mon, 01 Dec 2025 11:00:00 GMT", now), Clock::duration{0});
+  EXPECT_EQ(parse_retry_after("Oct 01 7028 00:00:00 GMT", now), std::chrono::hours(24 * 365));
+  EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
+}
+
 TEST(HttpClient, ARetryAfterBeyondTheDeadlineFailsAtOnceAsTemporary) {
   HttpServer server([&](httplib::Server& s) {
     s.Get("/r", [&](const httplib::Request&, httplib::Response& response) {

@@ -186,5 +186,16 @@ TEST(HolderInfo, FromJsonToleratesMissingAndWrongFields) {
   EXPECT_EQ(HolderInfo::from_json(Json{{"pid", 7}}).describe(), "pid 7");
 }
 
+// A holder file anyone may write: times the clock cannot hold are absent, not an overflow (found
+// by fuzz_lock_files; UBSan flagged year -999).
+TEST(HolderInfo, FromJsonIgnoresTimesOutsideTheClocksRange) {
+  for (const char* since : {"-999-13-45T99:99:99.9999999999Z", "9999-01-01T00:00:00Z",
+                            "1200-01-01T00:00:00Z", "2026-00-10T10:00:00Z"}) {
+    EXPECT_EQ(HolderInfo::from_json(Json{{"since", since}}).since,
+              std::chrono::system_clock::time_point{})
+        << since;
+  }
+}
+
 }  // namespace
 }  // namespace lockable

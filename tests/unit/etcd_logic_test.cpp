@@ -34,6 +34,15 @@ TEST(EtcdLogicTest, PrefixRangeEndIncrementsTheLastByte) {
   EXPECT_EQ(prefix_range_end(""), std::string(1, '\0'));
 }
 
+// "succeeded" is left out when false; a value of another type is an answer no etcd gives, and
+// must not escape as a JSON type error (the CLI showed it as an internal error).
+TEST(EtcdLogicTest, BoolFieldsMissingMeanFalseOtherTypesAreRefused) {
+  EXPECT_EQ(etcd::bool_field(Json::parse(R"({"succeeded": true})"), "succeeded"), true);
+  EXPECT_EQ(etcd::bool_field(Json::parse(R"({"header": {}})"), "succeeded"), false);
+  EXPECT_EQ(etcd::bool_field(Json::parse(R"({"succeeded": "maybe"})"), "succeeded"), std::nullopt);
+  EXPECT_EQ(etcd::bool_field(Json::parse("[true]"), "succeeded"), std::nullopt);
+}
+
 TEST(EtcdLogicTest, Int64FieldsAreStringsAndMissingMeansZero) {
   const Json json = Json::parse(R"({"ID":"2324035551016806414","TTL":"10","n":7,"bad":"1x"})");
   EXPECT_EQ(int64_field(json, "ID").value(), 2324035551016806414LL);
