@@ -8,7 +8,9 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,15 @@ using lockable::test::ChildOptions;
 using lockable::test::TempDir;
 
 constexpr int kTimeout = 6;
+
+// The shim's variables; under AddressSanitizer the shim comes before the sanitizer's runtime,
+// which must be told to accept that.
+std::map<std::string, std::string> shim_env(const fs::path& offset_file) {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  return {{"LD_PRELOAD", FAULT_PRELOAD_PATH},
+          {"FAULT_CLOCK_OFFSET_FILE", offset_file.string()},
+          {"ASAN_OPTIONS", std::string(asan != nullptr ? asan : "") + ":verify_asan_link_order=0"}};
+}
 
 class ClockJump : public ::testing::Test {
  protected:
@@ -47,8 +58,7 @@ class ClockJump : public ::testing::Test {
   // The CLI with the shim, locking "dut" for `true` within `timeout` seconds.
   std::unique_ptr<Child> start_cli(const std::string& timeout) {
     ChildOptions options;
-    options.env = {{"LD_PRELOAD", FAULT_PRELOAD_PATH},
-                   {"FAULT_CLOCK_OFFSET_FILE", offset_.string()}};
+    options.env = shim_env(offset_);
     options.drop_env_prefixes = {"LOCKABLE_"};
     options.in = lockable::test::Stream::null();
     options.out = lockable::test::Stream::file(dir_.path() / "cli.out");
@@ -80,7 +90,7 @@ TEST_F(ClockJump, ShimShiftsTheWallClockOnly) {
   // The shim itself: `date +%s` a day ahead, while the monotonic clock is untouched (below).
   set_offset("86400");
   ChildOptions options;
-  options.env = {{"LD_PRELOAD", FAULT_PRELOAD_PATH}, {"FAULT_CLOCK_OFFSET_FILE", offset_.string()}};
+  options.env = shim_env(offset_);
   const auto result = lockable::test::run({"/bin/date", "+%s"}, options);
   ASSERT_EQ(result.exit_code, 0) << result;
   const long shifted = std::stol(result.out);

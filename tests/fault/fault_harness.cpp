@@ -77,6 +77,11 @@ double now() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+std::string env_or(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : fallback;
+}
+
 std::string fixed(double value, int digits = 6) {
   char text[48];
   std::snprintf(text, sizeof text, "%.*f", digits, value);
@@ -191,7 +196,10 @@ class Harness {
       reap();
       tail_history();
       run_due_actions(false);
-      if (spawned < config_.ops && running() < config_.concurrency && chance(0.3)) {
+      // Fewer new workers while resources.json is broken: each would only fail at once (3);
+      // the fault is meant for the callers already waiting.
+      if (spawned < config_.ops && running() < config_.concurrency &&
+          chance(resources_broken_ ? 0.03 : 0.3)) {
         spawn(++spawned);
       }
       if (spawned < config_.ops && chance(0.1)) {
@@ -300,7 +308,9 @@ class Harness {
     const std::string hold_ms = std::to_string(static_cast<int>(worker.hold * 1000));
     std::vector<std::string> argv;
     if (worker.python) {
+      // -B: no __pycache__ next to python_pid_lock.py in the source tree.
       argv = {config_.python,
+              "-B",
               config_.python_worker,
               history_path_.string(),
               (dir_ / "devices").string(),
@@ -339,6 +349,10 @@ class Harness {
         "LD_PRELOAD=" + config_.preload,
         "LOCKABLE_STOP_GRACE=1",
         "LOCKABLE_AUTH_TOKEN=" + std::string(kToken),
+        // Under AddressSanitizer (CI's sanitizer stage) the preloaded shim comes before the
+        // sanitizer's runtime, which it would otherwise refuse.
+        "ASAN_OPTIONS=" + env_or("ASAN_OPTIONS", "") + ":verify_asan_link_order=0",
+        "UBSAN_OPTIONS=" + env_or("UBSAN_OPTIONS", ""),
     };
     std::vector<char*> args;
     for (auto& word : argv) args.push_back(word.data());

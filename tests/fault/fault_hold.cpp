@@ -89,9 +89,17 @@ int main(int argc, char** argv) {
   std::string previous;
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     busy = true;
-    char text[64] = {};
-    const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
-    if (n > 0) previous.assign(text, static_cast<std::size_t>(n));
+    // Its user writes who it is right after its flock: an empty file is one mid-write.
+    for (int attempt = 0; attempt < 50 && previous.empty(); ++attempt) {
+      char text[64] = {};
+      const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+      if (n > 0) {
+        previous.assign(text, static_cast<std::size_t>(n));
+      } else {
+        const timespec pause{0, 1000 * 1000};
+        ::clock_nanosleep(CLOCK_MONOTONIC, 0, &pause, nullptr);
+      }
+    }
   } else {
     const std::string mine = worker + " " + (token.empty() ? "-" : token);
     if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, mine.data(), mine.size(), 0) < 0) {

@@ -52,7 +52,7 @@ struct Worker {
   const Event* release = nullptr;
   const Event* exit = nullptr;
   bool fault_signalled = false;         // a kill_* or term_* fault targeted it
-  std::optional<double> holder_killed;  // when a kill_holder fault hit it
+  std::optional<double> holder_killed;  // when a kill_holder or kill_waiter fault hit it
   double stopped = 0;                   // seconds its processes were stopped by the harness
   std::optional<double> stopped_since;
 };
@@ -155,7 +155,10 @@ Verdict check_history(std::vector<Event> events, const Guarantees& guarantees) {
       if (worker != nullptr &&
           (event.kind.rfind("kill_", 0) == 0 || event.kind.rfind("term_", 0) == 0)) {
         worker->fault_signalled = true;
-        if (event.kind == "kill_holder") worker->holder_killed = event.t;
+        // kill_waiter too: the harness may not have seen the grant of a waiter it killed.
+        if (event.kind == "kill_holder" || event.kind == "kill_waiter") {
+          worker->holder_killed = event.t;
+        }
       }
     } else if (event.ev == "end") {
       end = &event;

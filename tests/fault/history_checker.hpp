@@ -46,7 +46,8 @@
 //     too (PR_SET_PDEATHSIG), but the kernel frees the dead holder's lock before it signals the
 //     command, so for a moment (milliseconds) the next holder may start while the old command is
 //     still being killed. The device probe sees it; the checker accepts it (and counts it as a
-//     kill race) only when the harness killed that holder at most `kill_race_window` seconds
+//     kill race) only when the harness killed that holder's `lockable` (kill_holder, or
+//     kill_waiter when the grant came just before the kill) at most `kill_race_window` seconds
 //     before the next grant. 0 makes it a violation (fault_harness --strict).
 //   - a lock lost before its command could record its grant (a waiter stopped past the lease
 //     after its request was granted) ends with exit status 9 and counts as lost.

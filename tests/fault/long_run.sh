@@ -28,16 +28,17 @@ for line in open(sys.argv[1]):
         counts = json.loads(line.split(" ", 1)[1])
         runs += 1
         per_backend[counts["backend"]] += 1
-        for key in ("workers", "grants", "timeouts", "failures", "killed", "lost", "fenced_overlaps", "violations"):
+        for key in ("workers", "grants", "timeouts", "failures", "killed", "lost", "fenced_overlaps", "kill_races", "violations"):
             totals[key] += counts[key]
         faults.update(counts["faults"])
     elif line.startswith("  replay: "):
         failed.append(line.strip())
 print("runs: %d (%s)" % (runs, ", ".join("%s %d" % kv for kv in sorted(per_backend.items()))))
 print("operations checked: %d workers, %d grants; %d timeouts, %d other failures with a reason, "
-      "%d killed, %d locks lost, %d overlaps made safe by a fencing token" % (
+      "%d killed, %d locks lost, %d overlaps made safe by a fencing token, %d killed holders' "
+      "commands still on the device at the next grant" % (
           totals["workers"], totals["grants"], totals["timeouts"], totals["failures"],
-          totals["killed"], totals["lost"], totals["fenced_overlaps"]))
+          totals["killed"], totals["lost"], totals["fenced_overlaps"], totals["kill_races"]))
 print("faults injected: %d: %s" % (sum(faults.values()), ", ".join("%s %d" % kv for kv in sorted(faults.items()))))
 print("failing runs: %d" % len(failed))
 for line in failed:
