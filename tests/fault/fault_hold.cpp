@@ -89,12 +89,16 @@ int main(int argc, char** argv) {
   std::string previous;
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     busy = true;
-    // Its user writes who it is right after its flock: an empty file is one mid-write.
-    for (int attempt = 0; attempt < 50 && previous.empty(); ++attempt) {
+    // Its user writes who it is right after its flock: an empty file is one mid-write (on a
+    // loaded machine, a user may wait long to be scheduled again).
+    for (int attempt = 0; attempt < 1000 && previous.empty(); ++attempt) {
       char text[64] = {};
       const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
       if (n > 0) {
         previous.assign(text, static_cast<std::size_t>(n));
+      } else if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        ::flock(fd, LOCK_UN);  // it died before it said who it was
+        break;
       } else {
         const timespec pause{0, 1000 * 1000};
         ::clock_nanosleep(CLOCK_MONOTONIC, 0, &pause, nullptr);

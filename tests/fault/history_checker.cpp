@@ -205,9 +205,18 @@ Verdict check_history(std::vector<Event> events, const Guarantees& guarantees) {
         const bool told_to_stop = previous != workers.end() &&
                                   previous->second.release != nullptr &&
                                   previous->second.release->t <= grant.t;
-        const bool kill_race =
-            previous != workers.end() && previous->second.holder_killed &&
-            grant.t - *previous->second.holder_killed <= guarantees.kill_race_window;
+        const auto killed_just_before = [&](const Worker& other) {
+          return other.holder_killed && grant.t >= *other.holder_killed &&
+                 grant.t - *other.holder_killed <= guarantees.kill_race_window;
+        };
+        bool kill_race = previous != workers.end() && killed_just_before(previous->second);
+        if (previous == workers.end()) {
+          // The user never said who it was: a command killed with its lockable before it could
+          // write, by a worker whose grant the history never saw.
+          for (const auto& [other_id, other] : workers) {
+            if (other.grant == nullptr && killed_just_before(other)) kill_race = true;
+          }
+        }
         if (fenced(grant.prev_token)) {
           ++verdict.accepted_fenced_overlaps;
         } else if (kill_race && !told_to_stop) {

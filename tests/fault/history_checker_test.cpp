@@ -99,6 +99,12 @@ TEST(HistoryChecker, AcceptsAKilledHolderCommandOnlyJustAfterTheKill) {
   EXPECT_EQ(race.kill_races, 1);
   // The harness may kill a "waiter" whose grant it had not seen yet.
   EXPECT_TRUE(check_history_text(history(0.205, "kill_waiter"), kFolder).ok());
+  // A command killed before it said who it was, by a worker whose grant was never recorded.
+  const std::string unnamed = start(0, 1) + start(0, 2) + fault(0.2, "kill_waiter", 1) +
+                              exit_of(0.201, 1, 137) + grant(0.3, 2, "d1", R"(,"busy":true)") +
+                              release(0.4, 2, "d1") + exit_of(0.5, 2, 0) + clean_end(5);
+  EXPECT_TRUE(check_history_text(unnamed, kFolder).ok());
+  EXPECT_FALSE(check_history_text(unnamed, Guarantees{false, 10, 0}).ok());
   // Its command killed directly, lockable reaps it before the device is free: no race.
   EXPECT_FALSE(check_history_text(history(0.205, "kill_command"), kFolder).ok());
   // Strict: the race is a violation.
