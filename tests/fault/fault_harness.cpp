@@ -5,6 +5,7 @@
 //   fault_harness --backend lock_folder|service|etcd|python --seed N --ops M
 //                 [--concurrency K] [--grace S] [--faults +rm_held,+late_requests] [--strict]
 //                 [--keep] [--verbose]
+//   fault_harness --backend B --check HISTORY [--strict]    judges a kept history again
 //
 // --faults +rm_held: also remove or replace lock files while they are held (an outside fault no
 // flock survives: two holders follow until the holder notices). +late_requests: the lock
@@ -99,6 +100,7 @@ struct Config {
   bool strict = false;
   bool keep = false;
   bool verbose = false;
+  std::string check;  // --check HISTORY: judge a kept history again, run nothing
   std::string cli = LOCKABLE_CLI_PATH;
   std::string hold = FAULT_HOLD_PATH;
   std::string preload = FAULT_PRELOAD_PATH;
@@ -793,10 +795,11 @@ class Harness {
 };
 
 int usage(const std::string& problem) {
-  std::cerr << "fault_harness: " << problem
-            << "\nusage: fault_harness --backend lock_folder|service|etcd|python --seed N --ops M"
-               " [--concurrency K] [--grace SECONDS] [--faults +rm_held,+late_requests] [--strict]"
-               " [--keep] [--verbose]\n";
+  std::cerr
+      << "fault_harness: " << problem
+      << "\nusage: fault_harness --backend lock_folder|service|etcd|python --seed N --ops M"
+         " [--concurrency K] [--grace SECONDS] [--faults +rm_held,+late_requests] [--strict]"
+         " [--keep] [--verbose]\n       fault_harness --backend B --check HISTORY [--strict]\n";
   return 2;
 }
 
@@ -836,6 +839,8 @@ int main(int argc, char** argv) {
         }
       } else if (arg == "--strict") {
         config.strict = true;
+      } else if (arg == "--check") {
+        config.check = value();
       } else if (arg == "--keep") {
         config.keep = true;
       } else if (arg == "--verbose") {
@@ -852,6 +857,23 @@ int main(int argc, char** argv) {
   if (config.ops <= 0 || config.concurrency <= 0)
     return usage("--ops and --concurrency must be positive");
   if (!seeded) config.seed = std::random_device{}();
+  if (!config.check.empty()) {
+    std::ifstream in(config.check);
+    if (!in) return usage("cannot read " + config.check);
+    std::stringstream text;
+    text << in.rdbuf();
+    Guarantees guarantees;
+    guarantees.fencing = config.backend == "etcd";
+    guarantees.grace = config.grace;
+    if (config.strict) guarantees.kill_race_window = 0;
+    const Verdict verdict = lockable::fault::check_history_text(text.str(), guarantees);
+    for (const auto& line : verdict.parse_errors) std::cout << "  " << line << "\n";
+    for (const auto& line : verdict.violations) std::cout << "  " << line << "\n";
+    std::cout << "fault_harness: " << config.check << ": " << verdict.workers << " workers, "
+              << verdict.grants << " grants, " << verdict.kill_races
+              << " kill races: " << (verdict.ok() ? "passed" : "FAILED") << std::endl;
+    return verdict.ok() ? 0 : 1;
+  }
   std::string replay = "fault_harness --backend " + config.backend + " --seed " +
                        std::to_string(config.seed) + " --ops " + std::to_string(config.ops);
   if (config.concurrency != 6) replay += " --concurrency " + std::to_string(config.concurrency);
