@@ -118,6 +118,7 @@ struct Worker {
   double stopped_total = 0;
   std::optional<double> stopped_since;
   pid_t stopped_pid = -1;
+  pid_t stopped_also = -1;  // stop_holder_and_command: the command too
   bool granted = false;
   bool released = false;
   pid_t command = -1;
@@ -132,7 +133,7 @@ std::vector<std::string> fault_kinds(const Config& config) {
                                     "resources_changed", "clock_jump"};
   if (config.backend != "python") {
     // python_worker runs no command of its own
-    kinds.insert(kinds.end(), {"kill_command", "stop_command"});
+    kinds.insert(kinds.end(), {"kill_command", "stop_command", "stop_holder_and_command"});
   }
   if (config.backend == "lock_folder" || config.backend == "python") {
     kinds.insert(kinds.end(), {"rm_queue", "replace_queue", "rm_free_pid", "replace_free_pid"});
@@ -451,6 +452,8 @@ class Harness {
   void cont(Worker& worker) {
     if (!worker.stopped_since) return;
     ::kill(worker.stopped_pid, SIGCONT);
+    if (worker.stopped_also > 0) ::kill(worker.stopped_also, SIGCONT);
+    worker.stopped_also = -1;
     worker.stopped_total += now() - *worker.stopped_since;
     worker.stopped_since.reset();
     record({{"ev", "cont"}, {"worker", worker.id}});
@@ -480,7 +483,8 @@ class Harness {
     ::kill(target, signal);
   }
 
-  void stop_fault(const std::string& kind, Worker* worker, pid_t target, double max_seconds) {
+  void stop_fault(const std::string& kind, Worker* worker, pid_t target, double max_seconds,
+                  pid_t also = -1) {
     if (worker == nullptr || target <= 0) return;
     const double duration = between(0.1, max_seconds);
     fault(kind, {{"worker", worker->id}, {"pid", target}, {"seconds", duration}});
@@ -488,6 +492,10 @@ class Harness {
     worker->stopped_since = now();
     worker->stopped_pid = target;
     ::kill(target, SIGSTOP);
+    if (also > 0) {
+      worker->stopped_also = also;
+      ::kill(also, SIGSTOP);
+    }
     const int id = worker->id;
     later(duration, [this, id] { cont(workers_.at(id)); });
   }
@@ -532,6 +540,11 @@ class Harness {
     } else if (kind == "stop_holder") {
       Worker* w = choose([this](const Worker& x) { return holding(x); });
       stop_fault(kind, w, w ? w->pid : -1, stop_max);
+    } else if (kind == "stop_holder_and_command") {
+      // The whole holder frozen (a suspended VM): past a lease, its command still has the device
+      // when the next holder starts, and only a larger fencing token tells them apart.
+      Worker* w = choose([this](const Worker& x) { return holding(x) && !x.python; });
+      stop_fault(kind, w, w ? w->pid : -1, stop_max, w ? w->command : -1);
     } else if (kind == "stop_waiter") {
       Worker* w = choose([](const Worker& x) { return !x.granted; });
       stop_fault(kind, w, w ? w->pid : -1, 6.0);
