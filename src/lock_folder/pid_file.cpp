@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <limits>
+#include <optional>
 
 namespace lockable::folder_backend {
 namespace {
@@ -20,6 +21,22 @@ namespace {
 // A pid named by a lock file counts as reused only when its process started this long after the
 // file was last written: room for the coarse clocks of file times and of /proc start times.
 constexpr double kReuseMarginSeconds = 1.0;
+
+// The boot time on the kernel's wall clock, the one file times are on: /proc/stat's "btime"
+// (whole seconds, rounded down, so a start time computed from it is never later than the real
+// one: the safe side). Not CLOCK_REALTIME minus CLOCK_BOOTTIME: a process whose own wall clock
+// is shifted (libfaketime, an LD_PRELOAD shim) would then see a live holder's process as started
+// after its file was written, call its pid reused, and take the file from a Python holder between
+// its close() and its unlink() (found by the fault harness's clock jumps).
+std::optional<long long> kernel_boot_time() {
+  UniqueFd fd(::open("/proc/stat", O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  const std::string text = read_all(fd.get());
+  const auto at = text.find("\nbtime ");
+  if (at == std::string::npos) return std::nullopt;
+  const long long seconds = std::strtoll(text.c_str() + at + 7, nullptr, 10);
+  return seconds > 0 ? std::optional<long long>(seconds) : std::nullopt;
+}
 
 // True when process `pid` provably started after `written` (a lock file's modification time):
 // the file then names a pid that an unrelated process reused. False when unsure.
@@ -39,15 +56,9 @@ bool started_after(long pid, const timespec& written) {
   }
   const double ticks = std::strtod(text.c_str() + at, nullptr);
   const long hz = ::sysconf(_SC_CLK_TCK);
-  timespec real{};
-  timespec boot{};
-  if (hz <= 0 || ::clock_gettime(CLOCK_REALTIME, &real) != 0 ||
-      ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0) {
-    return false;
-  }
-  const double boot_wall = static_cast<double>(real.tv_sec - boot.tv_sec) +
-                           static_cast<double>(real.tv_nsec - boot.tv_nsec) / 1e9;
-  const double started = boot_wall + ticks / static_cast<double>(hz);
+  const auto boot_wall = kernel_boot_time();
+  if (hz <= 0 || !boot_wall) return false;
+  const double started = static_cast<double>(*boot_wall) + ticks / static_cast<double>(hz);
   const double file_time =
       static_cast<double>(written.tv_sec) + static_cast<double>(written.tv_nsec) / 1e9;
   return started > file_time + kReuseMarginSeconds;

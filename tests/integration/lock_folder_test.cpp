@@ -247,8 +247,8 @@ TEST_F(LockFolder, ReleaseWakesOnlyTheHeadOfTheQueueForThatDevice) {
   const auto queue_dir = dir_.path() / ".lockable-queue";
   TicketQueue head_process(queue_dir, nullptr);
   TicketQueue later_process(queue_dir, nullptr);
-  auto head = head_process.enqueue({"a", "b"});
-  auto later = later_process.enqueue({"a", "c"});
+  auto head = head_process.enqueue({"a", "b"}, HolderInfo{});
+  auto later = later_process.enqueue({"a", "c"}, HolderInfo{});
   head_process.publish_own_tickets();
   later_process.publish_own_tickets();
   EXPECT_TRUE(head->wanted_by_earlier_waiters().empty());
@@ -263,7 +263,7 @@ TEST_F(LockFolder, ReleaseWakesOnlyTheHeadOfTheQueueForThatDevice) {
   EXPECT_TRUE(later_process.may_wake(released("c")));
   EXPECT_FALSE(later_process.may_wake(released("b")));
   // A newcomer holds nobody back: nobody wakes for its ticket.
-  auto newcomer = head_process.enqueue({"a"});
+  auto newcomer = head_process.enqueue({"a"}, HolderInfo{});
   std::string newcomer_name;
   head_process.publish_own_tickets();
   for (const auto& entry : std::filesystem::directory_iterator(queue_dir)) {

@@ -54,11 +54,16 @@ void LockService::configure(httplib::Server& server) {
         delay = delay_;
       }
       if (delay.count() > 0) std::this_thread::sleep_for(delay);
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
       if (!expected_auth_.empty() && request.get_header_value("Authorization") != expected_auth_) {
         ++unauthorized_;
         response.status = 401;
         response.set_content("{\"detail\": \"Invalid token\"}", "application/json");
+        return;
+      }
+      if (error_status_ != 0) {
+        response.status = error_status_;
+        response.set_content("{\"detail\": \"injected failure\"}", "application/json");
         return;
       }
       ++counts_[verb];
@@ -76,6 +81,9 @@ void LockService::configure(httplib::Server& server) {
       }
       response.set_content(answer ? "{\"response\": true}" : "{\"response\": false}",
                            "application/json");
+      const auto answer_delay = answer_delay_;
+      lock.unlock();
+      if (answer_delay.count() > 0) std::this_thread::sleep_for(answer_delay);
     };
   };
   for (const char* verb : {"acquire", "heartbeat", "release"}) {
@@ -109,6 +117,16 @@ int LockService::unauthorized() const {
 void LockService::set_delay(std::chrono::milliseconds delay) {
   std::lock_guard<std::mutex> lock(mutex_);
   delay_ = delay;
+}
+
+void LockService::set_answer_delay(std::chrono::milliseconds delay) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  answer_delay_ = delay;
+}
+
+void LockService::set_error_status(int status) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  error_status_ = status;
 }
 
 }  // namespace lockable::test

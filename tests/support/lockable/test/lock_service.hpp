@@ -32,8 +32,14 @@ class LockService {
   /// Requests answered per verb ("acquire", "heartbeat", "release"), and with a bad token.
   int count(const std::string& verb) const;
   int unauthorized() const;
-  /// Delays every answer by `delay` (a slow or stalled service).
+  /// Delays every answer by `delay` (a slow or stalled service): the request is handled only
+  /// after the delay, as by a server that queued it.
   void set_delay(std::chrono::milliseconds delay);
+  /// Handles every request at once but sends its answer only after `delay` (a slow way back).
+  void set_answer_delay(std::chrono::milliseconds delay);
+  /// Answers every request with HTTP `status` (e.g. 500) and an error body, changing nothing,
+  /// until set back to 0 (a failing service; the fault harness switches it).
+  void set_error_status(int status);
 
  private:
   void configure(httplib::Server& server);
@@ -46,6 +52,8 @@ class LockService {
   std::map<std::string, int> counts_;
   int unauthorized_ = 0;
   std::chrono::milliseconds delay_{0};
+  std::chrono::milliseconds answer_delay_{0};
+  int error_status_ = 0;
   HttpServer server_;
 };
 
