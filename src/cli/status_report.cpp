@@ -43,6 +43,10 @@ std::string status_table(const std::vector<ResourceStatus>& statuses,
                        padded(status.resource.hostname(), host_width) +
                        padded(state_name(status.state), 9);
     if (status.holder) line += status.holder->describe();
+    if (!status.lost.empty()) {
+      line +=
+          std::string(status.holder ? "; " : "") + "LOST, may still be in use by " + status.lost;
+    }
     if (!for_this_host(status.resource, this_host)) {
       if (status.holder) line += "; ";
       const std::string host = status.resource.hostname();
@@ -62,7 +66,8 @@ Json status_json(const std::vector<ResourceStatus>& statuses, const std::string&
                     {"hostname", status.resource.hostname()},
                     {"state", state_name(status.state)},
                     {"holder", status.holder ? status.holder->to_json() : Json(nullptr)},
-                    {"for_this_host", for_this_host(status.resource, this_host)}});
+                    {"for_this_host", for_this_host(status.resource, this_host)},
+                    {"lost", status.lost.empty() ? Json(nullptr) : Json(status.lost)}});
   }
   return list;
 }

@@ -118,6 +118,9 @@ class Holder {
   pid_t pid() const { return child_.pid(); }
   int signal_and_wait(int signal) {
     child_.send_signal(signal);
+    return wait();
+  }
+  int wait() {
     const int code = child_.wait(kGuard);
     return checked_exit_code(code, child_.term_signal());
   }
@@ -957,6 +960,69 @@ bool process_runs(pid_t pid) {
   const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');
   return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] != 'Z';
+}
+
+// lockable's exit status when the device was lost while the command ran (exit_codes.hpp).
+constexpr int kLockLostExit = 9;
+
+std::string line_of(const std::string& text, const std::string& id);
+
+// A command that ignores SIGTERM (and so do its children), recording its pid and its child's.
+const std::string kIgnoresTerm =
+    "trap '' TERM; sleep 600 & echo $! >> \"$PIDS\"; echo $$ >> \"$PIDS\"; touch \"$READY\"; "
+    "while :; do sleep 0.05; done";
+
+std::vector<pid_t> read_pids(const fs::path& file) {
+  std::vector<pid_t> pids;
+  std::istringstream lines(read_text(file));
+  for (std::string line; std::getline(lines, line);) pids.push_back(std::stoi(line));
+  return pids;
+}
+
+TEST_F(CliTest, LockFileRemovedUnderTheHolderStopsTheCommandWithExit9AndStatusShowsIt) {
+  const auto pids = dir_.path() / "pids";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kIgnoresTerm, "holder",
+                {"PIDS=" + pids.string(), "LOCKABLE_STOP_GRACE=60"});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  fs::remove(lock_file("dut-b"));  // a temp cleaner
+  // Until the command ends, `lockable status` in another process says the device may be used
+  // twice, naming the holder.
+  std::string line;
+  const auto deadline = Clock::now() + kGuard;
+  while (line.find("LOST") == std::string::npos && Clock::now() < deadline) {
+    line = line_of(run(base({"--status"})).out, "dut-b");
+  }
+  EXPECT_NE(line.find("LOST, may still be in use by pid " + std::to_string(holder.pid())),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("dut-b.pid of dut-b was removed or replaced"), std::string::npos) << line;
+  const auto json = Json::parse(run(base({"--status", "--json"})).out);
+  for (const auto& entry : json) {
+    if (entry["id"] == "dut-b") {
+      EXPECT_TRUE(entry["lost"].is_string()) << entry.dump();
+    }
+  }
+  // The command was sent SIGTERM (ignored here); end it without waiting for the grace period.
+  for (const pid_t pid : read_pids(pids)) ::kill(pid, SIGKILL);
+  EXPECT_EQ(holder.wait(), kLockLostExit) << holder.log();
+  EXPECT_NE(holder.log().find("was removed or replaced while this process held it"),
+            std::string::npos)
+      << holder.log();
+  EXPECT_NE(holder.log().find("stopping the command"), std::string::npos) << holder.log();
+  EXPECT_EQ(line_of(run(base({"--status"})).out, "dut-b").find("LOST"), std::string::npos);
+}
+
+TEST_F(CliTest, CommandThatIgnoresSigtermIsKilledWithEverythingItStartedAfterTheGrace) {
+  const auto pids = dir_.path() / "pids";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kIgnoresTerm, "holder",
+                {"PIDS=" + pids.string(), "LOCKABLE_STOP_GRACE=0.2"});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  fs::remove(lock_file("dut-b"));
+  EXPECT_EQ(holder.wait(), kLockLostExit) << holder.log();
+  for (const pid_t pid : read_pids(pids)) {
+    EXPECT_FALSE(process_runs(pid)) << "pid " << pid << " outlived lockable";
+    ::kill(pid, SIGKILL);
+  }
 }
 
 TEST_F(CliTest, EverythingTheCommandStartedDiesBeforeTheDeviceIsFreeWhenLockableIsKilled) {

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 
 #include <thread>
 
@@ -363,6 +365,95 @@ TEST_F(LockFolder, HolderNoticesItsFileWasReplaced) {
   ASSERT_NE(lock, nullptr);
   test::write_file(pid_file("dut"), "");  // rename() over it
   EXPECT_TRUE(lock->lost());
+}
+
+// Receives a lock's loss; waits for it with a failure guard only.
+class LossCatcher {
+ public:
+  LockLossHandler handler() {
+    return [this](const std::string& reason) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      reasons_.push_back(reason);
+      changed_.notify_all();
+    };
+  }
+  // The first reason, or "" when none came within the guard.
+  std::string wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait_for(lock, 60s, [this] { return !reasons_.empty(); });
+    return reasons_.empty() ? "" : reasons_.front();
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return reasons_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> reasons_;
+};
+
+TEST_F(LockFolder, HolderIsToldWhenItsFileIsRemovedAndStatusShowsItUntilRelease) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  LossCatcher loss;
+  lock->on_lock_loss(loss.handler());
+  auto observer = make_lock_folder_observer(dir_.path());
+  EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
+  std::filesystem::remove(pid_file("dut"));
+  const std::string reason = loss.wait();
+  EXPECT_NE(
+      reason.find("lock file " + pid_file("dut").string() + " of dut was removed or replaced"),
+      std::string::npos)
+      << reason;
+  EXPECT_TRUE(lock->lost());
+  // Written before the handler runs: another process's `lockable status` sees it.
+  const auto note = observer->lost_hold("dut");
+  ASSERT_TRUE(note.has_value());
+  EXPECT_NE(note->find("pid " + std::to_string(::getpid())), std::string::npos) << *note;
+  EXPECT_NE(note->find("removed or replaced"), std::string::npos) << *note;
+  lock->release();
+  EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "dut.pid.lost"));
+  EXPECT_EQ(loss.count(), 1u);
+}
+
+TEST_F(LockFolder, HolderIsToldWhenItsFileIsReplaced) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  LossCatcher loss;
+  lock->on_lock_loss(loss.handler());
+  test::write_file(pid_file("dut"), "");  // rename() over it
+  EXPECT_NE(loss.wait().find("removed or replaced"), std::string::npos);
+  // Another process can lock the new file: exactly the double use the loss reports.
+  EXPECT_FALSE(is_flocked(pid_file("dut")));
+}
+
+TEST_F(LockFolder, HolderIsToldWhenTheWholeLockFolderIsRemoved) {
+  const auto folder = dir_.path() / "locks";
+  auto lock = make_lock_folder_backend(folder)->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  LossCatcher loss;
+  lock->on_lock_loss(loss.handler());
+  std::filesystem::remove_all(folder);  // rm -rf
+  EXPECT_NE(loss.wait().find("removed or replaced"), std::string::npos);
+  // The next locker makes the folder again; the note follows once it exists.
+  auto next = make_lock_folder_backend(folder);
+  auto observer = make_lock_folder_observer(folder);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!observer->lost_hold("dut") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(observer->lost_hold("dut").has_value());
+  lock->release();
+  EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
+}
+
+TEST_F(LockFolder, NoteOfAHolderThatEndedIsIgnored) {
+  test::write_file(dir_.path() / "dut.pid.lost",
+                   R"({"pid": 2147483646, "hostname": "h", "alloc_id": "x", "reason": "gone"})");
+  EXPECT_EQ(make_lock_folder_observer(dir_.path())->lost_hold("dut"), std::nullopt);
 }
 
 // ---- files that are not regular files -----------------------------------------------------------
