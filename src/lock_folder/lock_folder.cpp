@@ -82,6 +82,27 @@ struct ProbeCache {
 
 using Log = LockFolderLog;
 
+// A folder every account may write without the sticky bit lets any account delete or replace
+// another's lock files, and so take its devices (and, with rename(), plant any file there). Said
+// once per folder per process: a program makes many backends on one folder.
+void warn_if_not_sticky(const fs::path& folder, const Log& log) {
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0 || (st.st_mode & S_IWOTH) == 0 ||
+      (st.st_mode & S_ISVTX) != 0) {
+    return;
+  }
+  static std::mutex mutex;
+  static auto* warned = new std::set<std::string>();  // never destroyed, as the registry
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (!warned->insert(folder.string()).second) return;
+  }
+  log("lockable: warning: lock folder " + folder.string() +
+      " is writable by every account but not sticky, so any account can remove or replace "
+      "the lock files of others and get their devices; make it sticky: chmod +t " +
+      folder.string());
+}
+
 class FolderHeldLock final : public HeldLock {
  public:
   // `write_fd` is invalid when the file belongs to another account that left it read-only for us
@@ -196,6 +217,7 @@ class LockFolderBackend final : public LockBackend {
     }
     folder_ = fs::canonical(folder, error);
     if (error) folder_ = fs::absolute(folder);
+    warn_if_not_sticky(folder_, log_);
     queue_ = std::make_unique<TicketQueue>(folder_ / kQueueDir, log_);
     watcher_ = std::make_unique<Watcher>(folder_, queue_->dir(), log_);
   }
@@ -203,8 +225,9 @@ class LockFolderBackend final : public LockBackend {
   std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override {
     const std::string& id = resource.id;
     if (const auto why = invalid_id_reason(id); !why.empty()) {
-      throw BackendError("resource id \"" + id + "\" cannot name a lock file: " + why +
-                         "; fix the id in the resources");
+      // As JSON, shortened: the id may hold a NUL (which would end what()) or be very long.
+      throw BackendError("resource id " + detail::shown(Json(id)) +
+                         " cannot name a lock file: " + why + "; fix the id in the resources");
     }
     const std::string key = folder_.string() + '\0' + id;
     if (!Registry::instance().claim(key)) return nullptr;

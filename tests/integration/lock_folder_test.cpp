@@ -367,6 +367,100 @@ TEST_F(LockFolder, HolderNoticesItsFileWasReplaced) {
   EXPECT_TRUE(lock->lost());
 }
 
+TEST_F(LockFolder, FolderWritableByEveryoneWithoutTheStickyBitIsWarnedAboutOnce) {
+  const auto open = dir_.path() / "open";
+  const auto sticky = dir_.path() / "sticky";
+  std::filesystem::create_directory(open);
+  std::filesystem::create_directory(sticky);
+  ASSERT_EQ(::chmod(open.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(sticky.c_str(), 01777), 0);
+  std::vector<std::string> warnings;
+  const auto log = [&](const std::string& line) { warnings.push_back(line); };
+  make_lock_folder_backend(open, log);
+  make_lock_folder_backend(open, log);
+  make_lock_folder_backend(sticky, log);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("lock folder " + std::filesystem::canonical(open).string() +
+                             " is writable by every account but not sticky"),
+            std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[0].find("chmod +t " + std::filesystem::canonical(open).string()),
+            std::string::npos)
+      << warnings[0];
+}
+
+TEST_F(LockFolder, SymlinkedQueueFolderOrTicketIsNeverFollowed) {
+  // Planted by another account: the queue folder pointing elsewhere, a ticket pointing at a
+  // file of ours. Nothing outside the lock folder may be created, written or removed.
+  const auto outside = dir_.path() / "outside";
+  std::filesystem::create_directory(outside);
+  test::write_file(outside / "precious", "keep me");
+  const auto folder = dir_.path() / "locks";
+  std::filesystem::create_directory(folder);
+  std::filesystem::create_directory_symlink(outside, folder / ".lockable-queue");
+  auto backend = make_lock_folder_backend(folder, [](const std::string&) {});
+  auto held = backend->try_lock(resource("dut"), me());
+  ASSERT_NE(held, nullptr);
+  try {
+    auto ticket = backend->enqueue({"dut"}, me());
+    backend->wait_for_change(std::chrono::steady_clock::now() + 10ms);
+  } catch (const BackendError&) {
+    // Refusing the queue is fine too; following the link is not.
+  }
+  held->release();
+  // A real queue folder with a ticket that is a symlink to our file.
+  std::filesystem::remove(folder / ".lockable-queue");
+  std::filesystem::create_directory(folder / ".lockable-queue");
+  std::filesystem::create_symlink(outside / "precious", folder / ".lockable-queue" / "1.ticket");
+  auto again = make_lock_folder_backend(folder, [](const std::string&) {});
+  {
+    auto ticket = again->enqueue({"dut"}, me());
+    again->wait_for_change(std::chrono::steady_clock::now() + 10ms);
+    EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty());
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(outside)) {
+    names.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"precious"});
+  EXPECT_EQ(read_text(outside / "precious"), "keep me");
+}
+
+// Resources checked by resources.json's loader never get here; a custom provider's might.
+TEST_F(LockFolder, IdsThatWouldEscapeTheLockFolderAreRefusedNamingTheIdAndTheFix) {
+  const auto folder = dir_.path() / "locks";
+  auto backend = make_lock_folder_backend(folder);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"../escape", "contains \"/\""},
+      {"..", "starts with \".\""},
+      {"a/b", "contains \"/\""},
+      {"a\\b", "contains \"\\\""},
+      {std::string("nul\0byte", 8), "contains a NUL byte"},
+      {".hidden", "starts with \".\""},
+      {"", "is empty"},
+      {std::string(201, 'x'), "is 201 bytes long, more than 200"},
+  };
+  for (const auto& [id, why] : cases) {
+    try {
+      backend->try_lock(resource(id), me());
+      ADD_FAILURE() << "locked " << id;
+    } catch (const BackendError& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find(why), std::string::npos) << message;
+      EXPECT_NE(message.find("fix the id in the resources"), std::string::npos) << message;
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    // The fixture's own backend queues in dir_.
+    if (entry.path().filename() != ".lockable-queue") names.push_back(entry.path().filename());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"locks"}) << "nothing created outside the folder";
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    EXPECT_EQ(entry.path().filename(), ".lockable-queue") << entry.path();
+  }
+}
+
 // Receives a lock's loss; waits for it with a failure guard only.
 class LossCatcher {
  public:
