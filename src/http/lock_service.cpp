@@ -109,7 +109,7 @@ class LockServiceStore final : public NamedLockStore {
       if (found != answer.end() && found->is_boolean()) return found->get<bool>();
     }
     throw BackendError(what + ": the answer is not {\"response\": true|false}: " +
-                       http::body_excerpt(response.body) +
+                       http::hide_secrets(http::body_excerpt(response.body), request) +
                        "; check that the URL points to a Lockable.dev-style service");
   }
 

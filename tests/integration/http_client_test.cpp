@@ -172,6 +172,34 @@ TEST(HttpClient, PersistentServerErrorsEndAtTheDeadlineNamingUrlStatusAndBody) {
   EXPECT_GT(server.requests(), 1);
 }
 
+TEST(HttpClient, SecretsTheServerEchoesInAnErrorBodyAreNeverShown) {
+  // A server that tells what it got wrong, quoting the credentials and the URL it was sent.
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/inventory", [&](const httplib::Request& request, httplib::Response& response) {
+      response.status = 401;
+      response.set_content(
+          "bad credentials " + request.get_header_value("Authorization") + " for " + request.target,
+          "text/plain");
+    });
+  });
+  const std::string base = "127.0.0.1:" + std::to_string(server.port()) + "/inventory";
+  std::vector<Request> requests(4, get("http://" + base));
+  requests[0].basic_auth = std::make_pair(std::string("lab"), std::string("basic-s3cret"));
+  requests[1].headers.push_back("Authorization: Bearer bearer-s3cret");
+  requests[2].url = "http://" + base + "?token=query-s3cret&site=a";
+  requests[3].url = "http://lab:url-s3cret@" + base;
+  Client client(fast_retries());
+  for (const auto& request : requests) {
+    const auto response = client.send(request, Clock::now() + 10s);
+    ASSERT_EQ(response.status, 401);
+    const std::string text = lockable::http::describe_answer(request, response);
+    EXPECT_NE(text.find("bad credentials"), std::string::npos) << text;
+    EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+    EXPECT_EQ(text.find("bGFiOmJhc2ljLXMzY3JldA"), std::string::npos) << text;  // base64
+    EXPECT_NE(text.find("REDACTED"), std::string::npos) << text;
+  }
+}
+
 TEST(HttpClient, ARefusedConnectionIsTemporaryAndRetriedUntilTheServerIsBack) {
   HttpServer server([](httplib::Server& s) {
     s.Get("/r", [](const httplib::Request&, httplib::Response& response) {
