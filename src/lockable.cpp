@@ -872,6 +872,7 @@ std::vector<ResourceStatus> Lockable::status() {
       status.state = ResourceStatus::State::kBusy;
       status.holder = std::move(holders[at]);
     }
+    if (resource.online()) status.lost = impl_->backend->lost_hold(resource.id).value_or("");
     status.resource = resource;
     result.push_back(std::move(status));
   }

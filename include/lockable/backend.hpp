@@ -45,13 +45,13 @@ class HeldLock {
   virtual ~HeldLock() = default;
   virtual void release() noexcept = 0;
   /// True when the backend knows the lock is no longer ours (lease expired, server said so).
-  /// A local flock can never be lost while the process lives.
+  /// The lock folder's flock is lost when its file is removed or replaced under the holder.
   virtual bool lost() const noexcept { return false; }
   /// Monotonic token issued with the lock by backends that support fencing (etcd revision).
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
   /// Sets the handler run when the backend learns the lock is lost (see LockLossHandler; a
   /// LockLossSignal implements the contract): at most once, at once if already lost, never
-  /// after `release()` returns. A local flock cannot be lost, so the default keeps no handler.
+  /// after `release()` returns. The default (a backend that cannot lose a lock) keeps none.
   virtual void on_lock_loss(LockLossHandler handler) { (void)handler; }
 };
 
@@ -157,6 +157,14 @@ class LockBackend {
   /// Sets the handler for keepalive failures that have not (yet) cost a lock; replaces an earlier
   /// one. Backends without a keepalive never call it, so the default keeps no handler.
   virtual void on_keepalive_error(KeepaliveErrorHandler handler) { (void)handler; }
+
+  /// What is known of a holder that lost its lock on `resource_id` and still runs (the lock
+  /// folder: its lock file was removed or replaced under it, so the device may be in use twice),
+  /// for `lockable status`: the holder and the reason, or nullopt. The default knows nothing.
+  virtual std::optional<std::string> lost_hold(const std::string& resource_id) {
+    (void)resource_id;
+    return std::nullopt;
+  }
 
   /// Where the locks live, for messages (`lock folder /tmp`).
   virtual std::string describe() const = 0;

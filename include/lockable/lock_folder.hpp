@@ -22,6 +22,10 @@ using LockFolderLog = std::function<void(const std::string&)>;
 /// Creates the folder if missing; throws BackendError naming the folder and the fix when it cannot
 /// be used, and try_lock throws ResourceUnusableError for one device whose lock file is a symlink,
 /// a directory, a FIFO or a file this account may not open. Warnings go to stderr.
+/// A held lock whose file is removed or replaced (a temp cleaner, `rm -rf` of the folder) is
+/// lost: lost() says so at once, the loss handler runs within about 100 ms (on a checker
+/// thread, or on the thread whose lost() noticed first), and `<folder>/<id>.pid.lost` tells
+/// `lockable status` (lost_hold) until the holder releases.
 std::unique_ptr<LockBackend> make_lock_folder_backend(std::filesystem::path folder);
 
 /// The same, with the warnings sent to `log` (stderr when empty).

@@ -90,6 +90,9 @@ struct ResourceStatus {
   enum class State { kFree, kBusy, kOffline } state = State::kFree;
   /// Set when busy: who holds it, since when, for which requirement, its fencing token.
   std::optional<HolderInfo> holder;
+  /// Non-empty when a holder that lost its lock on the device still runs (LockBackend::lost_hold):
+  /// it may still use the device, whatever `state` says.
+  std::string lost;
 };
 
 /// The library's front door: finds devices that match requirements and locks them, waiting in a

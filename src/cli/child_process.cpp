@@ -3,8 +3,10 @@
 #include "exit_codes.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -129,6 +131,168 @@ bool in_terminal_foreground() {
   return foreground;
 }
 
+// ---- the keeper ------------------------------------------------------------------------------
+//
+// lockable does not start the command itself: it forks a keeper, and the keeper forks the
+// command. The keeper exists so that the command, and everything it started, dies before the
+// device can be locked again when lockable itself is killed (SIGKILL, the OOM killer):
+//   - it is a child subreaper (PR_SET_CHILD_SUBREAPER): a process the command left behind
+//     (`cmd &`, a daemon that double-forks, `setsid`) becomes the keeper's child when its parent
+//     dies, instead of init's, so the keeper can find and kill it;
+//   - it inherited lockable's descriptors, the lock folder's flock()ed ones included (a flock
+//     belongs to the open file description, not to a process), so the lock stays held until the
+//     keeper exits;
+//   - it learns of lockable's death by the end of a pipe only lockable writes to (EOF whenever
+//     lockable's process is gone, however it died: no race with a signal or a thread), then
+//     SIGKILLs the command's group and every descendant it can reach, reaps them all, and only
+//     then exits, dropping the lock.
+// The command also has PR_SET_PDEATHSIG(SIGKILL) towards the keeper, should the keeper itself be
+// killed. Lease backends (etcd, the lock service) keep the lease until it expires after lockable
+// stopped renewing it: the keeper kills the command at once, long before that.
+//
+// The keeper is a forked copy of a threaded process: it only makes async-signal-safe calls
+// (system calls, no allocation, no locks) and never returns into lockable's code.
+
+enum class KeeperMessage : int { kExecError = 1, kStatus = 2 };
+
+struct KeeperReport {
+  KeeperMessage kind;
+  int value;  // errno for kExecError, a wait status for kStatus
+};
+
+void keeper_report(int fd, KeeperMessage kind, int value) {
+  const KeeperReport report{kind, value};
+  // Atomic (at most PIPE_BUF); EPIPE when lockable is gone (SIGPIPE is blocked in the keeper).
+  (void)!write(fd, &report, sizeof report);
+}
+
+// SIGKILLs every direct child of the keeper listed in /proc (the command and the orphans of its
+// descendants). False when the list cannot be read (a kernel without CONFIG_PROC_CHILDREN).
+bool kill_listed_children() {
+  const int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buffer[4096];
+  long pid = 0;
+  bool in_number = false;
+  for (;;) {
+    const ssize_t got = read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    for (ssize_t i = 0; i < got; ++i) {
+      if (buffer[i] >= '0' && buffer[i] <= '9') {
+        pid = pid * 10 + (buffer[i] - '0');
+        in_number = true;
+      } else if (in_number) {
+        kill(static_cast<pid_t>(pid), SIGKILL);
+        pid = 0;
+        in_number = false;
+      }
+    }
+  }
+  if (in_number) kill(static_cast<pid_t>(pid), SIGKILL);
+  close(fd);
+  return true;
+}
+
+// lockable is gone (or gave up on the command): kill the command's group and every descendant
+// that reaches the keeper, until none is left. A process of another account (a setuid program's
+// child) cannot be killed; the keeper, and so the lock, then waits for it to end.
+[[noreturn]] void keeper_kill_all(pid_t command, bool command_has_group, int report_fd) {
+  kill(command_has_group ? -command : command, SIGKILL);
+  for (;;) {
+    kill_listed_children();
+    int status = 0;
+    const pid_t reaped = waitpid(-1, &status, 0);
+    if (reaped < 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: every descendant is dead and reaped
+    }
+    if (reaped == command) keeper_report(report_fd, KeeperMessage::kStatus, status);
+  }
+  _exit(0);
+}
+
+struct KeeperSetup {
+  const char* path;
+  char* const* argv;
+  char* const* sh_argv;
+  char* const* envp;
+  bool share_group;
+  pid_t lockable;
+  int lockable_gone_fd;  // read end: EOF once lockable is gone or asks for the kill
+  int report_fd;
+  const sigset_t* relayed;
+  const sigset_t* command_mask;  // the mask lockable started with
+};
+
+[[noreturn]] void keeper_main(const KeeperSetup& setup) {
+  // Alone in its group: a SIGKILL sent to lockable's whole group (`kill -KILL -PGID`) leaves the
+  // keeper to clean up. In a terminal's foreground it stays in lockable's group with the command.
+  if (!setup.share_group) setpgid(0, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  sigset_t watched = *setup.relayed;
+  sigaddset(&watched, SIGCHLD);
+  sigset_t blocked = watched;
+  sigaddset(&blocked, SIGPIPE);  // a write to a dead lockable gives EPIPE, not death
+  sigprocmask(SIG_BLOCK, &blocked, nullptr);
+  const int signals = signalfd(-1, &watched, SFD_CLOEXEC);
+  const pid_t keeper = getpid();
+  const pid_t command = _Fork();  // async-signal-safe, unlike fork(): no atfork handlers
+  if (command == 0) {
+    if (!setup.share_group) setpgid(0, 0);
+    // Without the lock, the command must not go on using the device.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != keeper) _exit(kCannotExecute);  // the keeper died before prctl()
+    sigprocmask(SIG_SETMASK, setup.command_mask, nullptr);
+    execve(setup.path, setup.argv, setup.envp);
+    if (errno == ENOEXEC) execve("/bin/sh", setup.sh_argv, setup.envp);
+    keeper_report(setup.report_fd, KeeperMessage::kExecError, errno);
+    _exit(kCannotExecute);
+  }
+  if (command < 0) {
+    keeper_report(setup.report_fd, KeeperMessage::kExecError, errno);
+    _exit(kCannotExecute);
+  }
+  if (!setup.share_group) setpgid(command, command);  // before any signal is passed on
+  if (signals < 0) {
+    // Cannot watch signals: still wait for the command, and still kill it if lockable dies.
+    for (;;) {
+      pollfd gone{setup.lockable_gone_fd, POLLIN, 0};
+      if (poll(&gone, 1, 100) > 0) keeper_kill_all(command, !setup.share_group, setup.report_fd);
+      int status = 0;
+      if (waitpid(command, &status, WNOHANG) == command) {
+        keeper_report(setup.report_fd, KeeperMessage::kStatus, status);
+        _exit(0);
+      }
+    }
+  }
+  for (;;) {
+    pollfd fds[2] = {{setup.lockable_gone_fd, POLLIN, 0}, {signals, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) continue;  // EINTR
+    if (fds[0].revents != 0) keeper_kill_all(command, !setup.share_group, setup.report_fd);
+    if (fds[1].revents == 0) continue;
+    signalfd_siginfo info{};
+    if (read(signals, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+    const int signal = static_cast<int>(info.ssi_signo);
+    if (signal == SIGCHLD) {
+      // Reap the command and any orphan that ended; leave the rest as lockable always has.
+      for (;;) {
+        int status = 0;
+        const pid_t reaped = waitpid(-1, &status, WNOHANG);
+        if (reaped <= 0) break;
+        if (reaped == command) {
+          keeper_report(setup.report_fd, KeeperMessage::kStatus, status);
+          _exit(0);
+        }
+      }
+    } else if (static_cast<pid_t>(info.ssi_pid) == setup.lockable) {
+      // Passed on by lockable's relay; a signal someone else sent the keeper is not the
+      // command's (in a terminal, the terminal reached the command itself).
+      kill(setup.share_group ? command : -command, signal);
+    }
+  }
+}
+
 }  // namespace
 
 std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>& command,
@@ -227,13 +391,10 @@ void SignalRelay::relay_loop() {
     if (signal < 0) continue;  // EINTR
     std::lock_guard<std::mutex> lock(mutex_);
     if (child_ > 0) {
-      if (child_in_our_group_) {
-        // SI_KERNEL: the terminal sent it to the whole foreground group, the child included.
-        if (info.si_code != SI_KERNEL) kill(child_, signal);
-      } else {
-        // The whole group of the command, as a terminal or a group kill would have reached it.
-        kill(-child_, signal);
-      }
+      // To the keeper, which passes it to the command's whole group (or, in a terminal's
+      // foreground, to the command). SI_KERNEL in the foreground: the terminal sent it to the
+      // whole foreground group, the command included.
+      if (!(child_in_our_group_ && info.si_code == SI_KERNEL)) kill(child_, signal);
     } else if (deferring_) {
       if (pending_signal_ == 0) pending_signal_ = signal;
       interrupted_.notify_all();
@@ -257,7 +418,13 @@ void SignalRelay::relay_loop() {
 }
 
 void SignalRelay::signal_command(int signal) {
-  kill(child_in_our_group_ ? child_ : -child_, signal);
+  if (signal != SIGKILL) {
+    kill(child_, signal);  // the keeper passes it on
+  } else if (keeper_gone_fd_ >= 0) {
+    // The keeper kills the command's group and every descendant, as when lockable dies.
+    close(keeper_gone_fd_);
+    keeper_gone_fd_ = -1;
+  }
 }
 
 void SignalRelay::stop_command(std::chrono::milliseconds grace) {
@@ -311,53 +478,65 @@ std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
   const bool share_group = in_terminal_foreground();
   const pid_t parent = getpid();
 
-  int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) {
+  const auto cannot_start = [](int error) {
     return LaunchError{kCannotExecute,
-                       std::string("lockable: cannot start the command: ") + std::strerror(errno)};
+                       std::string("lockable: cannot start the command: ") + std::strerror(error)};
+  };
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return cannot_start(errno);
+  int gone[2];
+  if (pipe2(gone, O_CLOEXEC) != 0) {
+    const int error = errno;
+    close(report[0]);
+    close(report[1]);
+    return cannot_start(error);
   }
   pid_t pid = 0;
   {
     // Held across the fork so that a signal arriving meanwhile is relayed, not lost.
     std::lock_guard<std::mutex> lock(mutex_);
     if (pending_signal_ != 0) {
-      close(report[0]);
-      close(report[1]);
+      for (const int fd : {report[0], report[1], gone[0], gone[1]}) close(fd);
       return exit_code_for_signal(pending_signal_);
     }
+    const KeeperSetup setup{launch.path.c_str(), argv.data(),    sh_argv.data(), envp.data(),
+                            share_group,         parent,         gone[0],        report[1],
+                            &relayed_,           &original_mask_};
     pid = fork();
     if (pid == 0) {
       close(report[0]);
-      if (!share_group) setpgid(0, 0);
-      // Without the lock lockable holds, the command must not go on using the device.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(kCannotExecute);  // lockable died before prctl()
-      pthread_sigmask(SIG_SETMASK, &original_mask_, nullptr);
-      execve(launch.path.c_str(), argv.data(), envp.data());
-      if (errno == ENOEXEC) execve("/bin/sh", sh_argv.data(), envp.data());
-      const int error = errno;
-      (void)!write(report[1], &error, sizeof error);
-      _exit(kCannotExecute);
+      close(gone[1]);
+      keeper_main(setup);
     }
     if (pid > 0) {
       // Also here, so that the group exists before any relay reaches for it.
       if (!share_group) setpgid(pid, pid);
       child_ = pid;
       child_in_our_group_ = share_group;
+      keeper_gone_fd_ = gone[1];
+    } else {
+      close(gone[1]);
     }
   }
+  close(gone[0]);
   close(report[1]);
   if (pid < 0) {
+    const int error = errno;
     close(report[0]);
-    return LaunchError{kCannotExecute,
-                       std::string("lockable: cannot start the command: ") + std::strerror(errno)};
+    return cannot_start(error);
   }
+  // Until EOF: the keeper holds its end until it exits, the command until it execs.
   int exec_error = 0;
-  ssize_t got = 0;
-  while ((got = read(report[0], &exec_error, sizeof exec_error)) < 0 && errno == EINTR) {
+  std::optional<int> command_status;
+  for (;;) {
+    KeeperReport message{};
+    const ssize_t got = read(report[0], &message, sizeof message);
+    if (got < 0 && errno == EINTR) continue;
+    if (got != static_cast<ssize_t>(sizeof message)) break;
+    if (message.kind == KeeperMessage::kExecError) exec_error = message.value;
+    if (message.kind == KeeperMessage::kStatus) command_status = message.value;
   }
   close(report[0]);
-
   // Wait without reaping: while the child is a zombie its pid cannot be reused, so a relay that
   // still sees child_ set signals the right process (or a zombie). Reap only once it is cleared.
   siginfo_t info{};
@@ -366,11 +545,15 @@ std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
   {
     std::lock_guard<std::mutex> lock(mutex_);
     child_ = 0;
+    if (keeper_gone_fd_ >= 0) close(keeper_gone_fd_);
+    keeper_gone_fd_ = -1;
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (got == static_cast<ssize_t>(sizeof exec_error)) {
+  // The keeper's own status only when it could not say the command's (it was killed).
+  if (command_status) status = *command_status;
+  if (exec_error != 0) {
     return LaunchError{exec_error == ENOENT ? kCommandNotFound : kCannotExecute,
                        "lockable: " + launch.argv.front() + ": " + std::strerror(exec_error)};
   }

@@ -59,7 +59,12 @@ std::vector<std::string> child_environment(const char* const* environ_entries,
 ///     read the terminal and Ctrl-Z works), and a signal the terminal sent to that group
 ///     (Ctrl-C) is not passed on: the command has it already. Otherwise the command gets its own
 ///     process group, so that a signal sent to lockable's whole group (`kill -TERM -PGID`,
-///     `kill %1`) reaches it once, through lockable; it is killed if lockable dies.
+///     `kill %1`) reaches it once, through lockable.
+///   - If lockable dies, however (SIGKILL), the command, its process group and every process it
+///     started that is still running are killed before the device can be locked again (lock
+///     folder: the lock is held until they are dead; lease backends: long before the lease
+///     expires). Exceptions: processes of another account (a setuid program's children), and
+///     anything handed to a process outside the command's tree (a service manager, `at`).
 /// One per process; never destroyed (its thread lives until exit).
 class SignalRelay {
  public:
@@ -90,7 +95,8 @@ class SignalRelay {
                                      const std::vector<std::string>& environment);
 
   /// The lock the command runs under is gone: SIGTERM to the command (its process group when it
-  /// has its own), then SIGKILL if it still runs after `grace`. Before the command starts, it
+  /// has its own), then, if it still runs after `grace`, SIGKILL to its group and to every
+  /// process it started that is still running. Before the command starts, it
   /// keeps `run` from starting it. Safe from any thread (a lock's loss handler); returns at once.
   void stop_command(std::chrono::milliseconds grace);
 
@@ -102,9 +108,12 @@ class SignalRelay {
   sigset_t relayed_{};
   sigset_t original_mask_{};
   std::mutex mutex_;
-  /// The running command, 0 when none; cleared before the command is reaped, so that a kill()
-  /// never reaches a reused pid.
+  /// The running command's keeper (see child_process.cpp), 0 when none; cleared before the
+  /// keeper is reaped, so that a kill() never reaches a reused pid.
   pid_t child_ = 0;
+  /// The write end of the pipe whose EOF tells the keeper that lockable is gone; closing it
+  /// early makes the keeper kill the command and everything it started. -1 when none.
+  int keeper_gone_fd_ = -1;
   /// Whether the command shares lockable's process group (see the class comment).
   bool child_in_our_group_ = false;
   bool deferring_ = false;

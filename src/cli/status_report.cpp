@@ -65,6 +65,10 @@ std::string device_details(const DeviceStatus& device, std::chrono::system_clock
     case DeviceStatus::State::kOffline:
       break;
   }
+  if (!device.lost.empty()) {
+    if (!text.empty()) text += "; ";
+    text += "LOST, may still be in use by " + device.lost;
+  }
   if (!device.for_this_host) {
     if (!text.empty()) text += "; ";
     text +=
@@ -106,6 +110,7 @@ StatusReport make_status_report(const std::vector<ResourceStatus>& statuses,
     device.id = status.resource.id;
     device.hostname = status.resource.hostname();
     device.for_this_host = for_this_host(status.resource, this_host);
+    device.lost = status.lost;
     switch (status.state) {
       case ResourceStatus::State::kFree:
         device.state = DeviceStatus::State::kFree;
@@ -185,7 +190,8 @@ Json status_json(const StatusReport& report) {
                        {"hostname", device.hostname},
                        {"for_this_host", device.for_this_host},
                        {"state", device_state_name(device.state)},
-                       {"holder", holder}});
+                       {"holder", holder},
+                       {"lost", device.lost.empty() ? Json(nullptr) : Json(device.lost)}});
   }
   Json queue = Json::array();
   for (std::size_t i = 0; i < report.queue.size(); ++i) {

@@ -22,6 +22,9 @@ struct DeviceStatus {
   bool for_this_host = true;
   /// kHeld: who holds it, since when, for which requirement, its fencing token (if issued).
   std::optional<HolderInfo> holder;
+  /// Any state: a holder that lost its lock on this device and may still use it (the lock
+  /// folder: its lock file was removed or replaced under it), else empty.
+  std::string lost;
 };
 
 /// One waiting request in the order it would be served now.
@@ -67,7 +70,8 @@ std::string status_text(const StatusReport& report);
 ///   {"schema": 1, "time": ISO 8601, "hostname": this host, "backend": text,
 ///    "devices": [{"id", "hostname", "for_this_host", "state": "free"|"held"|"offline",
 ///                 "holder": null | {"pid", "hostname", "alloc_id", "since", "requirements",
-///                                   "priority", "fencing_token"?, "held_for": seconds}}],
+///                                   "priority", "fencing_token"?, "held_for": seconds},
+///                 "lost": null | "who lost the lock and why (may still use the device)"}],
 ///    "queue": [{"position": 1.., "pid", "hostname", "since", "waited": seconds,
 ///               "priority", "effective_priority", "requirements", "wants": [ids]}]}
 /// Attributes are left out: they may hold credentials.

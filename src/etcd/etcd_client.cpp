@@ -78,6 +78,7 @@ std::optional<std::string> Client::token(Clock::time_point deadline,
     for (std::size_t k = 0; k < n; ++k) {
       const std::size_t index = (current_.load() + k) % n;
       auto req = request(index, "/v3/auth/authenticate", body, std::nullopt);
+      req.secrets.push_back(config_.password);  // a server may echo it in an error body
       http::Response response;
       try {
         response =
@@ -99,7 +100,8 @@ std::optional<std::string> Client::token(Clock::time_point deadline,
         }
         throw BackendError("etcd at " + config_.endpoints[index] +
                            " answered the authentication of user \"" + config_.user +
-                           "\" without a token (" + http::body_excerpt(response.body) +
+                           "\" without a token (" +
+                           http::hide_secrets(http::body_excerpt(response.body), req) +
                            "); is this an etcd v3 server (3.4 or later)?");
       }
       if (error &&
@@ -115,7 +117,8 @@ std::optional<std::string> Client::token(Clock::time_point deadline,
       }
       throw BackendError("etcd at " + config_.endpoints[index] +
                          " refused to authenticate user \"" + config_.user + "\": answered " +
-                         std::to_string(response.status) + " " + http::body_excerpt(response.body) +
+                         std::to_string(response.status) + " " +
+                         http::hide_secrets(http::body_excerpt(response.body), req) +
                          "; check LOCKABLE_ETCD_USER and LOCKABLE_ETCD_PASSWORD");
     }
     const auto delay = backoff.next();

@@ -469,10 +469,93 @@ std::string body_excerpt(std::string_view body, std::size_t limit) {
   return trim(text) + (cut ? "..." : "");
 }
 
+namespace {
+
+std::string base64(std::string_view data) {
+  static const char* const kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    const unsigned n = (static_cast<unsigned char>(data[i]) << 16) |
+                       (static_cast<unsigned char>(data[i + 1]) << 8) |
+                       static_cast<unsigned char>(data[i + 2]);
+    for (const int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 63];
+  }
+  if (i < data.size()) {
+    unsigned n = static_cast<unsigned char>(data[i]) << 16;
+    if (i + 1 < data.size()) n |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// What `request` carries that must never be shown: a server may echo it in an error body
+// ("invalid token abc..."), which lands in our messages.
+std::vector<std::string> secrets_of(const Request& request) {
+  std::vector<std::string> secrets;
+  if (request.basic_auth) {
+    secrets.push_back(request.basic_auth->second);
+    secrets.push_back(base64(request.basic_auth->first + ":" + request.basic_auth->second));
+  }
+  const UrlCredentials in_url = split_credentials(request.url);
+  if (in_url.password && !in_url.password->empty()) {
+    secrets.push_back(*in_url.password);
+    secrets.push_back(
+        base64(in_url.user.value_or("") + ":" + *in_url.password));  // as curl sends them
+  }
+  for (const auto& header : request.headers) {
+    const auto colon = header.find(':');
+    if (colon == std::string::npos || lower(header.substr(0, colon)) != "authorization") continue;
+    const std::string value = trim(header.substr(colon + 1));
+    secrets.push_back(value);
+    const auto blank = value.find(' ');
+    if (blank != std::string::npos) secrets.push_back(trim(value.substr(blank + 1)));
+  }
+  secrets.insert(secrets.end(), request.secrets.begin(), request.secrets.end());
+  // The values redact_url hides in the query.
+  const std::string shown = redact_url(request.url);
+  const auto query = request.url.find('?');
+  if (query != std::string::npos) {
+    std::size_t position = query + 1;
+    while (position < request.url.size()) {
+      auto amp = request.url.find_first_of("&#", position);
+      if (amp == std::string::npos) amp = request.url.size();
+      const std::string pair = request.url.substr(position, amp - position);
+      const auto eq = pair.find('=');
+      if (eq != std::string::npos &&
+          shown.find(pair.substr(0, eq + 1) + "REDACTED") != std::string::npos) {
+        secrets.push_back(pair.substr(eq + 1));
+        secrets.push_back(percent_decode(pair.substr(eq + 1)));
+      }
+      if (amp < request.url.size() && request.url[amp] == '#') break;
+      position = amp + 1;
+    }
+  }
+  return secrets;
+}
+
+}  // namespace
+
+std::string hide_secrets(std::string text, const Request& request) {
+  for (const auto& secret : secrets_of(request)) {
+    // Shorter "secrets" would blank out ordinary words; no real token is that short.
+    if (secret.size() < 4) continue;
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
+      text.replace(at, secret.size(), "REDACTED");
+      at += 8;
+    }
+  }
+  return text;
+}
+
 std::string describe_answer(const Request& request, const Response& response) {
   std::string text = request.method + " " + redact_url(request.url) + " answered " +
                      std::to_string(response.status);
-  const std::string excerpt = body_excerpt(response.body);
+  const std::string excerpt = hide_secrets(body_excerpt(response.body), request);
   if (!excerpt.empty()) text += ": " + excerpt;
   return text;
 }

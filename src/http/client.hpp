@@ -45,6 +45,8 @@ struct Request {
   std::string body;
   /// HTTP basic credentials; never logged, never in an error message.
   std::optional<std::pair<std::string, std::string>> basic_auth;
+  /// Other values never shown in a message (a password sent in the body).
+  std::vector<std::string> secrets;
   /// Retry 429 (honouring Retry-After), 500, 502, 503, 504 and connection errors inside the
   /// deadline. Off for calls that must not be repeated blindly.
   bool retry = true;
@@ -126,5 +128,10 @@ std::string body_excerpt(std::string_view body, std::size_t limit = 200);
 
 /// "GET http://host/x answered 404 Not Found: <first bytes of the body>".
 std::string describe_answer(const Request& request, const Response& response);
+
+/// `text` with every secret `request` carries replaced by REDACTED: its basic credentials (and
+/// their base64), a password in its URL, Authorization header values, the query values
+/// redact_url hides, and `secrets`. For server answers, which may echo them.
+std::string hide_secrets(std::string text, const Request& request);
 
 }  // namespace lockable::http

@@ -129,7 +129,7 @@ class LockServiceStore final : public NamedLockStore {
     }
     if (const auto granted = http::parse_lock_service_answer(response.body)) return *granted;
     throw BackendError(what + ": the answer is not {\"response\": true|false}: " +
-                       http::body_excerpt(response.body) +
+                       http::hide_secrets(http::body_excerpt(response.body), request) +
                        "; check that the URL points to a Lockable.dev-style service");
   }
 

@@ -20,6 +20,7 @@
 
 #include "core/json_text.hpp"
 #include "lock_folder/descriptors.hpp"
+#include "lock_folder/held_files.hpp"
 #include "lock_folder/pid_file.hpp"
 #include "lock_folder/ticket_queue.hpp"
 #include "lock_folder/watcher.hpp"
@@ -83,29 +84,72 @@ struct ProbeCache {
 
 using Log = LockFolderLog;
 
+// A folder every account may write without the sticky bit lets any account delete or replace
+// another's lock files, and so take its devices (and, with rename(), plant any file there). Said
+// once per folder per process: a program makes many backends on one folder.
+void warn_if_not_sticky(const fs::path& folder, const Log& log) {
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0 || (st.st_mode & S_IWOTH) == 0 ||
+      (st.st_mode & S_ISVTX) != 0) {
+    return;
+  }
+  static std::mutex mutex;
+  static auto* warned = new std::set<std::string>();  // never destroyed, as the registry
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (!warned->insert(folder.string()).second) return;
+  }
+  log("lockable: warning: lock folder " + folder.string() +
+      " is writable by every account but not sticky, so any account can remove or replace "
+      "the lock files of others and get their devices; make it sticky: chmod +t " +
+      folder.string());
+}
+
 class FolderHeldLock final : public HeldLock {
  public:
   // `write_fd` is invalid when the file belongs to another account that left it read-only for us
   // (see LockFolderBackend::lock_file).
   FolderHeldLock(UniqueFd lock_fd, UniqueFd write_fd, fs::path path, std::string registry_key,
-                 std::string id, std::weak_ptr<ProbeCache> probes, Log log)
+                 std::string id, const HolderInfo& holder, std::weak_ptr<ProbeCache> probes,
+                 Log log)
       : lock_fd_(std::move(lock_fd)),
         write_fd_(std::move(write_fd)),
         path_(std::move(path)),
         registry_key_(std::move(registry_key)),
         id_(std::move(id)),
         probes_(std::move(probes)),
-        log_(std::move(log)) {}
+        log_(std::move(log)) {
+    watch_key_ = watch_held_file({lock_fd_.get(), path_, id_, holder, loss_});
+  }
   ~FolderHeldLock() override { release(); }
 
   // The file we lock is no longer the one the path names: someone removed or replaced it, and
-  // the next locker locks the new file. Costs two system calls per call, none while locking.
+  // the next locker locks the new file. Costs two system calls per call, none while locking;
+  // the held-file checker (held_files.hpp) asks the same question every 100 ms. Whoever notices
+  // first reports the loss, so that the handler never lags behind a lost() that said true.
   bool lost() const noexcept override {
-    std::lock_guard<std::mutex> guard(mutex_);
-    return !released_ && !same_inode(lock_fd_.get(), path_);
+    if (loss_->lost()) return true;
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (released_ || same_inode(lock_fd_.get(), path_)) return false;
+    }
+    try {
+      check_held_files_now();  // the handler runs on this thread
+    } catch (...) {
+      // Out of memory for the reason: the checker thread reports it.
+    }
+    return true;
+  }
+
+  void on_lock_loss(LockLossHandler handler) override {
+    handler_set_ = true;
+    loss_->set_handler(std::move(handler));
   }
 
   void release() noexcept override {
+    // Before taking mutex_: a loss handler running now may call lost().
+    loss_->disarm();
+    unwatch_held_file(watch_key_);  // the checker no longer touches lock_fd_
     std::lock_guard<std::mutex> guard(mutex_);
     if (released_) return;
     released_ = true;
@@ -126,7 +170,9 @@ class FolderHeldLock final : public HeldLock {
     // by it would still find the id claimed and sleep until the safety tick.
     Registry::instance().drop(registry_key_);
     write_fd_.reset();  // IN_CLOSE_WRITE: wakes the waiters, after the unlock
-    if (removed && log_) {
+    // A loss the checker reported to a loss handler was said there; this is for a holder
+    // without one, and a removal in the last moments before the release.
+    if (removed && !(handler_set_ && loss_->lost()) && log_) {
       try {
         log_("lockable: warning: " + path_.string() + " was removed or replaced while this " +
              "process held " + id_ + ", so another process may have used " + id_ +
@@ -148,6 +194,9 @@ class FolderHeldLock final : public HeldLock {
   std::string id_;
   std::weak_ptr<ProbeCache> probes_;
   Log log_;
+  std::shared_ptr<LockLossSignal> loss_ = std::make_shared<LockLossSignal>();
+  std::uint64_t watch_key_ = 0;
+  std::atomic<bool> handler_set_{false};
 };
 
 class LockFolderBackend final : public LockBackend {
@@ -170,14 +219,16 @@ class LockFolderBackend final : public LockBackend {
     }
     folder_ = fs::canonical(folder, error);
     if (error) folder_ = fs::absolute(folder);
+    warn_if_not_sticky(folder_, log_);
     queue_ = std::make_unique<TicketQueue>(folder_ / kQueueDir, log_);
   }
 
   std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override {
     const std::string& id = resource.id;
     if (const auto why = invalid_id_reason(id); !why.empty()) {
-      throw BackendError("resource id \"" + id + "\" cannot name a lock file: " + why +
-                         "; fix the id in the resources");
+      // As JSON, shortened: the id may hold a NUL (which would end what()) or be very long.
+      throw BackendError("resource id " + detail::shown(Json(id)) +
+                         " cannot name a lock file: " + why + "; fix the id in the resources");
     }
     const std::string key = folder_.string() + '\0' + id;
     if (!Registry::instance().claim(key)) return nullptr;
@@ -219,6 +270,10 @@ class LockFolderBackend final : public LockBackend {
 
   void set_priority_aging(std::chrono::milliseconds aging) override {
     queue_->set_priority_aging(aging);
+  }
+
+  std::optional<std::string> lost_hold(const std::string& resource_id) override {
+    return read_lost_note(folder_, resource_id);
   }
 
   std::string describe() const override { return "lock folder " + folder_.string(); }
@@ -366,7 +421,7 @@ class LockFolderBackend final : public LockBackend {
         throw ResourceUnusableError(id, unusable_reason(details_path(folder_, id), details_error));
       }
       return std::make_unique<FolderHeldLock>(std::move(lock_fd), std::move(write_fd), path, key,
-                                              id, probes_, log_);
+                                              id, holder, probes_, log_);
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being replaced while locking it; stop the program that deletes it");
@@ -403,6 +458,10 @@ class FolderObserver final : public LockBackend {
     return read_holder(folder_, resource_id);
   }
   std::vector<QueuedRequest> queued() override { return read_queue(folder_ / kQueueDir); }
+  std::optional<std::string> lost_hold(const std::string& resource_id) override {
+    return read_lost_note(folder_, resource_id);
+  }
+
   std::string describe() const override { return "lock folder " + folder_.string(); }
 
  private:

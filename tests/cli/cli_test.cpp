@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +120,9 @@ class Holder {
   pid_t pid() const { return child_.pid(); }
   int signal_and_wait(int signal) {
     child_.send_signal(signal);
+    return wait();
+  }
+  int wait() {
     const int code = child_.wait(kGuard);
     return checked_exit_code(code, child_.term_signal());
   }
@@ -890,7 +895,8 @@ const std::string kSignalRecorder =
     "while True:\n"
     "    info = signal.sigwaitinfo(wanted)\n"
     "    with open(os.environ[\"MARK\"], \"a\") as mark:\n"
-    "        mark.write(\"%d %d\\n\" % (info.si_signo, info.si_pid))\n"
+    "        sender = \"parent\" if info.si_pid == os.getppid() else str(info.si_pid)\n"
+    "        mark.write(\"%d %s\\n\" % (info.si_signo, sender))\n"
     "    if info.si_signo == signal.SIGTERM:\n"
     "        break\n"
     "'";
@@ -908,11 +914,11 @@ TEST_F(CliTest, SignalSentToLockablesWholeProcessGroupReachesTheCommandOnce) {
   }
   // Then SIGTERM to lockable alone; relayed after any pending SIGHUP, it ends the command.
   EXPECT_EQ(holder.signal_and_wait(SIGTERM), 0) << holder.log();
-  const std::string lockable_pid = std::to_string(holder.pid());
+  // Relayed by lockable through the command's parent, lockable's keeper (child_process.cpp).
   // Had the group's SIGHUP reached the command directly, a line would name this test's pid
   // (and a second SIGHUP would follow, relayed).
-  EXPECT_EQ(read_text(mark), std::to_string(SIGHUP) + " " + lockable_pid + "\n" +
-                                 std::to_string(SIGTERM) + " " + lockable_pid + "\n")
+  EXPECT_EQ(read_text(mark),
+            std::to_string(SIGHUP) + " parent\n" + std::to_string(SIGTERM) + " parent\n")
       << holder.log();
   EXPECT_FALSE(is_flocked(lock_file("dut-b")));
 }
@@ -982,6 +988,109 @@ TEST_F(CliTest, CommandDiesWhenLockableIsKilled) {
   }
   EXPECT_FALSE(alive()) << "the command outlived lockable";
   if (alive()) ::kill(command, SIGKILL);
+}
+
+// Whether `pid` runs (a zombie has ended).
+bool process_runs(pid_t pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] != 'Z';
+}
+
+// lockable's exit status when the device was lost while the command ran (exit_codes.hpp).
+constexpr int kLockLostExit = 9;
+
+std::string line_of(const std::string& text, const std::string& id);
+
+// A command that ignores SIGTERM (and so do its children), recording its pid and its child's.
+const std::string kIgnoresTerm =
+    "trap '' TERM; sleep 600 & echo $! >> \"$PIDS\"; echo $$ >> \"$PIDS\"; touch \"$READY\"; "
+    "while :; do sleep 0.05; done";
+
+std::vector<pid_t> read_pids(const fs::path& file) {
+  std::vector<pid_t> pids;
+  std::istringstream lines(read_text(file));
+  for (std::string line; std::getline(lines, line);) pids.push_back(std::stoi(line));
+  return pids;
+}
+
+TEST_F(CliTest, LockFileRemovedUnderTheHolderStopsTheCommandWithExit9AndStatusShowsIt) {
+  const auto pids = dir_.path() / "pids";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kIgnoresTerm, "holder",
+                {"PIDS=" + pids.string(), "LOCKABLE_STOP_GRACE=60"});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  fs::remove(lock_file("dut-b"));  // a temp cleaner
+  // Until the command ends, `lockable status` in another process says the device may be used
+  // twice, naming the holder.
+  std::string line;
+  const auto deadline = Clock::now() + kGuard;
+  while (line.find("LOST") == std::string::npos && Clock::now() < deadline) {
+    line = line_of(run(base({"--status"})).out, "dut-b");
+  }
+  EXPECT_NE(line.find("LOST, may still be in use by pid " + std::to_string(holder.pid())),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("dut-b.pid of dut-b was removed or replaced"), std::string::npos) << line;
+  const auto json = Json::parse(run(base({"--status", "--json"})).out);
+  for (const auto& entry : json) {
+    if (entry["id"] == "dut-b") {
+      EXPECT_TRUE(entry["lost"].is_string()) << entry.dump();
+    }
+  }
+  // The command was sent SIGTERM (ignored here); end it without waiting for the grace period.
+  for (const pid_t pid : read_pids(pids)) ::kill(pid, SIGKILL);
+  EXPECT_EQ(holder.wait(), kLockLostExit) << holder.log();
+  EXPECT_NE(holder.log().find("was removed or replaced while this process held it"),
+            std::string::npos)
+      << holder.log();
+  EXPECT_NE(holder.log().find("stopping the command"), std::string::npos) << holder.log();
+  EXPECT_EQ(line_of(run(base({"--status"})).out, "dut-b").find("LOST"), std::string::npos);
+}
+
+TEST_F(CliTest, CommandThatIgnoresSigtermIsKilledWithEverythingItStartedAfterTheGrace) {
+  const auto pids = dir_.path() / "pids";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kIgnoresTerm, "holder",
+                {"PIDS=" + pids.string(), "LOCKABLE_STOP_GRACE=0.2"});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  fs::remove(lock_file("dut-b"));
+  EXPECT_EQ(holder.wait(), kLockLostExit) << holder.log();
+  for (const pid_t pid : read_pids(pids)) {
+    EXPECT_FALSE(process_runs(pid)) << "pid " << pid << " outlived lockable";
+    ::kill(pid, SIGKILL);
+  }
+}
+
+TEST_F(CliTest, EverythingTheCommandStartedDiesBeforeTheDeviceIsFreeWhenLockableIsKilled) {
+  // A command with a child in its group and one that left it (setsid), as a flasher that
+  // spawns helpers or a tool that starts a server might.
+  const auto pids = dir_.path() / "pids";
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}),
+                "sleep 600 & echo $! >> \"$PIDS\"; "
+                "setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $! >> \"$PIDS\"; "
+                "echo $$ >> \"$PIDS\"; touch \"$READY\"; wait",
+                "holder", {"PIDS=" + pids.string()});
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  std::vector<pid_t> started;
+  std::istringstream lines(read_text(pids));
+  for (std::string line; std::getline(lines, line);) started.push_back(std::stoi(line));
+  ASSERT_EQ(started.size(), 3u) << read_text(pids);
+  EXPECT_EQ(holder.signal_and_wait(SIGKILL), 1000 + SIGKILL);
+  // The moment another process can lock the device, nothing the command started may still run.
+  const int fd = ::open(lock_file("dut-b").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const auto deadline = Clock::now() + kGuard;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::vector<pid_t> running;
+  for (const pid_t pid : started) {
+    if (process_runs(pid)) running.push_back(pid);
+  }
+  ::close(fd);
+  for (const pid_t pid : running) {
+    ADD_FAILURE() << "pid " << pid << " still ran when the device became free";
+    ::kill(pid, SIGKILL);
+  }
 }
 
 TEST_F(CliTest, SignalWhileWaitingForADeviceEndsLockableWithoutRunningTheCommand) {

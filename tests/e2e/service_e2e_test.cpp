@@ -95,6 +95,53 @@ TEST_F(ServiceE2eTest, ADeviceRevokedOnTheServiceFailsTheRunningTestAndIsRecorde
   EXPECT_EQ(output.find(kInventoryPassword), std::string::npos) << output;
 }
 
+// The same program on the local lock folder: a lock file removed under its holder (a temp
+// cleaner) is a lost device too, reported by the held-file checker (lock_folder/held_files.hpp).
+TEST(LockFolderLossE2eTest, ALockFileRemovedUnderItsHolderFailsTheRunningTestAndIsRecorded) {
+  test::TempDir dir;
+  const fs::path locks = dir.path() / "locks";
+  const fs::path ready = dir.path() / "ready";
+  test::write_file(dir.path() / "resources.json", R"([
+    {"id": "lose-1", "online": true, "hostname": "e2e-host", "kind": "lose"},
+    {"id": "keep-1", "online": true, "hostname": "e2e-host", "kind": "keep"}])");
+  test::ChildOptions options;
+  options.env = {{"LOCKABLE_RESOURCES", (dir.path() / "resources.json").string()},
+                 {"LOCKABLE_LOCK_FOLDER", locks.string()},
+                 {"LOCKABLE_HOSTNAME", "e2e-host"},
+                 {"E2E_READY", ready.string()}};
+  options.drop_env_prefixes = {"LOCKABLE_", "GTEST_"};
+  options.in = test::Stream::null();
+  options.out = test::Stream::file(dir.path() / "loss.txt");
+  options.err = test::Stream::same_as_stdout();
+  const fs::path xml = dir.path() / "loss.xml";
+  test::Child program({SERVICE_LOSS_PROGRAM, "--gtest_output=xml:" + xml.string()}, options);
+  const auto end = std::chrono::steady_clock::now() + 60s;
+  while (!fs::exists(ready) && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(fs::exists(ready)) << program.output();
+  std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(test::read_text(ready), "lose-1");
+  fs::remove(locks / "lose-1.pid");
+  const int code = program.wait(60s);
+  const std::string output = test::read_text(dir.path() / "loss.txt");
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_EQ(output.find("B_BODY_RAN"), std::string::npos) << output;
+  EXPECT_NE(output.find("lost device lose-1"), std::string::npos) << output;
+
+  const auto report = read_xml_report(xml);
+  const auto& losing = report.suite("LosingSuite");
+  ASSERT_EQ(losing.tests.size(), 2u);
+  for (const auto& test : losing.tests) EXPECT_TRUE(test.failed) << test.name;
+  EXPECT_NE(losing.get("lockable_lost").find("lose-1.pid of lose-1 was removed or replaced"),
+            std::string::npos)
+      << losing.get("lockable_lost");
+  const auto& keeping = report.suite("KeepingSuite");
+  ASSERT_EQ(keeping.tests.size(), 1u);
+  EXPECT_FALSE(keeping.tests.front().failed) << keeping.tests.front().message;
+  EXPECT_FALSE(fs::exists(locks / "lose-1.pid.lost")) << "the holder removes its note";
+}
+
 TEST_F(ServiceE2eTest, AWrongTokenFailsTheProgramAndNoOutputOrReportShowsACredential) {
   test::Child program({SERVICE_LOSS_PROGRAM, "--gtest_output=xml:" + xml("token").string()},
                       options(kToken + "-wrong", "token"));

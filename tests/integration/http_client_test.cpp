@@ -5,9 +5,16 @@
 #include <lockable/error.hpp>
 #include <lockable/version.hpp>
 
+#include "lockable/test/child.hpp"
+#include "lockable/test/files.hpp"
 #include "lockable/test/http_server.hpp"
 
 #include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -182,6 +189,106 @@ TEST(HttpClient, PersistentServerErrorsEndAtTheDeadlineNamingUrlStatusAndBody) {
     EXPECT_EQ(text.find("lab:"), std::string::npos) << text;
   }
   EXPECT_GT(server.requests(), 1);
+}
+
+TEST(HttpClient, SecretsTheServerEchoesInAnErrorBodyAreNeverShown) {
+  // A server that tells what it got wrong, quoting the credentials and the URL it was sent.
+  HttpServer server([&](httplib::Server& s) {
+    s.Get("/inventory", [&](const httplib::Request& request, httplib::Response& response) {
+      response.status = 401;
+      response.set_content(
+          "bad credentials " + request.get_header_value("Authorization") + " for " + request.target,
+          "text/plain");
+    });
+  });
+  const std::string base = "127.0.0.1:" + std::to_string(server.port()) + "/inventory";
+  std::vector<Request> requests(4, get("http://" + base));
+  requests[0].basic_auth = std::make_pair(std::string("lab"), std::string("basic-s3cret"));
+  requests[1].headers.push_back("Authorization: Bearer bearer-s3cret");
+  requests[2].url = "http://" + base + "?token=query-s3cret&site=a";
+  requests[3].url = "http://lab:url-s3cret@" + base;
+  Client client(fast_retries());
+  for (const auto& request : requests) {
+    const auto response = client.send(request, Clock::now() + 10s);
+    ASSERT_EQ(response.status, 401);
+    const std::string text = lockable::http::describe_answer(request, response);
+    EXPECT_NE(text.find("bad credentials"), std::string::npos) << text;
+    EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
+    EXPECT_EQ(text.find("bGFiOmJhc2ljLXMzY3JldA"), std::string::npos) << text;  // base64
+    EXPECT_NE(text.find("REDACTED"), std::string::npos) << text;
+  }
+}
+
+// A port free on 127.0.0.1 now (for a server that cannot be told to pick one itself).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), size);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+bool accepts(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST(HttpClient, ASelfSignedServerIsRefusedAtOnceAndTurningVerificationOffWarnsEachTime) {
+  lockable::test::TempDir dir;
+  const auto cert = dir.path() / "cert.pem";
+  const auto key = dir.path() / "key.pem";
+  const auto made =
+      lockable::test::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                           "-keyout", key.string(), "-out", cert.string(), "-days", "1", "-subj",
+                           "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"});
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  const int port = free_port();
+  lockable::test::Child server({"/usr/bin/openssl", "s_server", "-accept",
+                                "127.0.0.1:" + std::to_string(port), "-cert", cert.string(), "-key",
+                                key.string(), "-www", "-quiet"});
+  const auto end = Clock::now() + 60s;
+  while (!accepts(port) && Clock::now() < end) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(accepts(port));
+  const std::string url = "https://127.0.0.1:" + std::to_string(port) + "/";
+
+  // Verification on (the default): refused as untrusted, not retried until the deadline.
+  try {
+    Client(fast_retries()).send(get(url), Clock::now() + 60s);
+    FAIL() << "a self-signed server was trusted";
+  } catch (const lockable::TemporarilyUnavailableError& error) {
+    FAIL() << "retried as if temporary: " << error.what();
+  } catch (const lockable::BackendError& error) {
+    const std::string text = error.what();
+    EXPECT_NE(text.find("GET " + url + ": the server's TLS certificate is not trusted"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("give the lab's CA bundle"), std::string::npos) << text;
+  }
+  // The same server with its certificate as the CA bundle: the refusal was about trust.
+  auto with_ca = fast_retries();
+  with_ca.ca_file = cert.string();
+  EXPECT_EQ(Client(with_ca).send(get(url), Clock::now() + 60s).status, 200);
+  // The only way to turn verification off is in code, and each client says so.
+  std::vector<std::string> warnings;
+  auto insecure = fast_retries();
+  insecure.verify_tls = false;
+  insecure.log = [&](const std::string& line) { warnings.push_back(line); };
+  EXPECT_EQ(Client(insecure).send(get(url), Clock::now() + 60s).status, 200);
+  EXPECT_EQ(Client(insecure).send(get(url), Clock::now() + 60s).status, 200);
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find("lockable: warning: TLS certificate verification is off"),
+            std::string::npos)
+      << warnings[0];
 }
 
 TEST(HttpClient, ARefusedConnectionIsTemporaryAndRetriedUntilTheServerIsBack) {

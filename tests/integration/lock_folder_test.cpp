@@ -14,8 +14,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 
 #include <thread>
 
@@ -598,6 +600,189 @@ TEST_F(LockFolder, HolderNoticesItsFileWasReplaced) {
   ASSERT_NE(lock, nullptr);
   test::write_file(pid_file("dut"), "");  // rename() over it
   EXPECT_TRUE(lock->lost());
+}
+
+TEST_F(LockFolder, FolderWritableByEveryoneWithoutTheStickyBitIsWarnedAboutOnce) {
+  const auto open = dir_.path() / "open";
+  const auto sticky = dir_.path() / "sticky";
+  std::filesystem::create_directory(open);
+  std::filesystem::create_directory(sticky);
+  ASSERT_EQ(::chmod(open.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(sticky.c_str(), 01777), 0);
+  std::vector<std::string> warnings;
+  const auto log = [&](const std::string& line) { warnings.push_back(line); };
+  make_lock_folder_backend(open, log);
+  make_lock_folder_backend(open, log);
+  make_lock_folder_backend(sticky, log);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("lock folder " + std::filesystem::canonical(open).string() +
+                             " is writable by every account but not sticky"),
+            std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[0].find("chmod +t " + std::filesystem::canonical(open).string()),
+            std::string::npos)
+      << warnings[0];
+}
+
+TEST_F(LockFolder, SymlinkedQueueFolderOrTicketIsNeverFollowed) {
+  // Planted by another account: the queue folder pointing elsewhere, a ticket pointing at a
+  // file of ours. Nothing outside the lock folder may be created, written or removed.
+  const auto outside = dir_.path() / "outside";
+  std::filesystem::create_directory(outside);
+  test::write_file(outside / "precious", "keep me");
+  const auto folder = dir_.path() / "locks";
+  std::filesystem::create_directory(folder);
+  std::filesystem::create_directory_symlink(outside, folder / ".lockable-queue");
+  auto backend = make_lock_folder_backend(folder, [](const std::string&) {});
+  auto held = backend->try_lock(resource("dut"), me());
+  ASSERT_NE(held, nullptr);
+  try {
+    auto ticket = backend->enqueue({"dut"}, me());
+    backend->wait_for_change(std::chrono::steady_clock::now() + 10ms);
+  } catch (const BackendError&) {
+    // Refusing the queue is fine too; following the link is not.
+  }
+  held->release();
+  // A real queue folder with a ticket that is a symlink to our file.
+  std::filesystem::remove(folder / ".lockable-queue");
+  std::filesystem::create_directory(folder / ".lockable-queue");
+  std::filesystem::create_symlink(outside / "precious", folder / ".lockable-queue" / "1.ticket");
+  auto again = make_lock_folder_backend(folder, [](const std::string&) {});
+  {
+    auto ticket = again->enqueue({"dut"}, me());
+    again->wait_for_change(std::chrono::steady_clock::now() + 10ms);
+    EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty());
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(outside)) {
+    names.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"precious"});
+  EXPECT_EQ(read_text(outside / "precious"), "keep me");
+}
+
+// Resources checked by resources.json's loader never get here; a custom provider's might.
+TEST_F(LockFolder, IdsThatWouldEscapeTheLockFolderAreRefusedNamingTheIdAndTheFix) {
+  const auto folder = dir_.path() / "locks";
+  auto backend = make_lock_folder_backend(folder);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"../escape", "contains \"/\""},
+      {"..", "starts with \".\""},
+      {"a/b", "contains \"/\""},
+      {"a\\b", "contains \"\\\""},
+      {std::string("nul\0byte", 8), "contains a NUL byte"},
+      {".hidden", "starts with \".\""},
+      {"", "is empty"},
+      {std::string(201, 'x'), "is 201 bytes long, more than 200"},
+  };
+  for (const auto& [id, why] : cases) {
+    try {
+      backend->try_lock(resource(id), me());
+      ADD_FAILURE() << "locked " << id;
+    } catch (const BackendError& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find(why), std::string::npos) << message;
+      EXPECT_NE(message.find("fix the id in the resources"), std::string::npos) << message;
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    // The fixture's own backend queues in dir_.
+    if (entry.path().filename() != ".lockable-queue") names.push_back(entry.path().filename());
+  }
+  EXPECT_EQ(names, std::vector<std::string>{"locks"}) << "nothing created outside the folder";
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    EXPECT_EQ(entry.path().filename(), ".lockable-queue") << entry.path();
+  }
+}
+
+// Receives a lock's loss; waits for it with a failure guard only.
+class LossCatcher {
+ public:
+  LockLossHandler handler() {
+    return [this](const std::string& reason) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      reasons_.push_back(reason);
+      changed_.notify_all();
+    };
+  }
+  // The first reason, or "" when none came within the guard.
+  std::string wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait_for(lock, 60s, [this] { return !reasons_.empty(); });
+    return reasons_.empty() ? "" : reasons_.front();
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return reasons_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> reasons_;
+};
+
+TEST_F(LockFolder, HolderIsToldWhenItsFileIsRemovedAndStatusShowsItUntilRelease) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  LossCatcher loss;
+  lock->on_lock_loss(loss.handler());
+  auto observer = make_lock_folder_observer(dir_.path());
+  EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
+  std::filesystem::remove(pid_file("dut"));
+  const std::string reason = loss.wait();
+  EXPECT_NE(
+      reason.find("lock file " + pid_file("dut").string() + " of dut was removed or replaced"),
+      std::string::npos)
+      << reason;
+  EXPECT_TRUE(lock->lost());
+  // Written before the handler runs: another process's `lockable status` sees it.
+  const auto note = observer->lost_hold("dut");
+  ASSERT_TRUE(note.has_value());
+  EXPECT_NE(note->find("pid " + std::to_string(::getpid())), std::string::npos) << *note;
+  EXPECT_NE(note->find("removed or replaced"), std::string::npos) << *note;
+  lock->release();
+  EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "dut.pid.lost"));
+  EXPECT_EQ(loss.count(), 1u);
+}
+
+TEST_F(LockFolder, HolderIsToldWhenItsFileIsReplaced) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  LossCatcher loss;
+  lock->on_lock_loss(loss.handler());
+  test::write_file(pid_file("dut"), "");  // rename() over it
+  EXPECT_NE(loss.wait().find("removed or replaced"), std::string::npos);
+  // Another process can lock the new file: exactly the double use the loss reports.
+  EXPECT_FALSE(is_flocked(pid_file("dut")));
+}
+
+TEST_F(LockFolder, HolderIsToldWhenTheWholeLockFolderIsRemoved) {
+  const auto folder = dir_.path() / "locks";
+  auto lock = make_lock_folder_backend(folder)->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  LossCatcher loss;
+  lock->on_lock_loss(loss.handler());
+  std::filesystem::remove_all(folder);  // rm -rf
+  EXPECT_NE(loss.wait().find("removed or replaced"), std::string::npos);
+  // The next locker makes the folder again; the note follows once it exists.
+  auto next = make_lock_folder_backend(folder);
+  auto observer = make_lock_folder_observer(folder);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!observer->lost_hold("dut") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(observer->lost_hold("dut").has_value());
+  lock->release();
+  EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
+}
+
+TEST_F(LockFolder, NoteOfAHolderThatEndedIsIgnored) {
+  test::write_file(dir_.path() / "dut.pid.lost",
+                   R"({"pid": 2147483646, "hostname": "h", "alloc_id": "x", "reason": "gone"})");
+  EXPECT_EQ(make_lock_folder_observer(dir_.path())->lost_hold("dut"), std::nullopt);
 }
 
 // ---- files that are not regular files -----------------------------------------------------------
