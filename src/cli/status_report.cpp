@@ -41,7 +41,8 @@ std::string ids_text(const std::vector<std::string>& ids) {
 }
 
 // The details column of one device.
-std::string device_details(const DeviceStatus& device, std::chrono::system_clock::time_point now) {
+std::string device_details(const DeviceStatus& device, const StatusReport& report) {
+  const auto now = report.time;
   std::string text;
   switch (device.state) {
     case DeviceStatus::State::kHeld:
@@ -71,9 +72,9 @@ std::string device_details(const DeviceStatus& device, std::chrono::system_clock
   }
   if (!device.for_this_host) {
     if (!text.empty()) text += "; ";
-    text +=
-        "not for this host: " + (device.hostname.empty() ? std::string("names no hostname")
-                                                         : "only lockable on " + device.hostname);
+    text += "not for this host (" + report.this_host + "): " +
+            (device.hostname.empty() ? std::string("names no hostname")
+                                     : "only lockable on " + device.hostname);
   }
   return text;
 }
@@ -148,8 +149,7 @@ std::string status_text(const StatusReport& report) {
   std::string text = padded("ID", id_width) + padded("HOSTNAME", host_width) + "STATE    DETAILS\n";
   for (const auto& device : report.devices) {
     std::string line = padded(device.id, id_width) + padded(device.hostname, host_width) +
-                       padded(device_state_name(device.state), 9) +
-                       device_details(device, report.time);
+                       padded(device_state_name(device.state), 9) + device_details(device, report);
     while (!line.empty() && line.back() == ' ') line.pop_back();
     text += line + "\n";
   }

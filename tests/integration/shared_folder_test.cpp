@@ -225,7 +225,8 @@ TEST_F(SharedFolder, ReadOnlyLeftoverOfAnotherAccountIsLockedWithoutRewritingIt)
   ASSERT_EQ(holder->read_line(kGuard), "locked d1") << holder->output();
   const auto status = run(cli({"status", "--json"}));
   ASSERT_EQ(status.exit_code, 0) << status;
-  EXPECT_EQ(Json::parse(status.out)[0].at("holder").at("pid"), holder->pid()) << status;
+  EXPECT_EQ(Json::parse(status.out).at("devices")[0].at("holder").at("pid"), holder->pid())
+      << status;
   holder->write_line("");
   EXPECT_EQ(holder->read_line(kGuard), "released");
   // Its owner, with the Python package, can still take it.
