@@ -1034,11 +1034,14 @@ TEST_F(CliTest, LockFileRemovedUnderTheHolderStopsTheCommandWithExit9AndStatusSh
       << line;
   EXPECT_NE(line.find("dut-b.pid of dut-b was removed or replaced"), std::string::npos) << line;
   const auto json = Json::parse(run(base({"--status", "--json"})).out);
-  for (const auto& entry : json) {
+  bool listed = false;
+  for (const auto& entry : json.at("devices")) {
     if (entry["id"] == "dut-b") {
+      listed = true;
       EXPECT_TRUE(entry["lost"].is_string()) << entry.dump();
     }
   }
+  EXPECT_TRUE(listed) << json.dump();
   // The command was sent SIGTERM (ignored here); end it without waiting for the grace period.
   for (const pid_t pid : read_pids(pids)) ::kill(pid, SIGKILL);
   EXPECT_EQ(holder.wait(), kLockLostExit) << holder.log();
