@@ -79,4 +79,22 @@ std::string queue_lines(const std::vector<QueuedRequest>& queued) {
   return text;
 }
 
+std::string reservation_lines(const std::vector<ResourceStatus>& statuses, LockBackend& store) {
+  std::vector<std::string> ids;
+  for (const auto& status : statuses) ids.push_back(status.resource.id);
+  std::vector<std::optional<Reservation>> reservations;
+  try {
+    reservations = store.reservations_of(ids);
+  } catch (const std::exception& error) {
+    return std::string("reservations: unknown (") + error.what() + ")\n";
+  }
+  std::string text;
+  for (std::size_t i = 0; i < ids.size() && i < reservations.size(); ++i) {
+    if (!reservations[i]) continue;
+    if (text.empty()) text = "reserved:\n";
+    text += "  " + ids[i] + ": " + reservations[i]->describe() + "\n";
+  }
+  return text;
+}
+
 }  // namespace lockable::cli

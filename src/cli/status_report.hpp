@@ -24,6 +24,11 @@ std::string status_table(const std::vector<ResourceStatus>& statuses, const std:
 /// device of another host. Attributes are left out: they may hold credentials.
 Json status_json(const std::vector<ResourceStatus>& statuses, const std::string& this_host);
 
+/// "reserved:" and one line per reserved device (`id: reserved "why" (by, since, until)`, and
+/// what is missing, see Reservation::problem), asked from `store`; "" when none is. A store that
+/// cannot say (an error) is one line saying so. Ends with a newline when not empty.
+std::string reservation_lines(const std::vector<ResourceStatus>& statuses, LockBackend& store);
+
 /// "queue, oldest first:" and one line per waiting request (who, since when, which ids), or ""
 /// when nothing waits (or the backend cannot tell). Ends with a newline when not empty.
 std::string queue_lines(const std::vector<QueuedRequest>& queued);
