@@ -215,8 +215,13 @@ bool holds_flock(long pid, const fs::path& path) {
   return false;
 }
 
+// A zombie has ended: it holds no lock and waits only for its parent to reap it.
 bool alive(long pid) {
-  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+  if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM)) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto name_end = text.rfind(')');
+  return name_end == std::string::npos || text.size() < name_end + 3 || text[name_end + 2] != 'Z';
 }
 
 int reserve(const CommandLine& line, const AdminSettings& settings, LockBackend& backend) {

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "lockable/test/child.hpp"
+#include "lockable/test/etcd_server.hpp"
 #include "lockable/test/files.hpp"
+#include "lockable/test/lock_service.hpp"
 
 namespace {
 
@@ -100,6 +102,18 @@ class ReserveTest : public ::testing::Test {
     return run({"--resources", resources_.string(), "--lock-folder", locks_.string(), "--hostname",
                 "rig", "--requirements", "id=dut-1", "--timeout", timeout, "--metrics-file",
                 metrics_.string(), "true"});
+  }
+
+  // The same through a remote store.
+  RunResult lock_and_run_on(const std::string& backend, const std::string& timeout) const {
+    return run({"--resources", resources_.string(), "--lock-backend", backend, "--hostname", "rig",
+                "--requirements", "id=dut-1", "--timeout", timeout, "true"});
+  }
+
+  std::vector<std::string> on(const std::string& backend, std::vector<std::string> args) const {
+    args.insert(args.end(), {"--resources", resources_.string(), "--lock-backend", backend,
+                             "--metrics-file", metrics_.string()});
+    return args;
   }
 
   // The Python package's protocol: 0 when it could lock `id`, 3 when busy.
@@ -275,18 +289,56 @@ TEST_F(ReserveTest, ForcedReleaseOnALockFolderNamesTheHolderAndKillsOnlyWithKill
   EXPECT_NE(named.err.find("--kill"), std::string::npos) << named;
   EXPECT_TRUE(lockable::test::is_flocked(locks_ / "dut-1.pid")) << "nothing was done";
 
-  const auto killed = run(where(
-      {"release", "dut-1", "--force", "--reason", "stuck since monday", "--kill", "--grace", "5"}));
+  const auto killed = run(where({"release", "dut-1", "--force", "--reason", "stuck since monday",
+                                 "--kill", "--grace", "30"}));
   EXPECT_EQ(killed.exit_code, 0) << killed;
   EXPECT_NE(killed.err.find("sent SIGTERM to pid " + std::to_string(holder.pid())),
             std::string::npos)
       << killed;
+  EXPECT_EQ(killed.err.find("SIGKILL"), std::string::npos) << "lockable ends on SIGTERM";
   holder.wait(kGuard);
   EXPECT_EQ(lock_and_run("5").exit_code, 0);
   const std::string log = read_text(metrics_);
   EXPECT_NE(log.find(R"("event":"forced","resource_id":"dut-1")"), std::string::npos) << log;
   EXPECT_NE(log.find(R"("reason":"stuck since monday")"), std::string::npos) << log;
   EXPECT_NE(log.find(R"("holder":"pid )" + std::to_string(holder.pid())), std::string::npos) << log;
+}
+
+TEST_F(ReserveTest, OverEtcdAReservationKeepsLockersOffAndStatusShowsIt) {
+  if (!lockable::test::etcd_program()) GTEST_SKIP() << "no etcd on PATH";
+  lockable::test::EtcdServer etcd;
+  const std::string spec =
+      "etcd://127.0.0.1:" + std::to_string(etcd.client_port()) + "/reserve-cli";
+  const auto reserved = run(on(spec, {"reserve", "dut-1", "--reason", "new firmware"}));
+  ASSERT_EQ(reserved.exit_code, 0) << reserved;
+  const auto waiter = lock_and_run_on(spec, "1");
+  EXPECT_EQ(waiter.exit_code, 6) << waiter;
+  EXPECT_NE(waiter.err.find("reserved, \"new firmware\""), std::string::npos) << waiter;
+  const auto status = run(
+      {"status", "--resources", resources_.string(), "--lock-backend", spec, "--hostname", "rig"});
+  EXPECT_NE(status.out.find("dut-1: \"new firmware\" (reserved by "), std::string::npos) << status;
+  ASSERT_EQ(run(on(spec, {"unreserve", "dut-1"})).exit_code, 0);
+  EXPECT_EQ(lock_and_run_on(spec, "10").exit_code, 0);
+}
+
+TEST_F(ReserveTest, OverTheLockServiceAHolderProcessKeepsTheNameUntilUnreserve) {
+  lockable::test::LockService service(std::chrono::seconds(2), "svc-token");
+  const std::string spec =
+      "http://svc-token@" + service.base_url().substr(7) + "?prefix=lab-&lease=2&poll=0.1";
+  const auto reserved = run(on(spec, {"reserve", "dut-1", "--reason", "cabling"}));
+  ASSERT_EQ(reserved.exit_code, 0) << reserved;
+  EXPECT_NE(reserved.err.find("cannot store the reason"), std::string::npos) << reserved;
+  // The name outlives `lockable reserve`: its holder process heartbeats it (lease 2 s).
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_TRUE(service.held("lab-dut-1"));
+  EXPECT_EQ(lock_and_run_on(spec, "1").exit_code, 6);
+
+  const auto unreserved = run(on(spec, {"unreserve", "dut-1"}));
+  ASSERT_EQ(unreserved.exit_code, 0) << unreserved;
+  // The holder (reparented to this test, the subreaper) ends at its next heartbeat.
+  EXPECT_TRUE(eventually([] { return ::waitpid(-1, nullptr, WNOHANG) > 0; }))
+      << "the reservation holder process did not end";
+  EXPECT_EQ(lock_and_run_on(spec, "10").exit_code, 0);
 }
 
 }  // namespace
