@@ -118,6 +118,9 @@ using KeepaliveErrorHandler = std::function<void(std::exception_ptr error)>;
 ///   backend may then skip it for a bounded time; see the backend). A destroyed ticket is gone.
 /// - Wake-ups: `wait_for_change` must return after any release of a lock and any change of the
 ///   queue that happened after the caller's last attempt; it may return spuriously.
+/// - Reservations (where a backend offers them, see `reserve`): once `reserve` returns,
+///   `try_lock` of the id returns nullptr everywhere on the store until `unreserve` or `until`;
+///   a forced release is a loss for a lease holder, and the next fencing token is larger.
 /// - Errors: calls throw BackendError when the store is unusable, TemporarilyUnavailableError when
 ///   a retry may cure it, ResourceUnusableError (from try_lock) when one device's lock cannot be
 ///   used while the others can; `release()` and destructors never throw.
