@@ -570,11 +570,21 @@ class Lockable::Impl::Wait {
     const auto now = Clock::now();
     if (now < deadline_ && now < next_progress_) return;
     const auto holders = impl_.backend->holders_of(wanted);
+    // Waiters whose devices are out of service are told why (lockable reserve / drain).
+    std::vector<std::optional<Reservation>> reservations;
+    try {
+      reservations = impl_.backend->reservations_of(wanted);
+    } catch (const Error&) {
+      // The reasons are a courtesy: the holders above still name who has the devices.
+    }
     std::vector<std::string> busy_lines;
     std::size_t held = 0;
     for (std::size_t i = 0; i < wanted.size(); ++i) {
       const auto& id = wanted[i];
-      if (i < holders.size() && holders[i]) {
+      if (i < reservations.size() && reservations[i]) {
+        busy_lines.push_back(id + ": reserved, " + reservations[i]->describe());
+        ++held;
+      } else if (i < holders.size() && holders[i]) {
         busy_lines.push_back(id + ": held by " + holders[i]->describe());
         ++held;
       } else if (claimable.count(id) == 0) {
@@ -840,6 +850,12 @@ const char* to_string(AllocationEvent::Kind kind) noexcept {
       return "cancelled";
     case AllocationEvent::Kind::kFailed:
       return "failed";
+    case AllocationEvent::Kind::kForced:
+      return "forced";
+    case AllocationEvent::Kind::kReserved:
+      return "reserved";
+    case AllocationEvent::Kind::kUnreserved:
+      return "unreserved";
   }
   return "unknown";
 }

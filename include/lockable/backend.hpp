@@ -55,6 +55,33 @@ class HeldLock {
   virtual void on_lock_loss(LockLossHandler handler) { (void)handler; }
 };
 
+/// A device taken out of service (`lockable reserve` / `drain`). While a reservation stands,
+/// `try_lock` of the device returns nullptr for everyone, and waiters that could use only
+/// reserved devices are told `reason`.
+struct Reservation {
+  /// Why, as the operator gave it; shown by status, progress lines and timeout errors. Required.
+  std::string reason;
+  /// Who reserved it: `user@host`.
+  std::string by;
+  std::chrono::system_clock::time_point since{};
+  /// The reservation ends on its own at this time (unset: until `unreserve`).
+  std::optional<std::chrono::system_clock::time_point> until;
+  /// Made by `drain`: the holder at that time keeps the device; nobody else gets it.
+  bool draining = false;
+  /// Empty when the store keeps every locker off. Otherwise what is missing, for `status`: the
+  /// lock folder's reservation holder process that keeps the Python package off is gone (after
+  /// a reboot) and `lockable reserve` must start it again.
+  std::string problem;
+
+  Json to_json() const;
+  /// Throws std::invalid_argument naming the field when `json` is not a reservation.
+  static Reservation from_json(const Json& json);
+  /// `"bench rework" (by ann@rig-01 since 2026-12-01T10:00:00Z, until 2026-12-02T08:00:00Z)`.
+  std::string describe() const;
+  /// Whether `until` has passed at `now` (an expired reservation no longer counts).
+  bool expired(std::chrono::system_clock::time_point now) const;
+};
+
 /// A request waiting in a backend's queue, as `lockable status` lists it: `waiter.since` is when
 /// it joined the queue, `waiter.priority` its priority.
 struct QueuedRequest {
@@ -103,6 +130,9 @@ using KeepaliveErrorHandler = std::function<void(std::exception_ptr error)>;
 ///   backend may then skip it for a bounded time; see the backend). A destroyed ticket is gone.
 /// - Wake-ups: `wait_for_change` must return after any release of a lock and any change of the
 ///   queue that happened after the caller's last attempt; it may return spuriously.
+/// - Reservations (where a backend offers them, see `reserve`): once `reserve` returns,
+///   `try_lock` of the id returns nullptr everywhere on the store until `unreserve` or `until`;
+///   a forced release is a loss for a lease holder, and the next fencing token is larger.
 /// - Errors: calls throw BackendError when the store is unusable, TemporarilyUnavailableError when
 ///   a retry may cure it, ResourceUnusableError (from try_lock) when one device's lock cannot be
 ///   used while the others can; `release()` and destructors never throw.
@@ -168,6 +198,34 @@ class LockBackend {
 
   /// Where the locks live, for messages (`lock folder /tmp`).
   virtual std::string describe() const = 0;
+
+  /// Takes `resource_id` out of service until `unreserve` or `reservation.until`: once this
+  /// returns, `try_lock` of it returns nullptr on every backend object, thread and process of the
+  /// store (the lock folder: of this library; see make_lock_folder_backend for the Python
+  /// package). A present holder keeps the device (that is `drain`; `force_release` takes it).
+  /// Replaces an earlier reservation of the id. Survives restarts of every process. The default
+  /// throws BackendError naming the backend: it cannot reserve.
+  virtual void reserve(const std::string& resource_id, const Reservation& reservation);
+
+  /// Ends the reservation of `resource_id`; nothing happens when there is none. The default
+  /// throws BackendError naming the backend.
+  virtual void unreserve(const std::string& resource_id);
+
+  /// The standing (not expired) reservation of each id, in the same order; nullopt for one that
+  /// is not reserved. The default: none (a backend that cannot reserve has no reservations).
+  virtual std::vector<std::optional<Reservation>> reservations_of(
+      const std::vector<std::string>& ids) {
+    return std::vector<std::optional<Reservation>>(ids.size());
+  }
+
+  /// Takes `resource_id` from its holder, for an operator (`lockable release --force`); `reason`
+  /// is for the holder's loss message where the store can carry it. Returns who held it (nullopt:
+  /// it was free). Lease backends end the holder's lock at once: the holder sees a loss (its
+  /// keepalive/heartbeat), and the next grant gets a larger fencing token. The lock folder cannot
+  /// take a flock from a living process: it only names the holder (the CLI's `--kill` ends it).
+  /// The default throws BackendError naming the backend.
+  virtual std::optional<HolderInfo> force_release(const std::string& resource_id,
+                                                  const std::string& reason);
 };
 
 }  // namespace lockable

@@ -26,6 +26,11 @@ struct AllocationEvent {
     kNoMatch,    ///< nothing can ever serve the request (`reason` set)
     kCancelled,  ///< Lockable::cancel() ended the request
     kFailed,     ///< any other error ended the request (`reason` set)
+    /// An operator's action on one device (`resource_ids`: it; `by` and `reason` set), not
+    /// part of a request (`request_id` empty):
+    kForced,      ///< `lockable release --force` took it from its holder (`holder` set)
+    kReserved,    ///< `lockable reserve` / `drain` took it out of service
+    kUnreserved,  ///< `lockable unreserve` put it back
   };
 
   Kind kind = Kind::kRequested;
@@ -52,6 +57,10 @@ struct AllocationEvent {
   std::string reason;
   /// kGranted, kReleased, kLost: the lock's fencing token where the backend issues one.
   std::optional<std::uint64_t> fencing_token;
+  /// kForced, kReserved, kUnreserved: who did it (`user@host`).
+  std::string by;
+  /// kForced: who held the device (HolderInfo::describe(); empty when it was free).
+  std::string holder;
 };
 
 /// "requested", "queued", "granted", ... (for logs and metrics files).

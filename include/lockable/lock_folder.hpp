@@ -17,11 +17,15 @@ using LockFolderLog = std::function<void(const std::string&)>;
 /// The local backend: `<folder>/<id>.pid` files held with an exclusive flock(), holding
 /// "<pid>\n" while held and emptied on release, compatible with the Python `lockable` package.
 /// Holder details go to `<folder>/<id>.pid.json`; the fair queue lives in
-/// `<folder>/.lockable-queue/`. Waiters learn of releases through inotify (polling when no
-/// inotify instance is left). Files are usable by every account that may write the folder.
-/// Creates the folder if missing; throws BackendError naming the folder and the fix when it cannot
-/// be used, and try_lock throws ResourceUnusableError for one device whose lock file is a symlink,
-/// a directory, a FIFO or a file this account may not open. Warnings go to stderr.
+/// `<folder>/.lockable-queue/`. A reservation (LockBackend::reserve) is
+/// `<folder>/<id>.reserved.json`, which this library's lockers honour; to keep the Python package
+/// off too, a process must hold `<id>.pid` (the holder `lockable reserve` starts); `force_release`
+/// only names the holder (a flock cannot be taken from a living process). Waiters learn of
+/// releases through inotify (polling when no inotify instance is left). Files are usable by every
+/// account that may write the folder. Creates the folder if missing; throws BackendError naming the
+/// folder and the fix when it cannot be used, and try_lock throws ResourceUnusableError for one
+/// device whose lock file is a symlink, a directory, a FIFO or a file this account may not open.
+/// Warnings go to stderr.
 /// A held lock whose file is removed or replaced (a temp cleaner, `rm -rf` of the folder) is
 /// lost: lost() says so at once, the loss handler runs within about 100 ms (on a checker
 /// thread, or on the thread whose lost() noticed first), and `<folder>/<id>.pid.lost` tells

@@ -9,7 +9,8 @@
 namespace lockable {
 
 /// An observer that appends one JSON line to `file` for every finished allocation (released or
-/// lost) and every request that ended without a device (timed out, no match, cancelled, failed);
+/// lost), every request that ended without a device (timed out, no match, cancelled, failed)
+/// and every operator's action (kForced, kReserved, kUnreserved: a line with "event", at once);
 /// the format is README's "Metrics" section. `Lockable` adds one when `Options::metrics_file` is
 /// set; add it yourself to a Lockable built otherwise.
 ///

@@ -49,6 +49,24 @@ class NamedLockBackend final : public LockBackend {
   void on_keepalive_error(KeepaliveErrorHandler handler) override;
   std::string describe() const override;
 
+  /// The service has no place for a reservation: this object holds the device's named lock
+  /// (with its heartbeat) until `unreserve` or its destruction, so nobody on the service gets
+  /// it; the reason is known to this object only (`reservations_of` of other processes cannot
+  /// show it). `lockable reserve` runs such an object in a detached holder process. Throws
+  /// BackendError when someone holds the device (the service cannot queue a reservation).
+  void reserve(const std::string& resource_id, const Reservation& reservation) override;
+  /// Releases this object's reservation; without one, releases the device's named lock on the
+  /// service, whoever holds it (the service cannot tell a reservation from a hold).
+  void unreserve(const std::string& resource_id) override;
+  /// This object's own reservations.
+  std::vector<std::optional<Reservation>> reservations_of(
+      const std::vector<std::string>& ids) override;
+  /// Releases the named lock on the service: the holder's next heartbeat is answered false, which
+  /// is its loss. Returns the holder when this process knows it, else a HolderInfo that says the
+  /// service does not name holders; nullopt when the name was free.
+  std::optional<HolderInfo> force_release(const std::string& resource_id,
+                                          const std::string& reason) override;
+
   /// The named lock of device `resource_id`: prefix + id.
   std::string lock_name(const std::string& resource_id) const {
     return options_.prefix + resource_id;
@@ -66,6 +84,8 @@ class NamedLockBackend final : public LockBackend {
   NamedLockBackendOptions options_;
   std::shared_ptr<Registry> registry_;
   std::shared_ptr<Keeper> keeper_;
+  struct Reserved;
+  std::shared_ptr<Reserved> reserved_;
 };
 
 }  // namespace lockable

@@ -300,8 +300,95 @@ ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv) {
   return {std::move(line), kOk, "", ""};
 }
 
+ParseResult parse_admin_command_line(int argc, const char* const* argv) {
+  const std::string name = argv[1];
+  const std::map<std::string, std::string> what{
+      {"reserve",
+       "Takes device ID out of service: nobody gets it until `lockable unreserve` (or --until);\n"
+       "waiters that could use only it are told the reason. A present holder keeps it (see\n"
+       "release --force). On a lock folder a detached holder process also keeps the Python\n"
+       "package off; it survives the terminal and ends on unreserve or at --until."},
+      {"drain",
+       "Lets the present holder of device ID finish, gives it to nobody else, and then keeps it\n"
+       "reserved as `lockable reserve` does."},
+      {"unreserve", "Puts device ID back in service (nothing happens when it is not reserved)."},
+      {"release",
+       "Takes device ID from a stuck holder (--force is required). On etcd the holder's lease is\n"
+       "revoked and on the lock service its lock released: the holder sees a loss, and the next\n"
+       "holder gets a larger fencing token. On a lock folder the holding process is named; only\n"
+       "with --kill it is sent SIGTERM, then SIGKILL after --grace seconds (a process of this\n"
+       "host that this account may signal)."}};
+  CLI::App app{what.at(name), "lockable " + name};
+  app.get_formatter()->column_width(30);
+  app.footer(
+      "Every action is written to the allocation log (--metrics-file, LOCKABLE_METRICS_FILE)\n"
+      "with who (user@host) and why.\nExit status: 0 done; 2 usage error or unknown device; 3 "
+      "resources file invalid; 7 lock store unusable or the holder cannot be released.");
+  CommandLine line;
+  line.admin = name;
+  app.add_option("ID", line.admin_id, "The device (an id of the resources file)")->required();
+  std::string reason, until, grace, lock_folder, lock_backend, resources, metrics_file;
+  CLI::Option* reason_option = nullptr;
+  CLI::Option* until_option = nullptr;
+  CLI::Option* grace_option = nullptr;
+  if (name != "unreserve") {
+    reason_option = app.add_option("--reason", reason,
+                                   "Why (required): shown by status, to waiters and in the log");
+  }
+  if (name == "reserve") {
+    until_option = app.add_option(
+        "--until", until,
+        "End the reservation on its own at this time (ISO 8601, 2026-12-02T08:00:00Z; no zone "
+        "means UTC) or after this long (90s, 30m, 2h, 1d)");
+  }
+  if (name == "release") {
+    app.add_flag("--force", line.force, "Required: take the device from its holder");
+    app.add_flag("--kill", line.kill,
+                 "Lock folder: send the holder SIGTERM, then SIGKILL after --grace");
+    grace_option =
+        app.add_option("--grace", grace, "Seconds between SIGTERM and SIGKILL (default 10)");
+  }
+  auto* folder_option = app.add_option(
+      "--lock-folder", lock_folder,
+      std::string("Folder of the <id>.pid lock files [env ") + kLockFolderVariable + "]");
+  auto* backend_option =
+      app.add_option("--lock-backend", lock_backend,
+                     std::string("Where locks live, as a spec [env ") + kLockBackendVariable + "]");
+  auto* resources_option = app.add_option(
+      "--resources", resources,
+      std::string("The resources file that knows ID (default: resources.json) [env ") +
+          kResourcesVariable + "]");
+  auto* metrics_option = app.add_option(
+      "--metrics-file", metrics_file,
+      std::string("The allocation log to record the action in [env ") + kMetricsFileVariable + "]");
+  if (auto done = parse_subcommand(app, name, argc, argv)) return std::move(*done);
+  if (reason_option != nullptr) {
+    if (reason_option->count() == 0 || reason.find_first_not_of(" \t") == std::string::npos) {
+      return usage_error(name + ": --reason TEXT is required: say why (it is shown to waiters " +
+                         "and written to the log)");
+    }
+    line.reason = reason;
+  }
+  if (name == "release" && !line.force) {
+    return usage_error(
+        "release: --force is required: it takes the device from whoever holds it (a holder "
+        "releases its own device by ending)");
+  }
+  if (until_option != nullptr && until_option->count() != 0) line.until = until;
+  if (grace_option != nullptr && grace_option->count() != 0) line.grace = grace;
+  if (folder_option->count() != 0) line.lock_folder = lock_folder;
+  if (backend_option->count() != 0) line.lock_backend = lock_backend;
+  if (resources_option->count() != 0) line.resources = resources;
+  if (metrics_option->count() != 0) line.metrics_file = metrics_file;
+  return {std::move(line), kOk, "", ""};
+}
+
 ParseResult parse_command_line(int argc, const char* const* argv) {
   if (argc > 1 && std::string(argv[1]) == "report") return parse_report_command_line(argc, argv);
+  if (argc > 1 && (std::string(argv[1]) == "reserve" || std::string(argv[1]) == "drain" ||
+                   std::string(argv[1]) == "unreserve" || std::string(argv[1]) == "release")) {
+    return parse_admin_command_line(argc, argv);
+  }
   if (argc > 1 && std::string(argv[1]) == "ctest-spec") {
     return parse_ctest_spec_command_line(argc, argv);
   }

@@ -61,6 +61,17 @@ struct CommandLine {
   bool include_offline = false;
   /// -o FILE; unset: stdout.
   std::optional<std::string> output;
+
+  /// An operator's action on one device: "reserve", "drain", "unreserve" or "release" (empty:
+  /// none). Uses `lock_folder`, `lock_backend`, `resources`, `metrics_file`, and `until` (as
+  /// typed: an ISO 8601 time or a duration from now, checked by the command).
+  std::string admin;
+  std::string admin_id;
+  std::optional<std::string> reason;
+  /// release: --force (required), --kill, --grace SECONDS as typed.
+  bool force = false;
+  bool kill = false;
+  std::optional<std::string> grace;
 };
 
 /// Either a command line to act on, or an early exit (help, version, usage error) with the text
@@ -84,6 +95,10 @@ ParseResult parse_command_line(int argc, const char* const* argv);
 
 /// Parses `lockable ctest-spec [OPTIONS]` (argv[1] is "ctest-spec"). Never throws.
 ParseResult parse_ctest_spec_command_line(int argc, const char* const* argv);
+
+/// Parses `lockable reserve|drain|unreserve|release ID [OPTIONS]` (argv[1] is the word). Never
+/// throws.
+ParseResult parse_admin_command_line(int argc, const char* const* argv);
 
 /// Parses `lockable report [OPTIONS] FILES...` (argv[1] is "report"). Never throws.
 ParseResult parse_report_command_line(int argc, const char* const* argv);

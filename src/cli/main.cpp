@@ -6,6 +6,7 @@
 #include "exit_codes.hpp"
 #include "named_lock_command.hpp"
 #include "report_command.hpp"
+#include "reserve_command.hpp"
 #include "status_report.hpp"
 
 #include <lockable/environment.hpp>
@@ -232,9 +233,18 @@ int status(const CommandLine& line, const std::string& resources, Options option
   } stop_cancelling{relay};
   for (long long shown = 0;; ++shown) {
     const auto statuses = lockable.status();
-    const auto report =
-        make_status_report(statuses, store.queued(), lockable.hostname(), store.describe(),
-                           std::chrono::system_clock::now(), aging);
+    std::vector<std::string> ids;
+    for (const auto& status : statuses) ids.push_back(status.resource.id);
+    std::vector<std::optional<Reservation>> reservations;
+    std::string reservations_unknown;
+    try {
+      reservations = store.reservations_of(ids);
+    } catch (const std::exception& error) {
+      reservations_unknown = error.what();
+    }
+    auto report = make_status_report(statuses, reservations, store.queued(), lockable.hostname(),
+                                     store.describe(), std::chrono::system_clock::now(), aging);
+    report.reservations_unknown = reservations_unknown;
     std::string text =
         line.json ? status_json(report).dump(2, ' ', false, Json::error_handler_t::replace) + "\n"
                   : status_text(report);
@@ -290,6 +300,12 @@ int run(const CommandLine& line, SignalRelay& relay) {
                                settings.timeout ? settings.timeout->source : "", relay);
   }
   if (line.validate_only) return validate_only(settings.resources);
+  const std::string lock_spec =
+      options.lock_backend.empty() ? options.lock_folder.string() : options.lock_backend;
+  if (!line.admin.empty()) {
+    return run_admin_command(
+        line, AdminSettings{lock_spec, settings.resources, options.metrics_file.string()});
+  }
   // The provider would also fail on an unreadable file, but only we can name the flag.
   if (!is_url(settings.resources)) read_resources_file(settings.resources);
 
@@ -302,6 +318,8 @@ int run(const CommandLine& line, SignalRelay& relay) {
     return error->exit_code;
   }
 
+  // A reservation whose holder process ended (a reboot) gets it back before we lock.
+  restart_reservation_holders(lock_spec);
   Lockable lockable(std::move(options));
   // SIGINT/SIGTERM while waiting cancel the wait; the unwinding leaves the queue.
   relay.cancel_with([&lockable] { lockable.cancel(); });
@@ -363,6 +381,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
 
 int main(int argc, char** argv) {
   using namespace lockable::cli;
+  if (argc > 1 && std::string(argv[1]) == kReservationHolderWord) {
+    return run_reservation_holder(argc, argv);
+  }
   const ParseResult parsed = parse_command_line(argc, argv);
   if (!parsed.line) {
     std::cout << parsed.out << std::flush;

@@ -62,6 +62,12 @@ std::string device_details(const DeviceStatus& device, const StatusReport& repor
         }
       }
       break;
+    case DeviceStatus::State::kReserved:
+      if (device.reservation) text = device.reservation->describe();
+      if (device.holder && device.reservation && device.reservation->draining) {
+        text += "; held until released by " + who(*device.holder);
+      }
+      break;
     case DeviceStatus::State::kFree:
     case DeviceStatus::State::kOffline:
       break;
@@ -91,6 +97,8 @@ std::string device_state_name(DeviceStatus::State state) {
       return "free";
     case DeviceStatus::State::kHeld:
       return "held";
+    case DeviceStatus::State::kReserved:
+      return "reserved";
     case DeviceStatus::State::kOffline:
       return "offline";
   }
@@ -98,6 +106,7 @@ std::string device_state_name(DeviceStatus::State state) {
 }
 
 StatusReport make_status_report(const std::vector<ResourceStatus>& statuses,
+                                const std::vector<std::optional<Reservation>>& reservations,
                                 const std::vector<QueuedRequest>& queued,
                                 const std::string& this_host, const std::string& backend,
                                 std::chrono::system_clock::time_point now,
@@ -106,7 +115,8 @@ StatusReport make_status_report(const std::vector<ResourceStatus>& statuses,
   report.time = now;
   report.this_host = this_host;
   report.backend = backend;
-  for (const auto& status : statuses) {
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    const auto& status = statuses[i];
     DeviceStatus device;
     device.id = status.resource.id;
     device.hostname = status.resource.hostname();
@@ -123,6 +133,12 @@ StatusReport make_status_report(const std::vector<ResourceStatus>& statuses,
       case ResourceStatus::State::kOffline:
         device.state = DeviceStatus::State::kOffline;
         break;
+    }
+    // Out of service outranks held (the lock folder's reservation holder holds the device, a
+    // draining holder keeps it until it releases) and offline (it says why, and for how long).
+    if (i < reservations.size() && reservations[i]) {
+      device.state = DeviceStatus::State::kReserved;
+      device.reservation = reservations[i];
     }
     report.devices.push_back(std::move(device));
   }
@@ -153,6 +169,9 @@ std::string status_text(const StatusReport& report) {
     while (!line.empty() && line.back() == ' ') line.pop_back();
     text += line + "\n";
   }
+  if (!report.reservations_unknown.empty()) {
+    text += "reservations: unknown (" + report.reservations_unknown + ")\n";
+  }
   if (report.queue.empty()) return text + "queue: empty\n";
   text +=
       "queue, next served first (higher priority first, aged +1 per aging period of waiting):\n";
@@ -182,15 +201,22 @@ Json status_json(const StatusReport& report) {
   Json devices = Json::array();
   for (const auto& device : report.devices) {
     Json holder = nullptr;
-    if (device.state == DeviceStatus::State::kHeld && device.holder) {
+    if (device.holder) {
       holder = device.holder->to_json();
       holder["held_for"] = seconds_since(device.holder->since, report.time);
+    }
+    Json reservation = nullptr;
+    if (device.reservation) {
+      reservation = device.reservation->to_json();
+      if (!device.reservation->problem.empty())
+        reservation["problem"] = device.reservation->problem;
     }
     devices.push_back({{"id", device.id},
                        {"hostname", device.hostname},
                        {"for_this_host", device.for_this_host},
                        {"state", device_state_name(device.state)},
                        {"holder", holder},
+                       {"reservation", reservation},
                        {"lost", device.lost.empty() ? Json(nullptr) : Json(device.lost)}});
   }
   Json queue = Json::array();

@@ -16,12 +16,15 @@ constexpr int kStatusSchema = 1;
 /// in the fields it names, so a new state (reserved: why, until) adds an enum value, its fields
 /// and one case in each of device_state_name / device_details / the JSON.
 struct DeviceStatus {
-  enum class State { kFree, kHeld, kOffline } state = State::kFree;
+  enum class State { kFree, kHeld, kReserved, kOffline } state = State::kFree;
   std::string id;
   std::string hostname;
   bool for_this_host = true;
   /// kHeld: who holds it, since when, for which requirement, its fencing token (if issued).
+  /// kReserved: the holder that keeps it while draining, or the lock folder's reservation holder.
   std::optional<HolderInfo> holder;
+  /// kReserved: why, by whom, since and until when, and what is missing (Reservation::problem).
+  std::optional<Reservation> reservation;
   /// Any state: a holder that lost its lock on this device and may still use it (the lock
   /// folder: its lock file was removed or replaced under it), else empty.
   std::string lost;
@@ -43,17 +46,21 @@ struct StatusReport {
   std::vector<DeviceStatus> devices;
   /// Next served first: core queue_order over the backend's queue (arrival order) at `time`.
   std::vector<QueuedStatus> queue;
+  /// Set when the store could not say which devices are reserved (the table says so).
+  std::string reservations_unknown;
 };
 
 /// Builds the snapshot from the library's answers. `queued` is in arrival order (as
-/// LockBackend::queued() gives it); `aging` is Options::priority_aging.
+/// LockBackend::queued() gives it); `aging` is Options::priority_aging. `reservations` is
+/// LockBackend::reservations_of the statuses' ids, in their order (empty: none known).
 StatusReport make_status_report(const std::vector<ResourceStatus>& statuses,
+                                const std::vector<std::optional<Reservation>>& reservations,
                                 const std::vector<QueuedRequest>& queued,
                                 const std::string& this_host, const std::string& backend,
                                 std::chrono::system_clock::time_point now,
                                 std::chrono::system_clock::duration aging);
 
-/// "free", "held" or "offline".
+/// "free", "held", "reserved" or "offline".
 std::string device_state_name(DeviceStatus::State state);
 
 /// True when a lock on `this_host` may use `resource` (the implicit hostname filter): it names
@@ -68,9 +75,12 @@ std::string status_text(const StatusReport& report);
 
 /// The schema documented in README "Status":
 ///   {"schema": 1, "time": ISO 8601, "hostname": this host, "backend": text,
-///    "devices": [{"id", "hostname", "for_this_host", "state": "free"|"held"|"offline",
+///    "devices": [{"id", "hostname", "for_this_host",
+///                 "state": "free"|"held"|"reserved"|"offline",
 ///                 "holder": null | {"pid", "hostname", "alloc_id", "since", "requirements",
 ///                                   "priority", "fencing_token"?, "held_for": seconds},
+///                 "reservation": null | {"reason", "by", "since", "until": null | time,
+///                                        "draining", "problem"?},
 ///                 "lost": null | "who lost the lock and why (may still use the device)"}],
 ///    "queue": [{"position": 1.., "pid", "hostname", "since", "waited": seconds,
 ///               "priority", "effective_priority", "requirements", "wants": [ids]}]}

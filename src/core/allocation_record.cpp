@@ -172,6 +172,30 @@ std::string to_log_line(const AllocationRecord& record) {
   return line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+std::string admin_log_line(const std::string& event, const std::string& resource_id,
+                           const std::string& by, const std::string& reason,
+                           const std::string& holder, const std::string& host, long pid,
+                           const std::string& backend, double unix_seconds) {
+  nlohmann::ordered_json line = nlohmann::ordered_json::object();
+  line["event"] = event;
+  line["resource_id"] = resource_id;
+  line["by"] = by;
+  line["reason"] = reason;
+  if (!holder.empty()) line["holder"] = holder;
+  line["host"] = host;
+  line["pid"] = pid;
+  line["backend"] = backend;
+  line["time"] = format_timestamp(unix_seconds);
+  return line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+bool is_admin_line(const Json& line) {
+  if (!line.is_object() || line.contains("outcome")) return false;
+  const auto it = line.find("event");
+  return it != line.end() && it->is_string() &&
+         (*it == "forced" || *it == "reserved" || *it == "unreserved");
+}
+
 AllocationRecord record_from_json(const Json& line) {
   if (!line.is_object()) throw std::invalid_argument("a log line must be a JSON object");
   AllocationRecord record;

@@ -63,6 +63,18 @@ struct AllocationRecord {
 /// The record as one log line: compact JSON ending in '\n' (see README "Metrics").
 std::string to_log_line(const AllocationRecord& record);
 
+/// An operator's action on a device (kForced, kReserved, kUnreserved) as one log line: compact
+/// JSON ending in '\n' with `"event"` ("forced", "reserved", "unreserved") instead of
+/// `"outcome"`, `resource_id`, `by`, `reason`, `holder` (forced), `host`, `pid`, `backend` and
+/// `time`. `lockable report` skips such lines (they are no allocation) and counts them.
+std::string admin_log_line(const std::string& event, const std::string& resource_id,
+                           const std::string& by, const std::string& reason,
+                           const std::string& holder, const std::string& host, long pid,
+                           const std::string& backend, double unix_seconds);
+
+/// Whether a parsed log line is one of admin_log_line's.
+bool is_admin_line(const Json& line);
+
 /// Reads one parsed log line. Throws std::invalid_argument naming the missing or malformed field.
 AllocationRecord record_from_json(const Json& line);
 

@@ -1,9 +1,11 @@
 #include <lockable/allocation.hpp>
 #include <lockable/backend.hpp>
+#include <lockable/error.hpp>
 
 #include <climits>
 #include <cstdio>
 #include <ctime>
+#include <stdexcept>
 #include <string>
 
 namespace lockable {
@@ -96,6 +98,72 @@ std::string HolderInfo::describe() const {
   if (!alloc_id.empty()) text += ", allocation " + alloc_id;
   if (since != std::chrono::system_clock::time_point{}) text += ", since " + format_iso8601(since);
   return text;
+}
+
+Json Reservation::to_json() const {
+  Json json{
+      {"reason", reason}, {"by", by}, {"since", format_iso8601(since)}, {"draining", draining}};
+  json["until"] = until ? Json(format_iso8601(*until)) : Json(nullptr);
+  return json;
+}
+
+Reservation Reservation::from_json(const Json& json) {
+  if (!json.is_object()) throw std::invalid_argument("a reservation must be a JSON object");
+  Reservation reservation;
+  const auto text = [&](const char* key) -> std::string {
+    const auto it = json.find(key);
+    if (it == json.end() || !it->is_string()) {
+      throw std::invalid_argument(std::string("\"") + key + "\" must be a string");
+    }
+    return it->get<std::string>();
+  };
+  reservation.reason = text("reason");
+  if (reservation.reason.empty()) throw std::invalid_argument("\"reason\" is empty");
+  reservation.by = text("by");
+  const auto since = parse_iso8601(text("since"));
+  if (!since) throw std::invalid_argument("\"since\" is not an ISO 8601 time");
+  reservation.since = *since;
+  if (const auto it = json.find("until"); it != json.end() && !it->is_null()) {
+    const auto until = it->is_string() ? parse_iso8601(it->get<std::string>()) : std::nullopt;
+    if (!until) throw std::invalid_argument("\"until\" is not an ISO 8601 time");
+    reservation.until = *until;
+  }
+  if (const auto it = json.find("draining"); it != json.end() && it->is_boolean()) {
+    reservation.draining = it->get<bool>();
+  }
+  return reservation;
+}
+
+std::string Reservation::describe() const {
+  std::string text = Json(reason).dump(-1, ' ', false, Json::error_handler_t::replace);
+  text += " (" + std::string(draining ? "draining" : "reserved") + " by " +
+          (by.empty() ? std::string("unknown") : by);
+  if (since != std::chrono::system_clock::time_point{}) text += " since " + format_iso8601(since);
+  text += until ? ", until " + format_iso8601(*until) : std::string(", until unreserved");
+  text += ")";
+  if (!problem.empty()) text += "; " + problem;
+  return text;
+}
+
+bool Reservation::expired(std::chrono::system_clock::time_point now) const {
+  return until && *until <= now;
+}
+
+void LockBackend::reserve(const std::string& resource_id, const Reservation&) {
+  throw BackendError("cannot reserve " + resource_id + ": " + describe() +
+                     " does not support reservations; use a lock folder, etcd or lock service "
+                     "backend");
+}
+
+void LockBackend::unreserve(const std::string& resource_id) {
+  throw BackendError("cannot unreserve " + resource_id + ": " + describe() +
+                     " does not support reservations");
+}
+
+std::optional<HolderInfo> LockBackend::force_release(const std::string& resource_id,
+                                                     const std::string&) {
+  throw BackendError("cannot force the release of " + resource_id + ": " + describe() +
+                     " does not support it; stop the holding process instead");
 }
 
 }  // namespace lockable

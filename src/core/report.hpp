@@ -26,11 +26,14 @@ struct InputProblem {
 struct ParsedInput {
   std::vector<AllocationRecord> records;
   std::vector<InputProblem> problems;
+  /// Operators' actions read from an allocation log (forced releases, reservations): no
+  /// allocation, so not in `records`, and no problem.
+  std::size_t admin_events = 0;
 };
 
 /// Reads an allocation log: one JSON object per line. A corrupt line, a line with a bad field
 /// and an incomplete last line (no newline: a writer was killed or is still writing) are
-/// problems naming their line; every other line is counted.
+/// problems naming their line; every other line is counted (operators' lines in admin_events).
 ParsedInput read_allocation_log(std::string_view text, const std::string& file);
 
 /// Reads a GoogleTest XML report: `lockable_*` properties as attributes of <testsuite> and

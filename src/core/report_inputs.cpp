@@ -257,6 +257,10 @@ ParsedInput read_allocation_log(std::string_view text, const std::string& file) 
                : "not a JSON object (a corrupt line); not counted"});
       continue;
     }
+    if (metrics::is_admin_line(json)) {
+      ++out.admin_events;
+      continue;
+    }
     try {
       AllocationRecord record = record_from_json(json);
       record.source = file + ":" + std::to_string(line_number);
@@ -356,7 +360,8 @@ ParsedInput read_input(std::string_view text, const std::string& file) {
   const std::string_view first_line = text.substr(
       first, newline == std::string_view::npos ? std::string_view::npos : newline - first);
   const Json head = Json::parse(first_line, nullptr, false);
-  if (!head.is_discarded() && head.is_object() && head.contains("outcome")) {
+  if (!head.is_discarded() && head.is_object() &&
+      (head.contains("outcome") || is_admin_line(head))) {
     return read_allocation_log(text, file);
   }
   if (first_line.find_first_not_of(" \t\r{[") == std::string_view::npos) {

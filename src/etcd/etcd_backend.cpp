@@ -803,6 +803,39 @@ std::vector<std::optional<HolderInfo>> read_holders(etcd::Client& client,
   return holders;
 }
 
+// The standing reservations of `ids` (one range over the reservations; what the backend and
+// the observer share). Expired ones are gone with their lease; an unparseable value still counts
+// (a device is never handed out because its reservation is damaged).
+std::vector<std::optional<Reservation>> read_reservations(etcd::Client& client,
+                                                          const etcd::KeyLayout& layout,
+                                                          const std::vector<std::string>& ids) {
+  std::vector<std::optional<Reservation>> out(ids.size());
+  if (ids.empty()) return out;
+  const std::string dir = layout.reserved_dir();
+  const Json answer = client.call(
+      "/v3/kv/range", Json{{"key", b64(dir)}, {"range_end", b64(etcd::prefix_range_end(dir))}},
+      Clock::now() + kCallBudget);
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < ids.size(); ++i) index.emplace(layout.reserved_key(ids[i]), i);
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& kv : kvs_of(answer)) {
+    const std::string key = decoded(kv, "key");
+    const auto it = index.find(key);
+    if (it == index.end()) continue;
+    Reservation reservation;
+    try {
+      reservation = Reservation::from_json(Json::parse(decoded(kv, "value")));
+    } catch (const std::exception& error) {
+      reservation.reason = "unreadable reservation";
+      reservation.problem = "etcd key " + key + " is not a reservation (" + error.what() +
+                            "); run `lockable unreserve` or `lockable reserve` to replace it";
+    }
+    if (reservation.expired(now)) continue;
+    out[it->second] = std::move(reservation);
+  }
+  return out;
+}
+
 class EtcdTicket final : public QueueTicket {
  public:
   EtcdTicket(std::shared_ptr<Session> session, std::shared_ptr<TicketState> state,
@@ -974,7 +1007,12 @@ class EtcdBackend final : public LockBackend {
       try {
         answer = session_->client().call(
             "/v3/kv/txn",
+            // The reservation is compared in the same txn: a reserve and a grant never interleave.
             Json{{"compare", Json::array({{{"key", b64(key)},
+                                           {"target", "CREATE"},
+                                           {"result", "EQUAL"},
+                                           {"create_revision", "0"}},
+                                          {{"key", b64(layout_.reserved_key(resource.id))},
                                            {"target", "CREATE"},
                                            {"result", "EQUAL"},
                                            {"create_revision", "0"}}})},
@@ -1090,6 +1128,68 @@ class EtcdBackend final : public LockBackend {
     return session_->client().describe() + ", prefix " + layout_.root();
   }
 
+  void reserve(const std::string& resource_id, const Reservation& reservation) override {
+    if (resource_id.empty()) throw BackendError("an empty resource id cannot be reserved");
+    Json put{{"key", b64(layout_.reserved_key(resource_id))},
+             {"value", b64(reservation.to_json().dump())}};
+    if (reservation.until) {
+      // A lease of its own ends the reservation at `until`, also when no process is left.
+      const auto left = std::chrono::ceil<std::chrono::seconds>(*reservation.until -
+                                                                std::chrono::system_clock::now())
+                            .count();
+      if (left <= 0) return;  // over already: nothing stands
+      const Json grant = session_->client().call("/v3/lease/grant", Json{{"TTL", left}},
+                                                 Clock::now() + kCallBudget);
+      const auto id = etcd::int64_field(grant, "ID").value_or(0);
+      if (id == 0) unexpected(session_->client(), "a lease grant", grant);
+      put["lease"] = std::to_string(id);
+    }
+    const Json answer = session_->client().call("/v3/kv/put", put, Clock::now() + kCallBudget);
+    session_->note_write(revision_of(answer));
+  }
+
+  void unreserve(const std::string& resource_id) override {
+    const Json answer = session_->client().call(
+        "/v3/kv/deleterange", Json{{"key", b64(layout_.reserved_key(resource_id))}},
+        Clock::now() + kCallBudget);
+    session_->note_write(revision_of(answer));
+  }
+
+  std::vector<std::optional<Reservation>> reservations_of(
+      const std::vector<std::string>& ids) override {
+    return read_reservations(session_->client(), layout_, ids);
+  }
+
+  // Revokes the holder's lease: its keepalive learns of that (a key deleted alone would go
+  // unnoticed until the holder releases), so the holder sees a loss, and the lease's keys (this
+  // lock, and any other lock or queue key of the holder's session) go with it. The next grant
+  // creates the key anew: a larger create revision, the fencing token.
+  std::optional<HolderInfo> force_release(const std::string& resource_id,
+                                          const std::string& /*reason*/) override {
+    const std::string key = layout_.lock_key(resource_id);
+    const Json answer = session_->client().call("/v3/kv/range", Json{{"key", b64(key)}},
+                                                Clock::now() + kCallBudget);
+    const Json& kvs = kvs_of(answer);
+    if (kvs.empty()) return std::nullopt;
+    const std::string value = decoded(kvs[0], "value");
+    HolderInfo holder;
+    if (const auto json = etcd::parse_holder_value(value)) holder = HolderInfo::from_json(*json);
+    const auto lease = etcd::int64_field(kvs[0], "lease").value_or(0);
+    const auto revision = etcd::int64_field(kvs[0], "create_revision").value_or(0);
+    if (lease != 0) {
+      try {
+        session_->client().call("/v3/lease/revoke", Json{{"ID", std::to_string(lease)}},
+                                Clock::now() + kCallBudget);
+      } catch (const BackendError&) {
+        // Expired meanwhile (lease not found): the key is gone with it, or deleted below.
+      }
+    }
+    // A key without a lease (written by hand), or one the revoke did not take: delete it, but
+    // only this holder's (compared by create revision).
+    session_->delete_key(key, revision);
+    return holder;
+  }
+
  private:
   // A waiter becomes visible in the queue when it first waits; a request granted at once never
   // writes a queue key. Only the calling thread's tickets, so errors reach their own waiter.
@@ -1156,6 +1256,10 @@ class EtcdObserver final : public LockBackend {
     return read_holders(*client_, layout_, ids, nullptr);
   }
   std::vector<QueuedRequest> queued() override { return read_queue(*client_, layout_); }
+  std::vector<std::optional<Reservation>> reservations_of(
+      const std::vector<std::string>& ids) override {
+    return read_reservations(*client_, layout_, ids);
+  }
   std::string describe() const override {
     return client_->describe() + ", prefix " + layout_.root();
   }

@@ -44,6 +44,9 @@ struct KeyLayout {
   std::string lock_key(const std::string& id) const { return prefix + "/locks/" + id; }
   std::string locks_dir() const { return prefix + "/locks/"; }
   std::string queue_dir() const { return prefix + "/queue/"; }
+  /// A device's reservation (no lease unless it has an end: it outlives every process).
+  std::string reserved_key(const std::string& id) const { return prefix + "/reserved/" + id; }
+  std::string reserved_dir() const { return prefix + "/reserved/"; }
   /// Everything the backend watches.
   std::string root() const { return prefix + "/"; }
   /// The id of a lock key, or nullopt when `key` is not one.

@@ -1,6 +1,7 @@
 // NamedLockBackend: devices locked as named locks on a NamedLockStore (the Lockable.dev service).
 
 #include <lockable/error.hpp>
+#include <lockable/lockable.hpp>
 #include <lockable/named_lock_backend.hpp>
 
 #include "core/lease.hpp"
@@ -15,6 +16,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include <unistd.h>
 
 namespace lockable {
 
@@ -366,9 +369,84 @@ NamedLockBackend::NamedLockBackend(std::shared_ptr<NamedLockStore> store,
   keeper_->core = core;
   keeper_->keepalive = std::thread([core] { core->keepalive_loop(); });
   keeper_->notifier = std::thread([core] { core->notifier_loop(); });
+  reserved_ = std::make_shared<Reserved>();
 }
 
+// This object's reservations: the named lock that keeps each device out of service.
+struct NamedLockBackend::Reserved {
+  std::mutex mutex;
+  std::map<std::string, std::pair<Reservation, std::unique_ptr<HeldLock>>> held;
+};
+
 NamedLockBackend::~NamedLockBackend() = default;
+
+void NamedLockBackend::reserve(const std::string& resource_id, const Reservation& reservation) {
+  std::lock_guard<std::mutex> guard(reserved_->mutex);
+  auto found = reserved_->held.find(resource_id);
+  if (found != reserved_->held.end() && !found->second.second->lost()) {
+    found->second.first = reservation;
+    return;
+  }
+  HolderInfo self;
+  self.pid = static_cast<long>(::getpid());
+  self.hostname = this_hostname();
+  self.alloc_id = "reservation";
+  self.since = std::chrono::system_clock::now();
+  Resource resource;
+  resource.id = resource_id;
+  auto lock = try_lock(resource, self);
+  if (!lock) {
+    throw BackendError("cannot reserve " + resource_id + " on " + describe() +
+                       ": it is held, and the service cannot queue a reservation; wait for its "
+                       "holder (`lockable drain` does) or take it back with `lockable release " +
+                       resource_id + " --force`");
+  }
+  reserved_->held[resource_id] = {reservation, std::move(lock)};
+}
+
+void NamedLockBackend::unreserve(const std::string& resource_id) {
+  std::unique_ptr<HeldLock> own;
+  {
+    std::lock_guard<std::mutex> guard(reserved_->mutex);
+    const auto found = reserved_->held.find(resource_id);
+    if (found != reserved_->held.end()) {
+      own = std::move(found->second.second);
+      reserved_->held.erase(found);
+    }
+  }
+  if (own) {
+    own->release();
+    return;
+  }
+  // Another process's reservation: its holder sees the loss at its next heartbeat and ends.
+  store_->try_release(lock_name(resource_id), Clock::now() + kRequestBound);
+}
+
+std::vector<std::optional<Reservation>> NamedLockBackend::reservations_of(
+    const std::vector<std::string>& ids) {
+  std::vector<std::optional<Reservation>> out(ids.size());
+  std::lock_guard<std::mutex> guard(reserved_->mutex);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto found = reserved_->held.find(ids[i]);
+    if (found == reserved_->held.end() || found->second.second->lost()) continue;
+    if (found->second.first.expired(std::chrono::system_clock::now())) continue;
+    out[i] = found->second.first;
+  }
+  return out;
+}
+
+std::optional<HolderInfo> NamedLockBackend::force_release(const std::string& resource_id,
+                                                          const std::string& /*reason*/) {
+  auto holder = holder_of(resource_id);
+  if (!store_->try_release(lock_name(resource_id), Clock::now() + kRequestBound)) {
+    return std::nullopt;  // it was free
+  }
+  if (!holder) {
+    holder = HolderInfo{};
+    holder->hostname = "(a holder the lock service does not name)";
+  }
+  return holder;
+}
 
 std::unique_ptr<HeldLock> NamedLockBackend::try_lock(const Resource& resource,
                                                      const HolderInfo& holder) {

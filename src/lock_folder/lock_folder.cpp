@@ -22,6 +22,7 @@
 #include "lock_folder/descriptors.hpp"
 #include "lock_folder/held_files.hpp"
 #include "lock_folder/pid_file.hpp"
+#include "lock_folder/reservation_file.hpp"
 #include "lock_folder/ticket_queue.hpp"
 #include "lock_folder/watcher.hpp"
 
@@ -103,6 +104,34 @@ void warn_if_not_sticky(const fs::path& folder, const Log& log) {
       " is writable by every account but not sticky, so any account can remove or replace "
       "the lock files of others and get their devices; make it sticky: chmod +t " +
       folder.string());
+}
+
+// The standing reservations of `ids`; each says when its holder process (which keeps the Python
+// package off) is missing: nobody holds the device although it is reserved.
+std::vector<std::optional<Reservation>> read_reservations(const fs::path& folder,
+                                                          const std::vector<std::string>& ids) {
+  std::vector<std::optional<Reservation>> out;
+  out.reserve(ids.size());
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& id : ids) {
+    if (!invalid_id_reason(id).empty()) {
+      out.emplace_back();
+      continue;
+    }
+    auto file = read_reservation(folder, id);
+    if (!file || file->reservation.expired(now)) {
+      out.emplace_back();
+      continue;
+    }
+    if (file->reservation.problem.empty() && !read_holder(folder, id)) {
+      file->reservation.problem =
+          "no reservation holder process keeps the Python package off it (it ended, e.g. at a "
+          "reboot); any lockable run on this host, or `lockable reserve " +
+          id + " --reason ...` again, starts it";
+    }
+    out.push_back(std::move(file->reservation));
+  }
+  return out;
 }
 
 class FolderHeldLock final : public HeldLock {
@@ -224,7 +253,12 @@ class LockFolderBackend final : public LockBackend {
   }
 
   std::unique_ptr<HeldLock> try_lock(const Resource& resource, const HolderInfo& holder) override {
-    const std::string& id = resource.id;
+    return lock(resource.id, holder, true);
+  }
+
+  // try_lock; `honour_reservation` false for the reservation's own holder process.
+  std::unique_ptr<HeldLock> lock(const std::string& id, const HolderInfo& holder,
+                                 bool honour_reservation) {
     if (const auto why = invalid_id_reason(id); !why.empty()) {
       // As JSON, shortened: the id may hold a NUL (which would end what()) or be very long.
       throw BackendError("resource id " + detail::shown(Json(id)) +
@@ -233,7 +267,7 @@ class LockFolderBackend final : public LockBackend {
     const std::string key = folder_.string() + '\0' + id;
     if (!Registry::instance().claim(key)) return nullptr;
     try {
-      auto lock = lock_file(id, holder, key);
+      auto lock = lock_file(id, holder, key, honour_reservation);
       if (!lock) Registry::instance().drop(key);
       return lock;
     } catch (...) {
@@ -278,7 +312,42 @@ class LockFolderBackend final : public LockBackend {
 
   std::string describe() const override { return "lock folder " + folder_.string(); }
 
+  void reserve(const std::string& resource_id, const Reservation& reservation) override {
+    check_id(resource_id);
+    ReservationFile file{reservation, ""};
+    // A standing reservation keeps its token, so that its holder process keeps the device.
+    if (const auto current = read_reservation(folder_, resource_id)) file.token = current->token;
+    if (file.token.empty()) file.token = new_reservation_token();
+    write_reservation(folder_, resource_id, file);
+  }
+
+  void unreserve(const std::string& resource_id) override {
+    check_id(resource_id);
+    remove_reservation(folder_, resource_id, "");
+  }
+
+  std::vector<std::optional<Reservation>> reservations_of(
+      const std::vector<std::string>& ids) override {
+    return read_reservations(folder_, ids);
+  }
+
+  std::optional<HolderInfo> force_release(const std::string& resource_id,
+                                          const std::string& /*reason*/) override {
+    // A flock cannot be taken from a living process: name it (the CLI's --kill ends it).
+    check_id(resource_id);
+    return read_holder(folder_, resource_id);
+  }
+
+  const fs::path& folder() const { return folder_; }
+
  private:
+  static void check_id(const std::string& id) {
+    if (const auto why = invalid_id_reason(id); !why.empty()) {
+      throw BackendError("resource id \"" + id + "\" cannot name a lock file: " + why +
+                         "; fix the id in the resources");
+    }
+  }
+
   // Opens (and caches) the probe descriptor of `id`, creating the file when missing. Caller holds
   // the registry claim for `id`, so no other thread of this process uses the same entry meanwhile.
   // Throws ResourceUnusableError when the entry is not a usable regular file.
@@ -354,7 +423,7 @@ class LockFolderBackend final : public LockBackend {
   }
 
   std::unique_ptr<HeldLock> lock_file(const std::string& id, const HolderInfo& holder,
-                                      const std::string& key) {
+                                      const std::string& key, bool honour_reservation) {
     const fs::path path = pid_path(folder_, id);
     for (int attempt = 0; attempt < 100; ++attempt) {
       const int fd = probe_fd(id);
@@ -382,6 +451,15 @@ class LockFolderBackend final : public LockBackend {
       if (live_other_pid(fd, locked) != 0) {
         ::flock(fd, LOCK_UN);
         return nullptr;  // its unlink wakes us (IN_DELETE); then we lock the file that replaces it
+      }
+      // Checked under the flock: a reservation whose holder process is gone (a reboot) or has
+      // not taken the flock yet (drain) still keeps this library's lockers off.
+      if (honour_reservation) {
+        const auto reserved = read_reservation(folder_, id);
+        if (reserved && !reserved->reservation.expired(std::chrono::system_clock::now())) {
+          ::flock(fd, LOCK_UN);
+          return nullptr;
+        }
       }
       UniqueFd lock_fd = take_probe(id);
       struct stat opened {};
@@ -462,6 +540,10 @@ class FolderObserver final : public LockBackend {
     return read_lost_note(folder_, resource_id);
   }
 
+  std::vector<std::optional<Reservation>> reservations_of(
+      const std::vector<std::string>& ids) override {
+    return read_reservations(folder_, ids);
+  }
   std::string describe() const override { return "lock folder " + folder_.string(); }
 
  private:
@@ -469,6 +551,25 @@ class FolderObserver final : public LockBackend {
 };
 
 }  // namespace
+}  // namespace lockable::folder_backend
+
+namespace lockable::folder_backend {
+
+std::unique_ptr<HeldLock> lock_for_reservation(LockBackend& backend, const std::string& id,
+                                               const HolderInfo& holder) {
+  auto* folder = dynamic_cast<LockFolderBackend*>(&backend);
+  if (folder == nullptr) {
+    throw BackendError("a reservation holder needs a lock folder, not " + backend.describe());
+  }
+  return folder->lock(id, holder, false);
+}
+
+fs::path folder_of(LockBackend& backend) {
+  auto* folder = dynamic_cast<LockFolderBackend*>(&backend);
+  if (folder == nullptr) throw BackendError(backend.describe() + " is not a lock folder");
+  return folder->folder();
+}
+
 }  // namespace lockable::folder_backend
 
 namespace lockable {

@@ -50,6 +50,15 @@ class AllocationLog {
         warn_(std::move(warn)) {}
 
   void operator()(const AllocationEvent& event) {
+    if (event.kind == Kind::kForced || event.kind == Kind::kReserved ||
+        event.kind == Kind::kUnreserved) {
+      // An operator's action stands alone: one line at once, no request to follow.
+      append(metrics::admin_log_line(to_string(event.kind),
+                                     event.resource_ids.empty() ? "" : event.resource_ids.front(),
+                                     event.by, event.reason, event.holder, event.hostname,
+                                     event.pid, backend_, unix_seconds(event.wall_time)));
+      return;
+    }
     std::optional<AllocationRecord> record;
     {
       std::lock_guard<std::mutex> guard(mutex_);
@@ -159,6 +168,10 @@ class AllocationLog {
         }
         return record;
       }
+      case Kind::kForced:
+      case Kind::kReserved:
+      case Kind::kUnreserved:
+        return std::nullopt;  // written by operator() at once
     }
     return std::nullopt;
   }

@@ -43,6 +43,17 @@ struct BackendUnderTest {
   std::function<std::string()> unavailable = [] { return std::string(); };
   /// `queued()` lists the store's waiters (for `lockable status`); the others list none.
   bool lists_queue = false;
+  /// What it offers of LockBackend::reserve (the rest throws BackendError naming the backend).
+  enum class Reserve {
+    kNone,
+    kStore,   ///< kept by the store: every backend object sees it, it survives its maker
+    kHolder,  ///< the reserving object holds the device (the lock service): gone with it
+  };
+  Reserve reserve = Reserve::kNone;
+  /// force_release takes the lock (a loss for its holder) rather than only naming the holder.
+  bool force_release_takes_it = false;
+  /// force_release is supported at all.
+  bool force_release = false;
 };
 
 std::string always_available() { return std::string(); }
@@ -113,6 +124,30 @@ const BackendUnderTest kBackends[] = {
      },
      true},
 };
+
+// The capabilities of each row of kBackends, by name (aggregate rows cannot name them).
+BackendUnderTest with_capabilities(BackendUnderTest backend) {
+  using Reserve = BackendUnderTest::Reserve;
+  if (backend.name == "LockFolder") {
+    backend.reserve = Reserve::kStore;
+    backend.force_release = true;
+  } else if (backend.name == "Etcd") {
+    backend.reserve = Reserve::kStore;
+    backend.force_release = true;
+    backend.force_release_takes_it = true;
+  } else if (backend.name == "LockService") {
+    backend.reserve = Reserve::kHolder;
+    backend.force_release = true;
+    backend.force_release_takes_it = true;
+  }
+  return backend;
+}
+
+std::vector<BackendUnderTest> all_backends() {
+  std::vector<BackendUnderTest> out;
+  for (const auto& backend : kBackends) out.push_back(with_capabilities(backend));
+  return out;
+}
 
 Resource resource(const std::string& id) {
   Resource r;
@@ -427,7 +462,141 @@ TEST_P(BackendContract, CancelledWaitThroughLockableLeavesTheQueue) {
   EXPECT_TRUE(probe->wanted_by_earlier_waiters().empty()) << "the cancelled waiter stayed queued";
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, BackendContract, ::testing::ValuesIn(kBackends),
+Reservation reservation(const std::string& reason) {
+  Reservation out;
+  out.reason = reason;
+  out.by = "tester@test-host";
+  out.since = std::chrono::system_clock::now();
+  return out;
+}
+
+TEST_P(BackendContract, ReserveKeepsEveryoneOffUntilUnreserve) {
+  using Reserve = BackendUnderTest::Reserve;
+  if (GetParam().reserve == Reserve::kNone) {
+    try {
+      first_->reserve("dut-1", reservation("bench rework"));
+      FAIL() << "reserve of a backend without reservations must throw";
+    } catch (const BackendError& error) {
+      EXPECT_NE(std::string(error.what()).find(first_->describe()), std::string::npos)
+          << error.what();
+    }
+    return;
+  }
+  first_->reserve("dut-1", reservation("bench rework"));
+  EXPECT_EQ(second_->try_lock(resource("dut-1"), holder("b")), nullptr);
+  EXPECT_EQ(first_->try_lock(resource("dut-1"), holder("c")), nullptr);
+  EXPECT_NE(second_->try_lock(resource("dut-2"), holder("d")), nullptr) << "ids are independent";
+  const auto seen = first_->reservations_of({"dut-2", "dut-1"});
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_FALSE(seen[0].has_value());
+  ASSERT_TRUE(seen[1].has_value());
+  EXPECT_EQ(seen[1]->reason, "bench rework");
+  EXPECT_EQ(seen[1]->by, "tester@test-host");
+  if (GetParam().reserve == Reserve::kStore) {
+    const auto other = second_->reservations_of({"dut-1"});
+    ASSERT_TRUE(other.at(0).has_value()) << "another backend object sees the reservation";
+    EXPECT_EQ(other[0]->reason, "bench rework");
+  }
+  first_->reserve("dut-1", reservation("bench rework"));  // idempotent
+  first_->unreserve("dut-1");
+  first_->unreserve("dut-1");  // idempotent
+  EXPECT_FALSE(first_->reservations_of({"dut-1"}).at(0).has_value());
+  EXPECT_NE(second_->try_lock(resource("dut-1"), holder("e")), nullptr);
+}
+
+TEST_P(BackendContract, AReservationSurvivesTheProcessThatMadeIt) {
+  if (GetParam().reserve != BackendUnderTest::Reserve::kStore) {
+    GTEST_SKIP() << "the reservation lives in the reserving object";
+  }
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto backend = GetParam().make(dir_.path(), nullptr);
+    backend->reserve("dut-1", reservation("firmware flash"));
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(second_->try_lock(resource("dut-1"), holder("b")), nullptr);
+  const auto seen = second_->reservations_of({"dut-1"});
+  ASSERT_TRUE(seen.at(0).has_value());
+  EXPECT_EQ(seen[0]->reason, "firmware flash");
+  second_->unreserve("dut-1");
+  EXPECT_NE(second_->try_lock(resource("dut-1"), holder("c")), nullptr);
+}
+
+TEST_P(BackendContract, AReservationEndsOnItsOwnAtUntil) {
+  if (GetParam().reserve != BackendUnderTest::Reserve::kStore) {
+    GTEST_SKIP() << "`until` is kept by the reservation holder process (lockable reserve)";
+  }
+  auto timed = reservation("until soon");
+  timed.until = std::chrono::system_clock::now() + 1s;
+  first_->reserve("dut-1", timed);
+  EXPECT_EQ(second_->try_lock(resource("dut-1"), holder("b")), nullptr);
+  std::unique_ptr<HeldLock> lock;
+  const auto give_up = Clock::now() + 30s;
+  while (!lock && Clock::now() < give_up) {
+    std::this_thread::sleep_for(100ms);
+    lock = second_->try_lock(resource("dut-1"), holder("c"));
+  }
+  EXPECT_NE(lock, nullptr) << "the reservation did not end at its until";
+  EXPECT_FALSE(second_->reservations_of({"dut-1"}).at(0).has_value());
+}
+
+TEST_P(BackendContract, DrainLetsTheHolderKeepItAndNobodyElseGetsIt) {
+  if (GetParam().reserve != BackendUnderTest::Reserve::kStore) {
+    GTEST_SKIP() << "the service cannot reserve a held device (lockable drain waits for it)";
+  }
+  auto lock = first_->try_lock(resource("dut-1"), holder("a"));
+  ASSERT_NE(lock, nullptr);
+  auto draining = reservation("retire after this run");
+  draining.draining = true;
+  second_->reserve("dut-1", draining);
+  EXPECT_FALSE(lock->lost());
+  EXPECT_TRUE(second_->holder_of("dut-1").has_value()) << "the holder keeps it";
+  lock->release();
+  EXPECT_EQ(second_->try_lock(resource("dut-1"), holder("b")), nullptr);
+  const auto seen = first_->reservations_of({"dut-1"});
+  ASSERT_TRUE(seen.at(0).has_value());
+  EXPECT_TRUE(seen[0]->draining);
+}
+
+TEST_P(BackendContract, ForceReleaseTakesTheDeviceFromItsHolder) {
+  if (!GetParam().force_release) {
+    EXPECT_THROW(first_->force_release("dut-1", "stuck"), BackendError);
+    return;
+  }
+  EXPECT_FALSE(second_->force_release("dut-1", "nothing to take").has_value()) << "free";
+  auto lock = first_->try_lock(resource("dut-1"), holder("stuck-alloc"));
+  ASSERT_NE(lock, nullptr);
+  const auto old_token = lock->fencing_token();
+  std::promise<std::string> lost;
+  lock->on_lock_loss([&](const std::string& reason) { lost.set_value(reason); });
+  const auto taken = second_->force_release("dut-1", "stuck since yesterday");
+  ASSERT_TRUE(taken.has_value());
+  if (!GetParam().force_release_takes_it) {
+    // The lock folder names the holder; the flock stays with the living process.
+    EXPECT_EQ(taken->pid, static_cast<long>(::getpid()));
+    EXPECT_EQ(taken->alloc_id, "stuck-alloc");
+    EXPECT_FALSE(lock->lost());
+    EXPECT_EQ(second_->try_lock(resource("dut-1"), holder("b")), nullptr);
+    return;
+  }
+  auto reason = lost.get_future();
+  ASSERT_EQ(reason.wait_for(30s), std::future_status::ready) << "the holder saw no loss";
+  EXPECT_NE(reason.get().find("dut-1"), std::string::npos);
+  EXPECT_TRUE(lock->lost());
+  auto next = second_->try_lock(resource("dut-1"), holder("next"));
+  ASSERT_NE(next, nullptr);
+  if (old_token) {
+    ASSERT_TRUE(next->fencing_token().has_value());
+    EXPECT_GT(*next->fencing_token(), *old_token);
+  }
+  lock->release();
+  EXPECT_TRUE(second_->holder_of("dut-1").has_value()) << "the old holder freed the new one's";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, BackendContract, ::testing::ValuesIn(all_backends()),
                          [](const ::testing::TestParamInfo<BackendUnderTest>& param_info) {
                            return param_info.param.name;
                          });

@@ -2,6 +2,7 @@
 // that ended without a device, written through a real file, read back with the report's reader.
 
 #include <lockable/lockable.hpp>
+#include <lockable/metrics.hpp>
 
 #include <gtest/gtest.h>
 
@@ -114,6 +115,40 @@ TEST_F(AllocationLogTest, RequestsThatGetNothingAreLoggedWithTheirCandidatesAndW
     }
   }
   EXPECT_EQ(outcomes, (std::vector<std::string>{"timed_out", "no_match", "cancelled"}));
+}
+
+TEST(AllocationLogAdminTest, OperatorsActionsAreOneLineEachWithWhoAndWhy) {
+  test::TempDir dir;
+  const auto file = dir.path() / "allocations.jsonl";
+  auto log = make_allocation_log(file, "lock folder /locks", "", nullptr);
+  for (const auto kind : {AllocationEvent::Kind::kReserved, AllocationEvent::Kind::kForced,
+                          AllocationEvent::Kind::kUnreserved}) {
+    AllocationEvent event;
+    event.kind = kind;
+    event.resource_ids = {"dut-1"};
+    event.by = "ann@rig-01";
+    event.reason = "bench rework";
+    if (kind == AllocationEvent::Kind::kForced) event.holder = "pid 42 on rig-01";
+    event.hostname = "rig-01";
+    event.pid = 7;
+    event.wall_time = std::chrono::system_clock::now();
+    log(event);
+  }
+  const auto lines = lines_of(file);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["event"], "reserved");
+  EXPECT_EQ(lines[1]["event"], "forced");
+  EXPECT_EQ(lines[1]["holder"], "pid 42 on rig-01");
+  EXPECT_EQ(lines[2]["event"], "unreserved");
+  for (const auto& line : lines) {
+    EXPECT_EQ(line["resource_id"], "dut-1");
+    EXPECT_EQ(line["by"], "ann@rig-01");
+    EXPECT_EQ(line["reason"], "bench rework");
+    EXPECT_EQ(line["backend"], "lock folder /locks");
+    EXPECT_TRUE(metrics::parse_timestamp(line["time"].get<std::string>()).has_value());
+    EXPECT_TRUE(metrics::is_admin_line(line));
+    EXPECT_FALSE(line.contains("outcome")) << "no allocation: older readers skip or name it";
+  }
 }
 
 TEST(AllocationLogWarningTest, UnwritableFileIsOneWarningAndNeverAFailedAllocation) {

@@ -176,6 +176,9 @@ TEST_F(EventsTest, KindNamesAreStable) {
   EXPECT_STREQ(to_string(Kind::kTimedOut), "timed_out");
   EXPECT_STREQ(to_string(Kind::kNoMatch), "no_match");
   EXPECT_STREQ(to_string(Kind::kGranted), "granted");
+  EXPECT_STREQ(to_string(Kind::kForced), "forced");
+  EXPECT_STREQ(to_string(Kind::kReserved), "reserved");
+  EXPECT_STREQ(to_string(Kind::kUnreserved), "unreserved");
 }
 
 }  // namespace

@@ -110,6 +110,30 @@ TEST(ReadInputTest, AllocationLogCountsGoodLinesAndNamesCorruptAndIncompleteOnes
   EXPECT_NE(input.problems[2].message.find("last line is incomplete"), std::string::npos);
 }
 
+TEST(ReadInputTest, OperatorsLinesAreCountedAndNeitherRecordsNorProblems) {
+  AllocationRecord record = grant("a", "1", 1796138444.5, 2, 0.25);
+  record.host = "h";
+  const std::string text =
+      to_log_line(record) +
+      metrics::admin_log_line("forced", "a", "ann@h", "stuck", "pid 4 on h", "h", 9, "etcd",
+                              1796138450) +
+      metrics::admin_log_line("reserved", "a", "ann@h", "rework", "", "h", 9, "etcd", 1796138451) +
+      R"({"event":"exploded","resource_id":"a"})" + "\n";
+  const auto input = read_input(text, "log.jsonl");
+  EXPECT_EQ(input.records.size(), 1u);
+  EXPECT_EQ(input.admin_events, 2u);
+  ASSERT_EQ(input.problems.size(), 1u) << "an unknown event is still a problem";
+  EXPECT_EQ(input.problems[0].line, 4u);
+  // A log that starts with an operator's line is still read as a log.
+  const auto admin_first = read_input(
+      metrics::admin_log_line("unreserved", "a", "ann@h", "", "", "h", 9, "etcd", 1796138452) +
+          to_log_line(record),
+      "log.jsonl");
+  EXPECT_EQ(admin_first.records.size(), 1u);
+  EXPECT_EQ(admin_first.admin_events, 1u);
+  EXPECT_TRUE(admin_first.problems.empty());
+}
+
 TEST(ReadInputTest, AGrantedLineWithAnEmptyResourceIdIsAProblemNotARecord) {
   AllocationRecord record = grant("a", "1", 1796138444.5, 2, 0.25);
   std::string line = to_log_line(record);

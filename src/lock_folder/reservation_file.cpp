@@ -1,0 +1,117 @@
+// `<folder>/<id>.reserved.json`: reading, writing (temp file + rename) and removing a device's
+// reservation. See reservation_file.hpp.
+
+#include "lock_folder/reservation_file.hpp"
+
+#include <lockable/error.hpp>
+
+#include "core/json_text.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <random>
+
+namespace lockable::folder_backend {
+namespace {
+
+std::string random_hex() {
+  std::random_device device;
+  std::string text;
+  for (int i = 0; i < 4; ++i) {
+    char part[9];
+    std::snprintf(part, sizeof part, "%08x", static_cast<unsigned>(device()));
+    text += part;
+  }
+  return text;
+}
+
+}  // namespace
+
+fs::path reservation_path(const fs::path& folder, const std::string& id) {
+  return folder / (id + ".reserved.json");
+}
+
+std::string new_reservation_token() { return random_hex(); }
+
+std::string reservation_alloc_id(const std::string& token) { return "reservation " + token; }
+
+void write_reservation(const fs::path& folder, const std::string& id, const ReservationFile& file) {
+  const fs::path path = reservation_path(folder, id);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    throw ResourceUnusableError(id,
+                                unusable_reason(path, S_ISLNK(st.st_mode) ? ELOOP : kNotRegular));
+  }
+  Json json = file.reservation.to_json();
+  json["token"] = file.token;
+  const std::string content = detail::dump(json) + "\n";
+  // A hidden name the Python package and our scans of `*.pid` never look at.
+  const fs::path temp = folder / ("." + id + ".reserved.json." + random_hex() + ".tmp");
+  UniqueFd fd = create_shared(temp, O_WRONLY, 0644);
+  if (!fd) {
+    throw BackendError("cannot write " + temp.string() + " (" + errno_text(errno) +
+                       ") to reserve " + id + "; make " + folder.string() +
+                       " writable for this account");
+  }
+  if (!write_all(fd.get(), content) || ::fsync(fd.get()) != 0) {
+    const int error = errno;
+    ::unlink(temp.c_str());
+    throw BackendError("cannot write " + temp.string() + " (" + errno_text(error) +
+                       ") to reserve " + id + "; free space in " + folder.string());
+  }
+  fd.reset();
+  // rename() replaces the name itself (a symlink put there meanwhile is replaced, not followed).
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(temp.c_str());
+    throw BackendError("cannot rename " + temp.string() + " to " + path.string() + " (" +
+                       errno_text(error) + "); in a sticky folder only the owner of " +
+                       path.string() + " (or root) may replace it");
+  }
+}
+
+std::optional<ReservationFile> read_reservation(const fs::path& folder, const std::string& id) {
+  const fs::path path = reservation_path(folder, id);
+  struct stat st {};
+  int error = 0;
+  UniqueFd fd = open_regular(path, O_RDONLY, st, error);
+  if (!fd && error == ENOENT) return std::nullopt;
+  ReservationFile file;
+  file.reservation.reason = "unreadable reservation";
+  if (!fd) {
+    file.reservation.problem = unusable_reason(path, error);
+    return file;
+  }
+  const Json json = Json::parse(read_all(fd.get()), nullptr, false);
+  try {
+    file.reservation = Reservation::from_json(json);
+    if (const auto it = json.find("token"); it != json.end() && it->is_string()) {
+      file.token = it->get<std::string>();
+    }
+  } catch (const std::invalid_argument& bad) {
+    file.reservation = Reservation{};
+    file.reservation.reason = "unreadable reservation";
+    file.reservation.problem = path.string() + " is not a reservation (" + bad.what() +
+                               "); run `lockable unreserve " + id + "` or `lockable reserve " + id +
+                               " --reason ...` to replace it";
+  }
+  return file;
+}
+
+bool remove_reservation(const fs::path& folder, const std::string& id, const std::string& token) {
+  const fs::path path = reservation_path(folder, id);
+  if (!token.empty()) {
+    const auto current = read_reservation(folder, id);
+    if (!current || current->token != token) return false;
+  }
+  if (::unlink(path.c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw BackendError("cannot remove " + path.string() + " (" + errno_text(errno) +
+                     ") to unreserve " + id + "; in a sticky folder only its owner (or root) " +
+                     "may remove it");
+}
+
+}  // namespace lockable::folder_backend

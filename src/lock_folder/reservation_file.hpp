@@ -1,0 +1,59 @@
+#pragma once
+
+// Private to the lock folder backend (and to the CLI's reservation holder):
+// `<folder>/<id>.reserved.json`, the file that takes a device out of service. Written atomically (a
+// temp file renamed over it), so a reader sees the old or the new reservation, never a torn one.
+// Besides the Reservation it holds a token: the reservation holder process locks the device with
+// alloc id `reservation <token>`, which is how `status` tells that the holder still runs.
+
+#include <lockable/backend.hpp>
+
+#include "lock_folder/descriptors.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace lockable::folder_backend {
+
+/// `<folder>/<id>.reserved.json`.
+fs::path reservation_path(const fs::path& folder, const std::string& id);
+
+/// What the file holds.
+struct ReservationFile {
+  Reservation reservation;
+  /// Random; names this reservation's holder process (`reservation <token>` as its alloc id).
+  std::string token;
+};
+
+/// A new random token.
+std::string new_reservation_token();
+
+/// The alloc id the holder process of `token` locks with.
+std::string reservation_alloc_id(const std::string& token);
+
+/// Writes the reservation of `id` atomically. Throws ResourceUnusableError when the entry is not
+/// a regular file (a symlink, a directory, a FIFO: never followed or replaced), BackendError when
+/// the folder cannot be written.
+void write_reservation(const fs::path& folder, const std::string& id, const ReservationFile& file);
+
+/// The reservation of `id`, expired ones included (the caller decides); nullopt when there is
+/// none. A file that cannot be read or parsed counts as a reservation whose reason says what is
+/// wrong with it and how to fix it: a device is never handed out because its reservation is
+/// damaged.
+std::optional<ReservationFile> read_reservation(const fs::path& folder, const std::string& id);
+
+/// Removes the reservation of `id` when its token is `token` (any token when empty). True when a
+/// file was removed. Throws BackendError when it cannot be removed.
+bool remove_reservation(const fs::path& folder, const std::string& id, const std::string& token);
+
+/// Locks `id` for its reservation holder: what `backend.try_lock` does, except that the
+/// reservation file does not stop it. `backend` must be a lock folder backend (else
+/// BackendError). nullptr when someone else holds the device.
+std::unique_ptr<HeldLock> lock_for_reservation(LockBackend& backend, const std::string& id,
+                                               const HolderInfo& holder);
+
+/// The folder of a lock folder backend (BackendError for another backend).
+fs::path folder_of(LockBackend& backend);
+
+}  // namespace lockable::folder_backend
