@@ -244,9 +244,23 @@ class Session : public std::enable_shared_from_this<Session> {
     take_lost_locked(lease, why);
   }
 
-  void add(const std::shared_ptr<LockState>& state) {
+  // Keeps `state` for loss reporting, unless its lease may have lapsed while the lock
+  // transaction was under way (a slow or stalled member answered after the TTL): then another
+  // holder may have the device already, so the lease counts as lost (and is revoked, freeing the
+  // key), and false says the lock must not be handed out.
+  bool add_if_alive(const std::shared_ptr<LockState>& state) {
     std::lock_guard<std::mutex> guard(mutex_);
+    const auto now = Clock::now();
+    if (state->lease != lease_ ||
+        etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), now)) {
+      if (state->lease == lease_) {
+        take_lost_locked(lease_, "no keepalive succeeded for " + seconds_text(now - last_ok_sent_) +
+                                     " while a lock transaction was under way");
+      }
+      return false;
+    }
     locks_.push_back(state);
+    return true;
   }
 
   void remove(const LockState* state) {
@@ -257,6 +271,12 @@ class Session : public std::enable_shared_from_this<Session> {
                                   return !locked || locked.get() == state;
                                 }),
                  locks_.end());
+  }
+
+  // The TTL the server granted (the wanted one before the first grant).
+  Clock::duration ttl() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return ttl_ != Clock::duration{} ? ttl_ : wanted_ttl_;
   }
 
   // True when locks taken on `lease` must count as lost now.
@@ -1037,7 +1057,19 @@ class EtcdBackend final : public LockBackend {
         state->key = key;
         state->token = revision;
         state->lease = lease;
-        session_->add(state);
+        if (!session_->add_if_alive(state)) {
+          // Granted on a lease that may be gone: try once more on a fresh lease (the old key
+          // goes with the old lease); a second such answer means etcd is too slow for the TTL.
+          if (attempt > 0) {
+            throw TemporarilyUnavailableError(
+                "etcd at " + session_->client().describe() +
+                " answered a lock transaction only after the lease's TTL (" +
+                seconds_text(session_->ttl()) +
+                ") had nearly run out; it is overloaded or a member is down: retrying, or give "
+                "a longer ?ttl= in the backend spec");
+          }
+          continue;
+        }
         return std::make_unique<EtcdHeldLock>(session_, std::move(state));
       }
       const Json responses = answer.value("responses", Json::array());

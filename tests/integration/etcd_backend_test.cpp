@@ -127,6 +127,51 @@ TEST_F(EtcdTest, FailsOverToTheNextEndpoint) {
   EXPECT_TRUE(backend->holder_of("dut-1").has_value());
 }
 
+// Found by the fault harness (etcd seed 1004): a member stalled past the TTL answered a lock
+// transaction after the lease had lapsed, and the lock was handed out although another holder
+// could have the device by then.
+TEST_F(EtcdTest, ALockGrantedOnlyAfterItsLeaseLapsedIsNeverHandedOut) {
+  std::atomic<int> stalled_lock_txns{1};
+  std::atomic<bool> stalling{false};
+  const int etcd_port = server_->client_port();
+  test::HttpServer proxy([&](httplib::Server& server) {
+    server.Post(".*", [&](const httplib::Request& request, httplib::Response& response) {
+      const bool lock_txn =
+          request.path == "/v3/kv/txn" && request.body.find("request_put") != std::string::npos;
+      const bool stall = lock_txn && stalled_lock_txns.fetch_sub(1) > 0;
+      if (stall) stalling = true;
+      // No keepalive gets through while the answer is held back, as with a stalled member.
+      while (!stall && stalling && request.path == "/v3/lease/keepalive") {
+        std::this_thread::sleep_for(10ms);
+      }
+      const auto answer = test::http_call(etcd_port, "POST", request.path, request.body, 5s);
+      if (stall) {
+        // Done in time by etcd, answered after the lease may have lapsed (2 s TTL less the 0.5 s
+        // margin) but before the client gives up on the attempt (2 s).
+        std::this_thread::sleep_for(1800ms);
+        stalling = false;
+      }
+      response.status = answer ? answer->status : 502;
+      response.set_content(answer ? answer->body : std::string(), "application/json");
+    });
+  });
+  auto opts = options();
+  opts.endpoints = {proxy.url()};
+  auto backend = make_etcd_backend(opts);
+  std::unique_ptr<HeldLock> lock;
+  try {
+    lock = backend->try_lock(resource("dut-1"), holder("a"));
+  } catch (const TemporarilyUnavailableError&) {
+    // Allowed: the caller retries.
+  }
+  if (lock) {
+    EXPECT_FALSE(lock->lost()) << "a lock whose lease may have lapsed was handed out";
+    const auto holder_now = backend->holder_of("dut-1");
+    ASSERT_TRUE(holder_now.has_value());
+    EXPECT_EQ(holder_now->alloc_id, "a");
+  }
+}
+
 TEST_F(EtcdTest, NotAnEtcdGatewayIsSaidSo) {
   test::HttpServer other([](httplib::Server& server) {
     server.Post(".*", [](const httplib::Request&, httplib::Response& response) {
