@@ -10,7 +10,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(build-essential cmake ninja-build git python3 pkg-config
   libgtest-dev nlohmann-json3-dev libcurl4-openssl-dev libboost-dev libboost-regex-dev
   libcli11-dev libcpp-httplib-dev libbenchmark-dev etcd-server
-  clang clang-format libclang-rt-14-dev python3-junitparser python3-prometheus-client chromium)
+  clang clang-format libclang-rt-14-dev python3-junitparser python3-prometheus-client chromium
+  openssl)
 
 install_deps() {
   local missing=()
