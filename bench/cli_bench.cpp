@@ -17,23 +17,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_timing.hpp"
+
 #ifndef LOCKABLE_CLI_PATH
 #error "LOCKABLE_CLI_PATH must name the built lockable command"
 #endif
 
 namespace {
 
-long long monotonic_ns() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
-}
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
-}
+using lockable::bench::monotonic_ns;
+using lockable::bench::percentile;
 
 // Runs `argv` with stdout and stderr on /dev/null; milliseconds from fork to its reaping, or a
 // negative value when it did not exit 0.

@@ -16,13 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include "bench_timing.hpp"
+
 namespace {
 
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
-}
+using lockable::bench::percentile;
 
 }  // namespace
 

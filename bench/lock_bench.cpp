@@ -20,19 +20,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench_timing.hpp"
+
 namespace {
 
-long long monotonic_ns() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
-}
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
-}
+using lockable::bench::monotonic_ns;
+using lockable::bench::percentile;
 
 lockable::Options options_for(const std::filesystem::path& folder) {
   lockable::Options options;
