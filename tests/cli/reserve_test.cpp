@@ -231,6 +231,74 @@ TEST_F(ReserveTest, AReservedDeviceIsTakenByNeitherLockableNorThePythonPackage) 
   EXPECT_EQ(report.err, "") << "the operators' lines are no problem";
 }
 
+// A lab's lock folder shared by several accounts (1777, like /tmp): a reservation made by one
+// account keeps every other account off, only its owner or root lifts it, and the refusal says
+// why and how. Needs root, to act as a second account (nobody).
+TEST_F(ReserveTest, AcrossAccountsAReservationKeepsOthersOffAndOnlyItsOwnerOrRootLiftsIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run lockable as a second account";
+  fs::permissions(dir_.path(), fs::perms::all);
+  fs::create_directories(locks_);
+  fs::permissions(locks_, fs::perms::all | fs::perms::sticky_bit);
+  fs::permissions(resources_,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(metrics_.parent_path(), fs::perms::all);
+  const auto as_nobody = [](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                               "--clear-groups", "--", LOCKABLE_CLI_PATH});
+    return run_program(std::move(args));
+  };
+  const std::vector<std::string> lock_dut_1{
+      "--resources", resources_.string(), "--lock-folder", locks_.string(), "--hostname",
+      "rig",         "--requirements",    "id=dut-1",      "--timeout",     "1",
+      "true"};
+  const std::vector<std::string> folder{"--resources", resources_.string(), "--lock-folder",
+                                        locks_.string()};
+  const auto with_folder = [&](std::vector<std::string> args) {
+    args.insert(args.end(), folder.begin(), folder.end());
+    return args;
+  };
+
+  // root reserves dut-1: nobody waits in vain, told why, and may not lift it.
+  ASSERT_EQ(run(with_folder({"reserve", "dut-1", "--reason", "bench repair"})).exit_code, 0);
+  const auto kept_off = as_nobody(lock_dut_1);
+  EXPECT_EQ(kept_off.exit_code, 6) << kept_off;
+  EXPECT_NE(kept_off.err.find("reserved, \"bench repair\" (reserved by root@"), std::string::npos)
+      << kept_off;
+  const auto refused = as_nobody(with_folder({"unreserve", "dut-1"}));
+  EXPECT_NE(refused.exit_code, 0) << refused;
+  EXPECT_NE(refused.err.find("cannot remove " + (locks_ / "dut-1.reserved.json").string()),
+            std::string::npos)
+      << refused;
+  EXPECT_NE(refused.err.find("only its owner (or root) may remove it"), std::string::npos)
+      << refused;
+  EXPECT_TRUE(reservation_holder_holds("dut-1")) << "a refused unreserve changed nothing";
+  EXPECT_EQ(as_nobody(lock_dut_1).exit_code, 6);
+
+  // root lifts its own reservation: nobody locks the device at once.
+  ASSERT_EQ(run(with_folder({"unreserve", "dut-1"})).exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return !reservation_holder_holds("dut-1"); }));
+  const auto after = as_nobody(lock_dut_1);
+  EXPECT_EQ(after.exit_code, 0) << after;
+
+  // nobody reserves dut-2: root's lockers honour it, and root may lift it.
+  const auto by_nobody = as_nobody(with_folder({"reserve", "dut-2", "--reason", "night soak"}));
+  ASSERT_EQ(by_nobody.exit_code, 0) << by_nobody;
+  ASSERT_TRUE(reservation_holder_holds("dut-2"));
+  const auto root_waits =
+      run({"--resources", resources_.string(), "--lock-folder", locks_.string(), "--hostname",
+           "rig", "--requirements", "id=dut-2", "--timeout", "1", "true"});
+  EXPECT_EQ(root_waits.exit_code, 6) << root_waits;
+  EXPECT_NE(root_waits.err.find("\"night soak\" (reserved by nobody@"), std::string::npos)
+      << root_waits;
+  ASSERT_EQ(run(with_folder({"unreserve", "dut-2"})).exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return !reservation_holder_holds("dut-2"); }))
+      << "nobody's holder process did not let go after root's unreserve";
+  EXPECT_EQ(run({"--resources", resources_.string(), "--lock-folder", locks_.string(), "--hostname",
+                 "rig", "--requirements", "id=dut-2", "--timeout", "5", "true"})
+                .exit_code,
+            0);
+}
+
 TEST_F(ReserveTest, TheReservationHolderSurvivesTheTerminalAndComesBackAfterAReboot) {
   ASSERT_EQ(run(where({"reserve", "dut-1", "--reason", "flaky USB"})).exit_code, 0);
   const long holder = reservation_holder_pid("dut-1");
