@@ -16,59 +16,70 @@ namespace {
 
 using Log = std::function<void(const std::string&)>;
 
+// What a maker gets besides the spec.
+struct Context {
+  Log log;  // warnings; empty: stderr
+  // Bound on a resources URL's fetch, its retries included.
+  std::chrono::milliseconds fetch_timeout = UrlProviderOptions{}.timeout;
+};
+
 template <class Made>
 struct Entry {
   SpecScheme info;
-  // Gets the spec without "scheme://" ("" scheme: the whole spec) and the warning sink; null
-  // when reserved.
-  std::unique_ptr<Made> (*make)(const std::string& rest, const Log& log);
+  // Gets the spec without "scheme://" ("" scheme: the whole spec) and the context; null when
+  // reserved.
+  std::unique_ptr<Made> (*make)(const std::string& rest, const Context& context);
   // The read-only form for `status`; null when the scheme has none.
-  std::unique_ptr<Made> (*observe)(const std::string& rest, const Log& log) = nullptr;
+  std::unique_ptr<Made> (*observe)(const std::string& rest, const Context& context) = nullptr;
 };
 
-std::unique_ptr<LockBackend> lock_folder(const std::string& path, const Log& log) {
+std::unique_ptr<LockBackend> lock_folder(const std::string& path, const Context& context) {
   return make_lock_folder_backend(
-      path.empty() ? default_lock_folder() : std::filesystem::path(path), log);
+      path.empty() ? default_lock_folder() : std::filesystem::path(path), context.log);
 }
 
-std::unique_ptr<LockBackend> lock_folder_observer(const std::string& path, const Log& /*log*/) {
+std::unique_ptr<LockBackend> lock_folder_observer(const std::string& path,
+                                                  const Context& /*context*/) {
   return make_lock_folder_observer(path);
 }
 
-std::unique_ptr<LockBackend> etcd_backend(const std::string& rest, const Log& log) {
+std::unique_ptr<LockBackend> etcd_backend(const std::string& rest, const Context& context) {
   auto options = etcd_options_from_spec(rest);
-  options.log = log;
+  options.log = context.log;
   return make_etcd_backend(std::move(options));
 }
 
-std::unique_ptr<LockBackend> etcd_observer(const std::string& rest, const Log& /*log*/) {
+std::unique_ptr<LockBackend> etcd_observer(const std::string& rest, const Context& /*context*/) {
   return make_etcd_observer(etcd_options_from_spec(rest));
 }
 
-std::unique_ptr<ResourceProvider> resources_file(const std::string& path, const Log& /*log*/) {
+std::unique_ptr<ResourceProvider> resources_file(const std::string& path,
+                                                 const Context& /*context*/) {
   if (path.empty()) {
     throw ConfigError("no resources given; pass a resources.json path (--resources) or a list");
   }
   return make_file_provider(path);
 }
 
-std::unique_ptr<LockBackend> lock_service_http(const std::string& rest, const Log& log) {
-  return make_lock_service_backend("http://" + rest, log);
+std::unique_ptr<LockBackend> lock_service_http(const std::string& rest, const Context& context) {
+  return make_lock_service_backend("http://" + rest, context.log);
 }
 
-std::unique_ptr<LockBackend> lock_service_https(const std::string& rest, const Log& log) {
-  return make_lock_service_backend("https://" + rest, log);
+std::unique_ptr<LockBackend> lock_service_https(const std::string& rest, const Context& context) {
+  return make_lock_service_backend("https://" + rest, context.log);
 }
 
-std::unique_ptr<ResourceProvider> resources_http(const std::string& rest, const Log& log) {
+std::unique_ptr<ResourceProvider> resources_http(const std::string& rest, const Context& context) {
   UrlProviderOptions options;
-  options.log = log;
+  options.log = context.log;
+  options.timeout = context.fetch_timeout;
   return make_url_provider("http://" + rest, options);
 }
 
-std::unique_ptr<ResourceProvider> resources_https(const std::string& rest, const Log& log) {
+std::unique_ptr<ResourceProvider> resources_https(const std::string& rest, const Context& context) {
   UrlProviderOptions options;
-  options.log = log;
+  options.log = context.log;
+  options.timeout = context.fetch_timeout;
   return make_url_provider("https://" + rest, options);
 }
 
@@ -126,7 +137,7 @@ std::optional<std::string> scheme_of(const std::string& spec) {
 
 template <class Made>
 std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::string& spec,
-                           const std::string& what, const Log& log, bool observer = false) {
+                           const std::string& what, const Context& context, bool observer = false) {
   const auto scheme = scheme_of(spec);
   const std::string rest = scheme ? spec.substr(scheme->size() + 3) : spec;
   for (const auto& entry : table) {
@@ -143,9 +154,9 @@ std::unique_ptr<Made> make(const std::vector<Entry<Made>>& table, const std::str
                           "\" cannot be observed read-only (a lock service has no query API); "
                           "use a path");
       }
-      return entry.observe(rest, log);
+      return entry.observe(rest, context);
     }
-    return entry.make(rest, log);
+    return entry.make(rest, context);
   }
   std::string known;
   for (const auto& entry : table) {
@@ -167,15 +178,22 @@ std::vector<SpecScheme> schemes(const std::vector<Entry<Made>>& table) {
 }  // namespace
 
 std::unique_ptr<LockBackend> make_lock_backend(const std::string& spec, Log log) {
-  return make(backends(), spec, "lock backend", log);
+  return make(backends(), spec, "lock backend", Context{log});
 }
 
 std::unique_ptr<LockBackend> make_lock_observer(const std::string& spec) {
-  return make(backends(), spec, "lock backend", Log{}, true);
+  return make(backends(), spec, "lock backend", Context{}, true);
 }
 
 std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec) {
-  return make(providers(), spec, "resources", Log{});
+  return make(providers(), spec, "resources", Context{});
+}
+
+std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec,
+                                                         std::chrono::milliseconds fetch_timeout) {
+  Context context;
+  context.fetch_timeout = fetch_timeout;
+  return make(providers(), spec, "resources", context);
 }
 
 std::vector<SpecScheme> lock_backend_schemes() { return schemes(backends()); }

@@ -762,7 +762,12 @@ Lockable::Lockable(Options options) : impl_(std::make_unique<Impl>()) {
   validate(options);
   std::unique_ptr<ResourceProvider> provider;
   if (const auto* path = std::get_if<std::filesystem::path>(&options.resources)) {
-    provider = make_resource_provider(path->string());
+    // A resources URL's first fetch retries a sick server; it must not outlast the wait the user
+    // asked for (at least a second for one attempt, at most the provider's 30 s).
+    const Seconds bound =
+        std::clamp(options.default_timeout, Seconds(1.0), Seconds(UrlProviderOptions{}.timeout));
+    const auto fetch_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(bound);
+    provider = make_resource_provider(path->string(), fetch_timeout);
   } else {
     provider = make_list_provider(std::get<Json>(options.resources));
   }

@@ -3,6 +3,7 @@
 #include <lockable/backend.hpp>
 #include <lockable/provider.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,6 +45,10 @@ std::unique_ptr<LockBackend> make_lock_observer(const std::string& spec);
 /// The resources source a spec names: a resources.json path or `file://PATH`, or an `http(s)://`
 /// URL (make_url_provider). Empty: ConfigError. Messages show URLs without credentials.
 std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec);
+/// The same, bounding an `http(s)://` URL's fetch, its retries included, by `fetch_timeout`
+/// (default 30 s); Lockable passes its timeout, so a sick server fails a short wait in time.
+std::unique_ptr<ResourceProvider> make_resource_provider(const std::string& spec,
+                                                         std::chrono::milliseconds fetch_timeout);
 
 /// The schemes each factory knows, in the order `--help` lists them.
 std::vector<SpecScheme> lock_backend_schemes();

@@ -193,6 +193,28 @@ TEST(HttpResources, AStalledServerEndsInAnErrorNamingTheUrl) {
   EXPECT_NE(what.find("timed out"), std::string::npos) << what;
 }
 
+// A sick inventory server must not outlast the wait the user asked for: the first fetch's
+// retries end with Lockable's timeout (the provider's own bound is 30 s).
+TEST(HttpResources, TheFirstFetchOfASickServerEndsWithLockablesTimeout) {
+  Inventory inventory;
+  inventory.status = 503;
+  HttpServer server(inventory.routes());
+  test::TempDir dir;
+  Options options;
+  options.resources = server.url("/resources.json");
+  options.lock_backend = (dir.path() / "locks").string();
+  options.hostname = "h";
+  options.default_timeout = Seconds(1);
+  const auto started = std::chrono::steady_clock::now();
+  const auto what = error_of([&] { Lockable(options).lock("id=dut-1"); });
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_NE(what.find(server.url("/resources.json")), std::string::npos) << what;
+  EXPECT_NE(what.find("503"), std::string::npos) << what;
+  // Generous: the old code retried for about 29 s.
+  EXPECT_LT(took, 15s) << what;
+  EXPECT_GE(inventory.gets, 2) << "a sick server still gets its retries within the timeout";
+}
+
 TEST(HttpResources, FollowsARedirect) {
   Inventory inventory;
   HttpServer server([&](httplib::Server& s) {
