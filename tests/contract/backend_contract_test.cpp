@@ -14,6 +14,7 @@
 
 #include <lockable/named_lock_backend.hpp>
 
+#include "lockable/test/child.hpp"
 #include "lockable/test/etcd_server.hpp"
 #include "lockable/test/files.hpp"
 #include "lockable/test/lock_service.hpp"
@@ -34,8 +35,11 @@ struct BackendUnderTest {
       make;
   bool works_across_processes = false;
   bool has_fifo_queue = true;
-  /// Takes a held lock away as a lease expiry would; null for backends that cannot lose one.
-  std::function<bool(LockBackend&, const std::string& id, const std::string& reason)> revoke;
+  /// Takes a held lock away as a lease expiry would (`dir`: the test's store, as for `make`);
+  /// false when nobody held it; null for backends that cannot lose one.
+  std::function<bool(LockBackend&, const std::filesystem::path& dir, const std::string& id,
+                     const std::string& reason)>
+      revoke;
   /// The loss handler gets the reason given to `revoke`; otherwise the backend words it (it must
   /// still name the device).
   bool revoke_sets_reason = true;
@@ -54,6 +58,10 @@ struct BackendUnderTest {
   bool force_release_takes_it = false;
   /// force_release is supported at all.
   bool force_release = false;
+  /// The holder learns of a loss later, from a thread of its own (not within `revoke`).
+  bool loss_is_noticed_later = false;
+  /// After a loss the device stays claimed in the loser's process until it releases.
+  bool lost_device_stays_claimed_in_process = false;
 };
 
 std::string always_available() { return std::string(); }
@@ -81,14 +89,23 @@ const BackendUnderTest kBackends[] = {
      [](const std::filesystem::path& dir, LockBackend*) {
        return make_lock_backend((dir / "locks").string());
      },
-     true, true, nullptr, true, always_available, true},
+     true, true,
+     [](LockBackend& backend, const std::filesystem::path& dir, const std::string& id,
+        const std::string&) {
+       // As a temp cleaner would: the held file goes, and the next locker makes a new one.
+       if (!backend.holder_of(id)) return false;
+       std::error_code ignored;
+       return std::filesystem::remove(dir / "locks" / (id + ".pid"), ignored);
+     },
+     true, always_available, true},
     {"Memory",
      [](const std::filesystem::path&, LockBackend* sibling) -> std::unique_ptr<LockBackend> {
        if (sibling == nullptr) return std::make_unique<test::MemoryBackend>();
        return std::make_unique<test::MemoryBackend>(*static_cast<test::MemoryBackend*>(sibling));
      },
      false, true,
-     [](LockBackend& backend, const std::string& id, const std::string& reason) {
+     [](LockBackend& backend, const std::filesystem::path&, const std::string& id,
+        const std::string& reason) {
        return static_cast<test::MemoryBackend&>(backend).revoke(id, reason);
      }},
     {"LockService",
@@ -100,7 +117,8 @@ const BackendUnderTest kBackends[] = {
                                 "?prefix=" + service_prefix(dir) + "&lease=2&poll=0.05");
      },
      true, true,
-     [](LockBackend& backend, const std::string& id, const std::string&) {
+     [](LockBackend& backend, const std::filesystem::path&, const std::string& id,
+        const std::string&) {
        // As a lapsed lease: the service forgets the name; the next heartbeat learns it.
        auto& service_backend = dynamic_cast<NamedLockBackend&>(backend);
        const bool revoked = lock_service().revoke(service_backend.lock_name(id));
@@ -108,7 +126,8 @@ const BackendUnderTest kBackends[] = {
        return revoked;
      },
      false},
-    // Losses over etcd (a lapsed lease) are real-time events, tested in etcd_backend_test.
+    // A loss over etcd: the holder's lease revoked, as an operator's forced release does (a
+    // lapsed lease, a real-time event, is tested in etcd_backend_test).
     {"Etcd",
      [](const std::filesystem::path& dir, LockBackend*) {
        EtcdOptions options;
@@ -117,7 +136,10 @@ const BackendUnderTest kBackends[] = {
        options.ttl = std::chrono::seconds(2);
        return make_etcd_backend(options);
      },
-     true, true, nullptr, true,
+     true, true,
+     [](LockBackend& backend, const std::filesystem::path&, const std::string& id,
+        const std::string& reason) { return backend.force_release(id, reason).has_value(); },
+     true,
      [] {
        return test::etcd_program() ? std::string()
                                    : std::string("no etcd on PATH (apt-get install etcd-server)");
@@ -131,10 +153,17 @@ BackendUnderTest with_capabilities(BackendUnderTest backend) {
   if (backend.name == "LockFolder") {
     backend.reserve = Reserve::kStore;
     backend.force_release = true;
+    // A removed lock file is noticed by the holder's checker thread, which words the reason.
+    backend.revoke_sets_reason = false;
+    backend.loss_is_noticed_later = true;
+    backend.lost_device_stays_claimed_in_process = true;
   } else if (backend.name == "Etcd") {
     backend.reserve = Reserve::kStore;
     backend.force_release = true;
     backend.force_release_takes_it = true;
+    // The holder's keepalive or watch notices the revoked lease and words the reason.
+    backend.revoke_sets_reason = false;
+    backend.loss_is_noticed_later = true;
   } else if (backend.name == "LockService") {
     backend.reserve = Reserve::kHolder;
     backend.force_release = true;
@@ -419,15 +448,42 @@ TEST_P(BackendContract, ALostLockRunsItsHandlerOnceAndNeverAfterRelease) {
   if (!GetParam().revoke) GTEST_SKIP() << "this backend never loses a lock";
   auto lock = first_->try_lock(resource("dut-1"), holder("a"));
   ASSERT_NE(lock, nullptr);
+  std::mutex mutex;  // the handler may run on the backend's thread
   std::vector<std::string> reasons;
-  lock->on_lock_loss([&](const std::string& reason) { reasons.push_back(reason); });
-  ASSERT_TRUE(GetParam().revoke(*first_, "dut-1", "dut-1: lease expired"));
+  lock->on_lock_loss([&](const std::string& reason) {
+    std::lock_guard<std::mutex> guard(mutex);
+    reasons.push_back(reason);
+  });
+  ASSERT_TRUE(GetParam().revoke(*first_, dir_.path(), "dut-1", "dut-1: lease expired"));
+  if (GetParam().loss_is_noticed_later) {
+    for (int i = 0; i < 1000 && !lock->lost(); ++i) std::this_thread::sleep_for(10ms);
+  }
   EXPECT_TRUE(lock->lost());
-  if (GetParam().revoke_sets_reason) {
-    EXPECT_EQ(reasons, std::vector<std::string>{"dut-1: lease expired"});
-  } else {
-    ASSERT_EQ(reasons.size(), 1u);
-    EXPECT_NE(reasons[0].find("dut-1"), std::string::npos) << reasons[0];
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (GetParam().revoke_sets_reason) {
+      EXPECT_EQ(reasons, std::vector<std::string>{"dut-1: lease expired"});
+    } else {
+      ASSERT_EQ(reasons.size(), 1u);
+      EXPECT_NE(reasons[0].find("dut-1"), std::string::npos) << reasons[0];
+    }
+  }
+  if (GetParam().lost_device_stays_claimed_in_process) {
+    // This process keeps counting the device as its own until the loser releases it (no second
+    // holder within one process), but another process may take it at once, and the loser's
+    // release must not free theirs.
+    EXPECT_EQ(second_->try_lock(resource("dut-1"), holder("b")), nullptr);
+    // Another process (a fork would inherit this process's claims): the Python package's holder.
+    test::Child other({"/usr/bin/python3", LOCKABLE_PYTHON_PID_LOCK, "hold",
+                       (dir_.path() / "locks" / "dut-1.pid").string()});
+    EXPECT_EQ(other.read_line(10s), std::optional<std::string>("locked"))
+        << "another process could not take the lost device";
+    lock->release();
+    EXPECT_TRUE(second_->holder_of("dut-1").has_value()) << "the loser's release freed it";
+    other.close_stdin();
+    EXPECT_EQ(other.wait(), 0);
+    EXPECT_FALSE(GetParam().revoke(*second_, dir_.path(), "dut-1", "late"));
+    return;
   }
   // The device may go to someone else at once; our release must not free theirs.
   auto next = second_->try_lock(resource("dut-1"), holder("b"));
@@ -437,7 +493,7 @@ TEST_P(BackendContract, ALostLockRunsItsHandlerOnceAndNeverAfterRelease) {
   bool ran_late = false;
   next->on_lock_loss([&](const std::string&) { ran_late = true; });
   next->release();
-  EXPECT_FALSE(GetParam().revoke(*second_, "dut-1", "late"));
+  EXPECT_FALSE(GetParam().revoke(*second_, dir_.path(), "dut-1", "late"));
   EXPECT_FALSE(ran_late);
 }
 
