@@ -1190,6 +1190,48 @@ TEST_F(CliTest, CommandInheritsNoDescriptorIntoTheLockFolder) {
   EXPECT_EQ(fds.find("inotify"), std::string::npos) << fds;
 }
 
+// ---- start-up: what a run loads -------------------------------------------------------------
+
+// The shared libraries mapped into process `pid`, one path per line.
+std::string mapped_libraries(pid_t pid) {
+  std::istringstream maps(read_text("/proc/" + std::to_string(pid) + "/maps"));
+  std::string libraries;
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.find('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) {
+      libraries += line.substr(slash) + "\n";
+    }
+  }
+  return libraries;
+}
+
+TEST_F(CliTest, ALockFolderRunLoadsNoHttpLibrary) {
+  // libcurl and its ~30 libraries cost ~4 ms of every start; only HTTP runs load it (dlopen).
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const std::string libraries = mapped_libraries(holder.pid());
+  EXPECT_NE(libraries.find("libc.so"), std::string::npos) << libraries;  // the check sees maps
+  EXPECT_EQ(libraries.find("libcurl"), std::string::npos) << libraries;
+  EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
+}
+
+TEST_F(CliTest, WithoutLibcurlLockFolderRunsWorkAndHttpNamesThePackageToInstall) {
+  // A libcurl.so.4 that cannot be loaded, found first through LD_LIBRARY_PATH.
+  const auto libraries = dir_.path() / "lib";
+  fs::create_directory(libraries);
+  write_file(libraries / "libcurl.so.4", "not a shared library\n");
+  const std::string env = "LD_LIBRARY_PATH=" + libraries.string();
+  const auto local = run(base({"--requirements", "id=dut-b", "true"}), {env});
+  EXPECT_EQ(local.exit_code, 0) << local;
+  const auto http = run(base({"--resources", "http://127.0.0.1:9/lab.json", "true"}), {env});
+  EXPECT_EQ(http.exit_code, 7) << http;
+  EXPECT_EQ(http.err.rfind("lockable: cannot load libcurl (libcurl.so.4)", 0), 0u) << http;
+  EXPECT_NE(http.err.find("apt-get install libcurl4"), std::string::npos) << http;
+  EXPECT_EQ(http.err.find("terminate called"), std::string::npos) << http;
+  EXPECT_FALSE(is_flocked(lock_file("dut-a")));
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
+}
+
 // ---- status -----------------------------------------------------------------------------------
 
 std::string line_of(const std::string& text, const std::string& id) {
