@@ -189,7 +189,7 @@ TEST_F(HttpCli, ALostDeviceStopsTheCommandAndExits9) {
 }
 
 TEST_F(HttpCli, AnHttpRunLoadsLibcurl) {
-  // libcurl is dlopen()ed on first use (a lock folder run never loads it, see cli_test): here it
+  // libcurl is dlopen()ed on first use (a lock folder run never loads it: cli_test): here it
   // must be there, the same check as cli_test's seeing it.
   Child holder(argv_of(base({"--", "sh", "-c", "touch \"$READY\"; exec sleep 600"})),
                options_with(env()));
