@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -305,6 +306,68 @@ TEST_F(CliTest, ShellBuiltinsAndKeywordsAreNotMistakenForMissingCommands) {
   EXPECT_EQ(result.exit_code, 5) << result;
   const auto builtin = run(base({"cd", "/", "&&", "exit", "6"}));
   EXPECT_EQ(builtin.exit_code, 6) << builtin;
+}
+
+TEST_F(CliTest, PlainWordsRunWithoutAShellInBetween) {
+  // The command's parent: lockable's keeper for plain words, a shell when there is syntax.
+  const auto script = dir_.path() / "parent.sh";
+  write_file(script, "#!/bin/sh\ncat /proc/$PPID/comm\n");
+  fs::permissions(script, fs::perms::owner_all);
+  const auto plain = run(base({"-q", script.string()}));
+  EXPECT_EQ(plain.exit_code, 0) << plain;
+  EXPECT_EQ(plain.out, "lockable\n") << plain;
+  const auto shell = run(base({"-q", script.string(), ">&1"}));
+  EXPECT_EQ(shell.exit_code, 0) << shell;
+  EXPECT_EQ(shell.out, "sh\n") << shell;
+  // A builtin's name stays with the shell: dash's echo prints -e, /bin/echo takes it.
+  const auto builtin = run(base({"-q", "echo", "-e", "x"}));
+  EXPECT_EQ(builtin.out, "-e x\n") << builtin;
+  const auto status = run(base({"-q", "ls", (dir_.path() / "missing").string()}));
+  EXPECT_EQ(status.exit_code, 2) << status;
+}
+
+TEST_F(CliTest, PlainWordsGetTheEnvironmentAndSignalMaskTheShellWouldGive) {
+  // Started with SIGUSR1 blocked, a name no shell variable can have, and PWD through a symlink:
+  // the shell drops the name, keeps the symlinked PWD and clears the mask; so must lockable.
+  const auto real = dir_.path() / "real";
+  fs::create_directory(real);
+  fs::create_directory_symlink(real, dir_.path() / "link");
+  const auto link = dir_.path() / "link";
+  const auto run_blocked = [&](std::vector<std::string> command) {
+    std::vector<std::string> argv{"/usr/bin/python3", "-c",
+                                  "import os, signal, sys\n"
+                                  "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
+                                  "os.execv(sys.argv[1], sys.argv[1:])\n",
+                                  LOCKABLE_CLI_PATH};
+    for (const auto& word : base({"-q", "--requirements", "id=dut-b"})) argv.push_back(word);
+    argv.insert(argv.end(), command.begin(), command.end());
+    auto options = lockable_options({"A-B=1", "PWD=" + link.string()}, link);
+    options.out = lockable::test::Stream::pipe();
+    options.err = lockable::test::Stream::pipe();
+    return lockable::test::run(argv, options, kGuard);
+  };
+  const auto sorted_without_alloc_id = [](const std::string& text) {
+    std::istringstream lines(text);
+    std::vector<std::string> kept;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("LOCKABLE_ALLOC_ID=", 0) != 0) kept.push_back(line);
+    }
+    std::sort(kept.begin(), kept.end());
+    std::string joined;
+    for (const auto& line : kept) joined += line + "\n";
+    return joined;
+  };
+  const auto plain = run_blocked({"env"});
+  const auto shell = run_blocked({"env", ">&1"});
+  ASSERT_EQ(plain.exit_code, 0) << plain;
+  ASSERT_EQ(shell.exit_code, 0) << shell;
+  EXPECT_EQ(sorted_without_alloc_id(plain.out), sorted_without_alloc_id(shell.out));
+  EXPECT_EQ(plain.out.find("A-B="), std::string::npos) << plain;
+  EXPECT_NE(plain.out.find("\nPWD=" + link.string() + "\n"), std::string::npos) << plain;
+  const auto plain_mask = run_blocked({"grep", "SigBlk", "/proc/self/status"});
+  const auto shell_mask = run_blocked({"grep", "SigBlk", "/proc/self/status", ">&1"});
+  EXPECT_EQ(plain_mask.out, shell_mask.out);
+  EXPECT_EQ(plain_mask.out, "SigBlk:\t0000000000000000\n") << plain_mask;
 }
 
 TEST_F(CliTest, ValidateOnlyAcceptsACommandLikeThePythonCliAndDoesNotRunIt) {
