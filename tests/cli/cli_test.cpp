@@ -1270,13 +1270,17 @@ std::string mapped_libraries(pid_t pid) {
 
 TEST_F(CliTest, ALockFolderRunLoadsNeitherLibcurlNorIcu) {
   // libcurl and its ~30 libraries cost ~4 ms of every start; only HTTP runs load it (dlopen).
-  // ICU came with the shared Boost.Regex; lockable links its static archive instead.
+  // ICU came with the shared Boost.Regex; lockable links its static archive instead. The C++
+  // runtime is linked into the command unless a build turned LOCKABLE_CLI_STATIC_RUNTIME off.
   Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
   const std::string libraries = mapped_libraries(holder.pid());
   EXPECT_NE(libraries.find("libc.so"), std::string::npos) << libraries;  // the check sees maps
   EXPECT_EQ(libraries.find("libcurl"), std::string::npos) << libraries;
   EXPECT_EQ(libraries.find("libicu"), std::string::npos) << libraries;
+  if (std::string(LOCKABLE_CLI_LINK_OPTIONS).find("-static-libstdc++") != std::string::npos) {
+    EXPECT_EQ(libraries.find("libstdc++"), std::string::npos) << libraries;
+  }
   EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
 }
 
