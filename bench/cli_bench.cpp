@@ -2,9 +2,12 @@
 // run `/bin/true`, release, exit. Printed next to its floors measured in the same run, rounds
 // interleaved so that a busy machine slows all three alike: fork+exec of `/bin/true` alone, and
 // `lockable --help` (start-up and exit without any lock). Medians in milliseconds. Plain main:
-// each sample is a child process.
+// each sample is a child process. Beside the elapsed time, the CPU time (user + system) of the
+// process and every child it reaped (wait4's rusage): on a shared, loaded machine the elapsed
+// time is mostly waiting for a core, the CPU time much less so.
 // Usage: cli_bench [rounds=200] [lockable-path=the one built with this benchmark]
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,9 +31,18 @@ namespace {
 using lockable::bench::monotonic_ns;
 using lockable::bench::percentile;
 
-// Runs `argv` with stdout and stderr on /dev/null; milliseconds from fork to its reaping, or a
-// negative value when it did not exit 0.
-double run_ms(const std::vector<std::string>& words) {
+struct Sample {
+  double elapsed_ms = 0;
+  double cpu_ms = 0;
+};
+
+double ms_of(const timeval& time) {
+  return static_cast<double>(time.tv_sec) * 1e3 + static_cast<double>(time.tv_usec) / 1e3;
+}
+
+// Runs `argv` with stdout and stderr on /dev/null; milliseconds from fork to its reaping and its
+// CPU time, or negative values when it did not exit 0.
+Sample run_ms(const std::vector<std::string>& words) {
   std::vector<char*> argv;
   for (const auto& word : words) argv.push_back(const_cast<char*>(word.c_str()));
   argv.push_back(nullptr);
@@ -44,9 +56,11 @@ double run_ms(const std::vector<std::string>& words) {
     ::_exit(127);
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  rusage usage{};
+  ::wait4(pid, &status, 0, &usage);
   const double ms = static_cast<double>(monotonic_ns() - start) / 1e6;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ms : -1;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {-1, -1};
+  return {ms, ms_of(usage.ru_utime) + ms_of(usage.ru_stime)};
 }
 
 }  // namespace
@@ -74,27 +88,31 @@ int main(int argc, char** argv) {
                                             "--",
                                             "/bin/true"};
   std::filesystem::create_directory(folder / "locks");
-  std::vector<double> true_ms;
-  std::vector<double> help_ms;
-  std::vector<double> lock_ms;
+  struct Series {
+    const char* name;
+    const std::vector<std::string>& words;
+    std::vector<double> elapsed;
+    std::vector<double> cpu;
+  };
+  Series series[] = {{"fork+exec /bin/true:", true_words, {}, {}},
+                     {"lockable --help:", help_words, {}, {}},
+                     {"lockable --requirements type=x -- /bin/true:", lock_words, {}, {}}};
   int failures = 0;
   for (int round = -5; round < rounds; ++round) {  // 5 rounds warm the page cache
-    const double t = run_ms(true_words);
-    const double h = run_ms(help_words);
-    const double l = run_ms(lock_words);
-    if (t < 0 || h < 0 || l < 0) ++failures;
-    if (round < 0) continue;
-    true_ms.push_back(t);
-    help_ms.push_back(h);
-    lock_ms.push_back(l);
+    for (auto& one : series) {
+      const Sample sample = run_ms(one.words);
+      if (sample.elapsed_ms < 0) ++failures;
+      if (round < 0) continue;
+      one.elapsed.push_back(sample.elapsed_ms);
+      one.cpu.push_back(sample.cpu_ms);
+    }
   }
-  std::printf("fork+exec /bin/true:                      median %.2f ms, p90 %.2f ms\n",
-              percentile(true_ms, 0.5), percentile(true_ms, 0.9));
-  std::printf("lockable --help:                          median %.2f ms, p90 %.2f ms\n",
-              percentile(help_ms, 0.5), percentile(help_ms, 0.9));
-  std::printf(
-      "lockable --requirements type=x -- /bin/true: median %.2f ms, p90 %.2f ms (%d rounds)\n",
-      percentile(lock_ms, 0.5), percentile(lock_ms, 0.9), rounds);
+  for (const auto& one : series) {
+    std::printf("%-45s median %.2f ms, p90 %.2f ms; CPU median %.2f ms\n", one.name,
+                percentile(one.elapsed, 0.5), percentile(one.elapsed, 0.9),
+                percentile(one.cpu, 0.5));
+  }
+  std::printf("(%d rounds)\n", rounds);
   if (failures > 0) std::printf("%d runs failed\n", failures);
   std::error_code ignored;
   std::filesystem::remove_all(folder, ignored);

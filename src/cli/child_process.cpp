@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -30,6 +32,72 @@ constexpr int kRelayedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 bool has_shell_syntax(const std::string& word) {
   return word.find_first_of(" \t\n|&;<>()$`\\\"'*?[]#~={}") != std::string::npos;
+}
+
+// Builtins and keywords of the shells /bin/sh may be (dash, bash, busybox ash, ksh, zsh): a
+// first word among them stays with the shell, whose builtin may differ from the program of that
+// name in PATH (dash's echo and /bin/echo do not take the same options).
+bool maybe_shell_builtin(const std::string& word) {
+  static const std::set<std::string> kNames{
+      ".",       ":",        "[",       "[[",       "]]",       "!",       "{",         "}",
+      "alias",   "autoload", "bg",      "bind",     "break",    "builtin", "caller",    "case",
+      "cd",      "chdir",    "command", "compgen",  "complete", "compopt", "continue",  "coproc",
+      "declare", "dirs",     "disown",  "do",       "done",     "echo",    "elif",      "else",
+      "enable",  "esac",     "eval",    "exec",     "exit",     "export",  "false",     "fc",
+      "fg",      "fi",       "for",     "function", "getopts",  "hash",    "help",      "history",
+      "if",      "in",       "jobs",    "kill",     "let",      "local",   "logout",    "mapfile",
+      "popd",    "print",    "printf",  "pushd",    "pwd",      "read",    "readarray", "readonly",
+      "return",  "select",   "set",     "setopt",   "shift",    "shopt",   "source",    "suspend",
+      "test",    "then",     "time",    "times",    "trap",     "true",    "type",      "typeset",
+      "ulimit",  "umask",    "unalias", "unset",    "until",    "wait",    "whence",    "while"};
+  return kNames.count(word) != 0;
+}
+
+// Whether exec runs `path` itself: an ELF binary or a `#!` script. Anything else (a script
+// without `#!`) the shell would run in a shell of its own, so it stays with the shell.
+bool exec_runs_itself(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return false;
+  char head[4] = {};
+  const ssize_t got = read(fd, head, sizeof head);
+  close(fd);
+  constexpr char kElf[4] = {0x7f, 'E', 'L', 'F'};
+  const bool script = got >= 2 && head[0] == '#' && head[1] == '!';
+  return script || (got == 4 && std::memcmp(head, kElf, 4) == 0);
+}
+
+// The shell's PWD: the inherited one when it is absolute and names the current directory (a
+// path through a symlink stays as the user typed it), else the physical path; empty when the
+// current directory has none (removed), as dash.
+std::string shell_pwd() {
+  const char* inherited = std::getenv("PWD");
+  struct stat named {};
+  struct stat here {};
+  if (inherited != nullptr && inherited[0] == '/' && stat(inherited, &named) == 0 &&
+      stat(".", &here) == 0 && named.st_dev == here.st_dev && named.st_ino == here.st_ino) {
+    return inherited;
+  }
+  std::string path(4096, '\0');
+  if (getcwd(path.data(), path.size()) == nullptr) return "";
+  path.resize(std::strlen(path.c_str()));
+  return path;
+}
+
+// Whether `command`, found at `path`, runs the same without `/bin/sh -c` (see resolve_command).
+bool runs_alike_without_shell(const std::vector<std::string>& command, const std::string& path) {
+  for (const auto& word : command) {
+    // An empty word disappears when the words are joined and split again.
+    if (word.empty() || has_shell_syntax(word)) return false;
+  }
+  const std::string& first = command.front();
+  if (first.find('/') == std::string::npos) {
+    if (maybe_shell_builtin(first)) return false;
+    // Unset, each shell searches its own default PATH, not the one find_executable assumes.
+    if (std::getenv("PATH") == nullptr) return false;
+  }
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd) == nullptr) return false;  // dash complains, and sets PWD empty
+  return exec_runs_itself(path);
 }
 
 enum class FileCheck { kExecutable, kMissing, kDirectory, kNotExecutable };
@@ -299,6 +367,12 @@ std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>
                                                   bool shell) {
   auto found = find_executable(command);
   if (!shell) return found;
+  if (auto* launch = std::get_if<Launch>(&found)) {
+    if (runs_alike_without_shell(command, launch->path)) {
+      launch->as_the_shell_would = true;
+      return found;
+    }
+  }
   std::string line;
   for (const auto& word : command) line += (line.empty() ? "" : " ") + word;
   const std::string& first = command.front();
@@ -358,6 +432,34 @@ std::optional<LaunchError> check_exec_size(const Launch& launch,
                          " is too large for exec (" + why + "; largest: " + largest +
                          "); shorten those attributes of " + resource_id +
                          " in the resources file, or unset large variables before lockable"};
+}
+
+std::vector<std::string> shell_exported_environment(const std::vector<std::string>& environment,
+                                                    const std::string& pwd) {
+  const auto shell_name = [](const std::string& name) {
+    if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])) != 0) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+      return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    });
+  };
+  std::vector<std::string> result;
+  std::map<std::string, std::size_t> index;  // name -> its entry in result
+  const auto put = [&](const std::string& name, const std::string& entry) {
+    const auto [at, added] = index.emplace(name, result.size());
+    if (added) {
+      result.push_back(entry);
+    } else {
+      result[at->second] = entry;  // the shell keeps the last value of a name
+    }
+  };
+  for (const auto& entry : environment) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string name = entry.substr(0, eq);
+    if (shell_name(name)) put(name, entry);
+  }
+  put("PWD", "PWD=" + pwd);
+  return result;
 }
 
 std::vector<std::string> child_environment(const char* const* environ_entries,
@@ -469,12 +571,18 @@ std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
   // Everything the child needs is built before fork(): between fork and exec only
   // async-signal-safe calls are allowed in a threaded process.
   auto argv = c_strings(launch.argv);
+  const std::vector<std::string> exported =
+      launch.as_the_shell_would ? shell_exported_environment(environment, shell_pwd())
+                                : std::vector<std::string>{};
   std::vector<std::string> sh_strings = launch.argv;
   // A script without a #! line: shells run it with sh, and so do we.
   sh_strings.insert(sh_strings.begin(), "sh");
   sh_strings[1] = launch.path;
   auto sh_argv = c_strings(sh_strings);
-  auto envp = c_strings(environment);
+  auto envp = c_strings(launch.as_the_shell_would ? exported : environment);
+  // The shell starts its commands with no signal blocked; --no-shell passes lockable's own mask.
+  sigset_t no_signals;
+  sigemptyset(&no_signals);
   const bool share_group = in_terminal_foreground();
   const pid_t parent = getpid();
 
@@ -499,9 +607,16 @@ std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
       for (const int fd : {report[0], report[1], gone[0], gone[1]}) close(fd);
       return exit_code_for_signal(pending_signal_);
     }
-    const KeeperSetup setup{launch.path.c_str(), argv.data(),    sh_argv.data(), envp.data(),
-                            share_group,         parent,         gone[0],        report[1],
-                            &relayed_,           &original_mask_};
+    const KeeperSetup setup{launch.path.c_str(),
+                            argv.data(),
+                            sh_argv.data(),
+                            envp.data(),
+                            share_group,
+                            parent,
+                            gone[0],
+                            report[1],
+                            &relayed_,
+                            launch.as_the_shell_would ? &no_signals : &original_mask_};
     pid = fork();
     if (pid == 0) {
       close(report[0]);

@@ -20,6 +20,10 @@ namespace lockable::cli {
 struct Launch {
   std::string path;
   std::vector<std::string> argv;
+  /// Started as `/bin/sh -c` (dash) would start it, without the shell in between: the
+  /// environment as the shell exports it (shell_exported_environment) and no signal blocked
+  /// (the shell clears its mask). Set for plain words in the shell form; see resolve_command.
+  bool as_the_shell_would = false;
 };
 
 /// Why a command cannot start, as a shell would say it (`lockable: foo: command not found`).
@@ -33,6 +37,11 @@ struct LaunchError {
 /// name with a `/` as is, others in PATH) and gets the words as its argv. Either way a first
 /// word that names no program, shell builtin or keyword is reported (127) now, before locking,
 /// so that a typo does not wait for a device.
+/// With `shell`, words the shell would pass on untouched (no quoting, expansion, redirection,
+/// separator or assignment in any word) naming a program that is no shell builtin or keyword,
+/// found in a set PATH, and a binary or `#!` script, are exec'd directly with
+/// `as_the_shell_would`: the same program, argv, environment and signal mask as through the
+/// shell, without starting a shell first (a shell costs a fork and an exec of its own).
 std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>& command,
                                                   bool shell);
 
@@ -42,6 +51,12 @@ std::variant<Launch, LaunchError> resolve_command(const std::vector<std::string>
 std::optional<LaunchError> check_exec_size(const Launch& launch,
                                            const std::vector<std::string>& environment,
                                            const std::string& resource_id);
+
+/// `environment` as `/bin/sh` (dash) exports it to the commands it starts: entries whose name is
+/// not a shell variable name (`[A-Za-z_][A-Za-z0-9_]*`) dropped, the last of a repeated name
+/// kept, and PWD set to `pwd`.
+std::vector<std::string> shell_exported_environment(const std::vector<std::string>& environment,
+                                                    const std::string& pwd);
 
 /// `environ` with `overrides` replacing variables of the same name, as `NAME=value` strings.
 std::vector<std::string> child_environment(const char* const* environ_entries,

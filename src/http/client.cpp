@@ -2,11 +2,10 @@
 
 #include "core/backoff.hpp"
 #include "core/json_text.hpp"
+#include "http/libcurl.hpp"
 
 #include <lockable/error.hpp>
 #include <lockable/version.hpp>
-
-#include <curl/curl.h>
 
 #include <unistd.h>
 #include <algorithm>
@@ -21,11 +20,6 @@
 
 namespace lockable::http {
 namespace {
-
-void init_curl_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 std::string lower(std::string text) {
   for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -78,15 +72,19 @@ std::string format_ms(Clock::duration duration) {
 // One libcurl easy handle in its own multi handle: the multi keeps the connection cache between
 // calls, and its poll can be woken (curl_multi_wakeup) to check for cancellation at once.
 struct Channel {
-  CURLM* multi = nullptr;
-  CURL* easy = nullptr;
-  Channel() : multi(curl_multi_init()), easy(curl_easy_init()) {
-    if (multi == nullptr || easy == nullptr)
+  const Libcurl& curl = libcurl();
+  CURLM* multi = curl.multi_init();
+  CURL* easy = curl.easy_init();
+  Channel() {
+    if (multi == nullptr || easy == nullptr) {
+      if (easy != nullptr) curl.easy_cleanup(easy);
+      if (multi != nullptr) curl.multi_cleanup(multi);
       throw BackendError("cannot start libcurl (out of memory)");
+    }
   }
   ~Channel() {
-    curl_easy_cleanup(easy);
-    curl_multi_cleanup(multi);
+    curl.easy_cleanup(easy);
+    curl.multi_cleanup(multi);
   }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
@@ -141,7 +139,7 @@ std::optional<Clock::duration> parse_retry_after(std::string_view value,
   }
   // curl_getdate reads a C string: a NUL inside the value would cut it silently.
   if (text.find('\0') != std::string::npos) return std::nullopt;
-  const time_t when = curl_getdate(text.c_str(), nullptr);
+  const time_t when = libcurl().getdate(text.c_str(), nullptr);
   if (when < 0) return std::nullopt;
   // In whole seconds: a date past 2262 (found by fuzz_http_answers) overflows nanoseconds.
   const time_t from = std::chrono::system_clock::to_time_t(now);
@@ -203,69 +201,70 @@ CURLcode Client::Impl::attempt(Channel& channel, Transfer& transfer, Clock::time
                                const std::atomic<bool>* cancel, std::string& error_text,
                                bool& cancelled) {
   const Request& request = *transfer.request;
+  const Libcurl& curl = channel.curl;
   CURL* easy = channel.easy;
-  curl_easy_reset(easy);
+  curl.easy_reset(easy);
   char error_buffer[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, user_agent.c_str());
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, options.max_redirects > 0 ? 1L : 0L);
-  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, options.max_redirects);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+  curl.easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer);
+  curl.easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+  curl.easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl.easy_setopt(easy, CURLOPT_USERAGENT, user_agent.c_str());
+  curl.easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl.easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl.easy_setopt(easy, CURLOPT_FOLLOWLOCATION, options.max_redirects > 0 ? 1L : 0L);
+  curl.easy_setopt(easy, CURLOPT_MAXREDIRS, options.max_redirects);
+  curl.easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::max<long long>(1, options.connect_timeout.count())));
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   // A stream (a watch) lasts as long as its caller wants; only the deadline bounds it.
   const long long attempt_ms = std::max<long long>(
       1, request.on_data ? left : std::min<long long>(left, options.attempt_timeout.count()));
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(attempt_ms));
-  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
-  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
-  if (!options.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_file.c_str());
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl.easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(attempt_ms));
+  curl.easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+  curl.easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+  if (!options.ca_file.empty()) curl.easy_setopt(easy, CURLOPT_CAINFO, options.ca_file.c_str());
+  curl.easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
   if (request.method == "GET") {
-    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    curl.easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   } else if (request.method == "HEAD") {
-    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    curl.easy_setopt(easy, CURLOPT_NOBODY, 1L);
   } else {
     if (request.method != "POST")
-      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+      curl.easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    curl.easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(request.body.size()));
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
+    curl.easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());
   }
   curl_slist* headers = nullptr;
-  for (const auto& header : request.headers) headers = curl_slist_append(headers, header.c_str());
+  for (const auto& header : request.headers) headers = curl.slist_append(headers, header.c_str());
   // A POST body goes out at once, without waiting for a 100 Continue.
-  headers = curl_slist_append(headers, "Expect:");
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  headers = curl.slist_append(headers, "Expect:");
+  curl.easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   if (request.basic_auth) {
-    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-    curl_easy_setopt(easy, CURLOPT_USERNAME, request.basic_auth->first.c_str());
-    curl_easy_setopt(easy, CURLOPT_PASSWORD, request.basic_auth->second.c_str());
+    curl.easy_setopt(easy, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl.easy_setopt(easy, CURLOPT_USERNAME, request.basic_auth->first.c_str());
+    curl.easy_setopt(easy, CURLOPT_PASSWORD, request.basic_auth->second.c_str());
   }
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
+  curl.easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
+  curl.easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
+  curl.easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
+  curl.easy_setopt(easy, CURLOPT_HEADERDATA, &transfer);
 
   CURLcode result = CURLE_OK;
-  curl_multi_add_handle(channel.multi, easy);
+  curl.multi_add_handle(channel.multi, easy);
   for (;;) {
     int running = 0;
-    const CURLMcode multi_code = curl_multi_perform(channel.multi, &running);
+    const CURLMcode multi_code = curl.multi_perform(channel.multi, &running);
     if (multi_code != CURLM_OK) {
       result = CURLE_FAILED_INIT;
-      std::snprintf(error_buffer, sizeof error_buffer, "%s", curl_multi_strerror(multi_code));
+      std::snprintf(error_buffer, sizeof error_buffer, "%s", curl.multi_strerror(multi_code));
       break;
     }
     if (running == 0) {
       int queued = 0;
       result = CURLE_OK;
-      while (CURLMsg* message = curl_multi_info_read(channel.multi, &queued)) {
+      while (CURLMsg* message = curl.multi_info_read(channel.multi, &queued)) {
         if (message->msg == CURLMSG_DONE) result = message->data.result;
       }
       break;
@@ -276,23 +275,23 @@ CURLcode Client::Impl::attempt(Channel& channel, Transfer& transfer, Clock::time
     }
     // Woken at once by interrupt(); the timeout only bounds how late a cancel flag set without
     // interrupt() is seen.
-    curl_multi_poll(channel.multi, nullptr, 0, 100, nullptr);
+    curl.multi_poll(channel.multi, nullptr, 0, 100, nullptr);
   }
-  curl_multi_remove_handle(channel.multi, easy);
-  curl_slist_free_all(headers);
+  curl.multi_remove_handle(channel.multi, easy);
+  curl.slist_free_all(headers);
   long status = 0;
-  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl.easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   transfer.response.status = status;
   char* effective = nullptr;
-  if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective) {
+  if (curl.easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective) {
     transfer.response.url = redact_url(effective);
   }
-  error_text = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(result);
+  error_text = error_buffer[0] != '\0' ? error_buffer : curl.easy_strerror(result);
   return result;
 }
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
-  init_curl_once();
+  libcurl();  // loads it now: a missing libcurl is reported when the backend is made
   impl_->options = std::move(options);
   std::random_device entropy;
   impl_->seed = (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy() ^
@@ -315,7 +314,7 @@ const ClientOptions& Client::options() const noexcept { return impl_->options; }
 
 void Client::interrupt() noexcept {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  for (Channel* channel : impl_->busy) curl_multi_wakeup(channel->multi);
+  for (Channel* channel : impl_->busy) channel->curl.multi_wakeup(channel->multi);
   impl_->woken.notify_all();
 }
 

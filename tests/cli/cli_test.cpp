@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -305,6 +306,68 @@ TEST_F(CliTest, ShellBuiltinsAndKeywordsAreNotMistakenForMissingCommands) {
   EXPECT_EQ(result.exit_code, 5) << result;
   const auto builtin = run(base({"cd", "/", "&&", "exit", "6"}));
   EXPECT_EQ(builtin.exit_code, 6) << builtin;
+}
+
+TEST_F(CliTest, PlainWordsRunWithoutAShellInBetween) {
+  // The command's parent: lockable's keeper for plain words, a shell when there is syntax.
+  const auto script = dir_.path() / "parent.sh";
+  write_file(script, "#!/bin/sh\ncat /proc/$PPID/comm\n");
+  fs::permissions(script, fs::perms::owner_all);
+  const auto plain = run(base({"-q", script.string()}));
+  EXPECT_EQ(plain.exit_code, 0) << plain;
+  EXPECT_EQ(plain.out, "lockable\n") << plain;
+  const auto shell = run(base({"-q", script.string(), ">&1"}));
+  EXPECT_EQ(shell.exit_code, 0) << shell;
+  EXPECT_EQ(shell.out, "sh\n") << shell;
+  // A builtin's name stays with the shell: dash's echo prints -e, /bin/echo takes it.
+  const auto builtin = run(base({"-q", "echo", "-e", "x"}));
+  EXPECT_EQ(builtin.out, "-e x\n") << builtin;
+  const auto status = run(base({"-q", "ls", (dir_.path() / "missing").string()}));
+  EXPECT_EQ(status.exit_code, 2) << status;
+}
+
+TEST_F(CliTest, PlainWordsGetTheEnvironmentAndSignalMaskTheShellWouldGive) {
+  // Started with SIGUSR1 blocked, a name no shell variable can have, and PWD through a symlink:
+  // the shell drops the name, keeps the symlinked PWD and clears the mask; so must lockable.
+  const auto real = dir_.path() / "real";
+  fs::create_directory(real);
+  fs::create_directory_symlink(real, dir_.path() / "link");
+  const auto link = dir_.path() / "link";
+  const auto run_blocked = [&](std::vector<std::string> command) {
+    std::vector<std::string> argv{"/usr/bin/python3", "-c",
+                                  "import os, signal, sys\n"
+                                  "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
+                                  "os.execv(sys.argv[1], sys.argv[1:])\n",
+                                  LOCKABLE_CLI_PATH};
+    for (const auto& word : base({"-q", "--requirements", "id=dut-b"})) argv.push_back(word);
+    argv.insert(argv.end(), command.begin(), command.end());
+    auto options = lockable_options({"A-B=1", "PWD=" + link.string()}, link);
+    options.out = lockable::test::Stream::pipe();
+    options.err = lockable::test::Stream::pipe();
+    return lockable::test::run(argv, options, kGuard);
+  };
+  const auto sorted_without_alloc_id = [](const std::string& text) {
+    std::istringstream lines(text);
+    std::vector<std::string> kept;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("LOCKABLE_ALLOC_ID=", 0) != 0) kept.push_back(line);
+    }
+    std::sort(kept.begin(), kept.end());
+    std::string joined;
+    for (const auto& line : kept) joined += line + "\n";
+    return joined;
+  };
+  const auto plain = run_blocked({"env"});
+  const auto shell = run_blocked({"env", ">&1"});
+  ASSERT_EQ(plain.exit_code, 0) << plain;
+  ASSERT_EQ(shell.exit_code, 0) << shell;
+  EXPECT_EQ(sorted_without_alloc_id(plain.out), sorted_without_alloc_id(shell.out));
+  EXPECT_EQ(plain.out.find("A-B="), std::string::npos) << plain;
+  EXPECT_NE(plain.out.find("\nPWD=" + link.string() + "\n"), std::string::npos) << plain;
+  const auto plain_mask = run_blocked({"grep", "SigBlk", "/proc/self/status"});
+  const auto shell_mask = run_blocked({"grep", "SigBlk", "/proc/self/status", ">&1"});
+  EXPECT_EQ(plain_mask.out, shell_mask.out);
+  EXPECT_EQ(plain_mask.out, "SigBlk:\t0000000000000000\n") << plain_mask;
 }
 
 TEST_F(CliTest, ValidateOnlyAcceptsACommandLikeThePythonCliAndDoesNotRunIt) {
@@ -1188,6 +1251,54 @@ TEST_F(CliTest, CommandInheritsNoDescriptorIntoTheLockFolder) {
   EXPECT_FALSE(fds.empty());
   EXPECT_EQ(fds.find(locks_.string()), std::string::npos) << fds;
   EXPECT_EQ(fds.find("inotify"), std::string::npos) << fds;
+}
+
+// ---- start-up: what a run loads -------------------------------------------------------------
+
+// The shared libraries mapped into process `pid`, one path per line.
+std::string mapped_libraries(pid_t pid) {
+  std::istringstream maps(read_text("/proc/" + std::to_string(pid) + "/maps"));
+  std::string libraries;
+  for (std::string line; std::getline(maps, line);) {
+    const auto slash = line.find('/');
+    if (slash != std::string::npos && line.find(".so", slash) != std::string::npos) {
+      libraries += line.substr(slash) + "\n";
+    }
+  }
+  return libraries;
+}
+
+TEST_F(CliTest, ALockFolderRunLoadsNeitherLibcurlNorIcu) {
+  // libcurl and its ~30 libraries cost ~4 ms of every start; only HTTP runs load it (dlopen).
+  // ICU came with the shared Boost.Regex; lockable links its static archive instead. The C++
+  // runtime is linked into the command unless a build turned LOCKABLE_CLI_STATIC_RUNTIME off.
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const std::string libraries = mapped_libraries(holder.pid());
+  EXPECT_NE(libraries.find("libc.so"), std::string::npos) << libraries;  // the check sees maps
+  EXPECT_EQ(libraries.find("libcurl"), std::string::npos) << libraries;
+  EXPECT_EQ(libraries.find("libicu"), std::string::npos) << libraries;
+  if (std::string(LOCKABLE_CLI_LINK_OPTIONS).find("-static-libstdc++") != std::string::npos) {
+    EXPECT_EQ(libraries.find("libstdc++"), std::string::npos) << libraries;
+  }
+  EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
+}
+
+TEST_F(CliTest, WithoutLibcurlLockFolderRunsWorkAndHttpNamesThePackageToInstall) {
+  // A libcurl.so.4 that cannot be loaded, found first through LD_LIBRARY_PATH.
+  const auto libraries = dir_.path() / "lib";
+  fs::create_directory(libraries);
+  write_file(libraries / "libcurl.so.4", "not a shared library\n");
+  const std::string env = "LD_LIBRARY_PATH=" + libraries.string();
+  const auto local = run(base({"--requirements", "id=dut-b", "true"}), {env});
+  EXPECT_EQ(local.exit_code, 0) << local;
+  const auto http = run(base({"--resources", "http://127.0.0.1:9/lab.json", "true"}), {env});
+  EXPECT_EQ(http.exit_code, 7) << http;
+  EXPECT_EQ(http.err.rfind("lockable: cannot load libcurl (libcurl.so.4)", 0), 0u) << http;
+  EXPECT_NE(http.err.find("apt-get install libcurl4"), std::string::npos) << http;
+  EXPECT_EQ(http.err.find("terminate called"), std::string::npos) << http;
+  EXPECT_FALSE(is_flocked(lock_file("dut-a")));
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
 }
 
 // ---- status -----------------------------------------------------------------------------------

@@ -188,6 +188,19 @@ TEST_F(HttpCli, ALostDeviceStopsTheCommandAndExits9) {
   EXPECT_NE(holder.output().find("dut-a"), std::string::npos) << holder.output();
 }
 
+TEST_F(HttpCli, AnHttpRunLoadsLibcurl) {
+  // libcurl is dlopen()ed on first use (a lock folder run never loads it: cli_test): here it
+  // must be there, the same check as cli_test's seeing it.
+  Child holder(argv_of(base({"--", "sh", "-c", "touch \"$READY\"; exec sleep 600"})),
+               options_with(env()));
+  ASSERT_TRUE(wait_ready()) << holder.output();
+  const std::string maps =
+      lockable::test::read_text("/proc/" + std::to_string(holder.pid()) + "/maps");
+  EXPECT_NE(maps.find("/libcurl.so.4"), std::string::npos);
+  holder.send_signal(SIGTERM);
+  EXPECT_EQ(holder.wait(30s), 128 + SIGTERM) << holder.output();
+}
+
 TEST_F(HttpCli, CredentialsNeverAppearInAnyOutput) {
   std::vector<RunResult> results;
   results.push_back(run({"--resources", resources_url("/missing.json"), "--validate-only"}));
