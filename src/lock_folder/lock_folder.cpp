@@ -138,18 +138,18 @@ class FolderHeldLock final : public HeldLock {
  public:
   // `write_fd` is invalid when the file belongs to another account that left it read-only for us
   // (see LockFolderBackend::lock_file).
-  FolderHeldLock(UniqueFd lock_fd, UniqueFd write_fd, fs::path path, std::string registry_key,
-                 std::string id, const HolderInfo& holder, std::weak_ptr<ProbeCache> probes,
-                 Log log)
+  // `locked` is the file `lock_fd` locks; `holder_json` the details written for it.
+  FolderHeldLock(UniqueFd lock_fd, const struct stat& locked, UniqueFd write_fd, fs::path path,
+                 std::string registry_key, std::string id, std::string holder_json,
+                 std::weak_ptr<ProbeCache> probes, Log log)
       : lock_fd_(std::move(lock_fd)),
         write_fd_(std::move(write_fd)),
         path_(std::move(path)),
         registry_key_(std::move(registry_key)),
         id_(std::move(id)),
         probes_(std::move(probes)),
-        log_(std::move(log)) {
-    watch_key_ = watch_held_file({lock_fd_.get(), path_, id_, holder, loss_});
-  }
+        log_(std::move(log)),
+        watch_(path_, id_, locked.st_dev, locked.st_ino, std::move(holder_json), loss_) {}
   ~FolderHeldLock() override { release(); }
 
   // The file we lock is no longer the one the path names: someone removed or replaced it, and
@@ -178,7 +178,7 @@ class FolderHeldLock final : public HeldLock {
   void release() noexcept override {
     // Before taking mutex_: a loss handler running now may call lost().
     loss_->disarm();
-    unwatch_held_file(watch_key_);  // the checker no longer touches lock_fd_
+    watch_.stop();  // the checker no longer looks at this lock
     std::lock_guard<std::mutex> guard(mutex_);
     if (released_) return;
     released_ = true;
@@ -224,8 +224,8 @@ class FolderHeldLock final : public HeldLock {
   std::weak_ptr<ProbeCache> probes_;
   Log log_;
   std::shared_ptr<LockLossSignal> loss_ = std::make_shared<LockLossSignal>();
-  std::uint64_t watch_key_ = 0;
   std::atomic<bool> handler_set_{false};
+  HeldFileWatch watch_;  // last: it refers to path_, id_ and loss_
 };
 
 class LockFolderBackend final : public LockBackend {
@@ -493,13 +493,14 @@ class LockFolderBackend final : public LockBackend {
       }
       // The details are a courtesy for `status` and error messages; the lock stands without them,
       // but a symlink or a FIFO in their place is a device to leave alone, like one at the pid.
-      if (const int details_error = write_cached_details(id, detail::dump(holder.to_json()))) {
+      std::string holder_json = detail::dump(holder.to_json());
+      if (const int details_error = write_cached_details(id, holder_json)) {
         if (write_fd) clear_pid(write_fd.get());
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(details_path(folder_, id), details_error));
       }
-      return std::make_unique<FolderHeldLock>(std::move(lock_fd), std::move(write_fd), path, key,
-                                              id, holder, probes_, log_);
+      return std::make_unique<FolderHeldLock>(std::move(lock_fd), locked, std::move(write_fd), path,
+                                              key, id, std::move(holder_json), probes_, log_);
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being replaced while locking it; stop the program that deletes it");

@@ -16,11 +16,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 
 #include <thread>
 
+#include "lock_folder/held_files.hpp"
 #include "lock_folder/ticket_queue.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
@@ -746,6 +748,45 @@ TEST_F(LockFolder, HolderIsToldWhenItsFileIsRemovedAndStatusShowsItUntilRelease)
   EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "dut.pid.lost"));
   EXPECT_EQ(loss.count(), 1u);
+}
+
+// The voluntary context switches of this process's held-file checker thread, or -1 when there
+// is none (found by name in /proc/self/task).
+long checker_thread_switches() {
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    if (read_text(task.path() / "comm") != std::string(folder_backend::kCheckerThreadName) + "\n") {
+      continue;
+    }
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+    }
+  }
+  return -1;
+}
+
+// A process between locks (a test program between suites, a benchmark loop) must not pay for
+// the checker: its thread sleeps until the next lock instead of waking every interval.
+TEST_F(LockFolder, HeldFileCheckerSleepsWhileNothingIsHeld) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  std::this_thread::sleep_for(folder_backend::kHeldFileCheckInterval * 3);  // a check or two
+  lock->release();
+  std::this_thread::sleep_for(folder_backend::kHeldFileCheckInterval * 2);  // the last check ends
+  const long before = checker_thread_switches();
+  ASSERT_GE(before, 0) << "no thread named " << folder_backend::kCheckerThreadName;
+  std::this_thread::sleep_for(folder_backend::kHeldFileCheckInterval * 10);
+  // The old checker woke ten times here; one spurious wake-up of a condition variable is allowed.
+  EXPECT_LE(checker_thread_switches() - before, 1);
+  // And it still checks the next lock.
+  auto next = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(next, nullptr);
+  LossCatcher loss;
+  next->on_lock_loss(loss.handler());
+  std::filesystem::remove(pid_file("dut"));
+  EXPECT_NE(loss.wait().find("removed or replaced"), std::string::npos);
 }
 
 TEST_F(LockFolder, HolderIsToldWhenItsFileIsReplaced) {
