@@ -68,18 +68,26 @@ class Registry {
   std::set<std::string> held_;
 };
 
+// A probe descriptor and the file it opened: the inode of a descriptor never changes, so the
+// lock compares the path's file with it without an fstat() of the probe.
+struct Probe {
+  UniqueFd fd;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
 // The backend's probe descriptors by id, shared with held locks: a released lock hands its
 // descriptor back instead of closing it, which spares the next lock an open() and a close().
 struct ProbeCache {
   std::mutex mutex;
-  std::map<std::string, UniqueFd> fds;
+  std::map<std::string, Probe> fds;
   // The write descriptors of `<id>.pid.json`, kept open across locks (see write_details).
   std::map<std::string, UniqueFd> details;
 
-  // Keeps `fd` as the probe of `id`, or closes it when another one is cached already.
-  void give_back(const std::string& id, UniqueFd fd) {
+  // Keeps `fd` (of file `st`) as the probe of `id`, or closes it when another one is cached.
+  void give_back(const std::string& id, UniqueFd fd, const struct stat& st) {
     std::lock_guard<std::mutex> guard(mutex);
-    fds.try_emplace(id, std::move(fd));
+    fds.try_emplace(id, Probe{std::move(fd), st.st_dev, st.st_ino});
   }
 };
 
@@ -191,7 +199,7 @@ class FolderHeldLock final : public HeldLock {
     // Read-only, so neither keeping nor closing it emits an event that waiters watch.
     const auto probes = probes_.lock();
     if (probes && !removed) {
-      probes->give_back(id_, std::move(lock_fd_));
+      probes->give_back(id_, std::move(lock_fd_), st);
     } else {
       lock_fd_.reset();
     }
@@ -348,24 +356,28 @@ class LockFolderBackend final : public LockBackend {
     }
   }
 
-  // Opens (and caches) the probe descriptor of `id`, creating the file when missing. Caller holds
-  // the registry claim for `id`, so no other thread of this process uses the same entry meanwhile.
-  // Throws ResourceUnusableError when the entry is not a usable regular file.
-  int probe_fd(const std::string& id) {
+  // Opens (and caches) the probe descriptor of `id`, creating the file when missing; sets `st`'s
+  // st_dev and st_ino to its file. Caller holds the registry claim for `id`, so no other thread
+  // of this process uses the same entry meanwhile. Throws ResourceUnusableError when the entry is
+  // not a usable regular file.
+  int probe_fd(const std::string& id, struct stat& st) {
     {
       std::lock_guard<std::mutex> guard(probes_->mutex);
-      if (const auto it = probes_->fds.find(id); it != probes_->fds.end()) return it->second.get();
+      if (const auto it = probes_->fds.find(id); it != probes_->fds.end()) {
+        st.st_dev = it->second.dev;
+        st.st_ino = it->second.ino;
+        return it->second.fd.get();
+      }
     }
     const fs::path path = pid_path(folder_, id);
     for (int attempt = 0; attempt < 10; ++attempt) {
-      struct stat st {};
       int error = 0;
       UniqueFd fd = open_regular(path, probe_flags_, st, error);
       if (fd) {
         std::lock_guard<std::mutex> guard(probes_->mutex);
         auto& slot = probes_->fds[id];
-        slot = std::move(fd);
-        return slot.get();
+        slot = Probe{std::move(fd), st.st_dev, st.st_ino};
+        return slot.fd.get();
       }
       if (error != ENOENT) throw ResourceUnusableError(id, unusable_reason(path, error));
       // Created writable for every account, then reopened read-only as every probe is: this
@@ -417,7 +429,7 @@ class LockFolderBackend final : public LockBackend {
     std::lock_guard<std::mutex> guard(probes_->mutex);
     const auto it = probes_->fds.find(id);
     if (it == probes_->fds.end()) return UniqueFd();
-    UniqueFd fd = std::move(it->second);
+    UniqueFd fd = std::move(it->second.fd);
     probes_->fds.erase(it);
     return fd;
   }
@@ -426,7 +438,8 @@ class LockFolderBackend final : public LockBackend {
                                       const std::string& key, bool honour_reservation) {
     const fs::path path = pid_path(folder_, id);
     for (int attempt = 0; attempt < 100; ++attempt) {
-      const int fd = probe_fd(id);
+      struct stat locked {};  // st_dev and st_ino: the probe's file, which we lock
+      const int fd = probe_fd(id, locked);
       if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK || errno == EINTR) return nullptr;
         if (errno == EBADF && probe_flags_ == O_RDONLY) {
@@ -438,19 +451,24 @@ class LockFolderBackend final : public LockBackend {
         throw BackendError("cannot lock " + path.string() + " (" + errno_text(errno) +
                            "); use a local lock folder that supports flock()");
       }
-      struct stat locked {};
-      struct stat named {};
-      if (::fstat(fd, &locked) != 0 || ::lstat(path.c_str(), &named) != 0 ||
-          !same_file(locked, named)) {
-        // Another program (the Python package) unlinked or replaced the file: our descriptor
-        // locks a file nobody else sees. Start over with the file the path names now.
-        UniqueFd stale = take_probe(id);
-        ::flock(stale.get(), LOCK_UN);
-        continue;
-      }
-      if (live_other_pid(fd, locked) != 0) {
-        ::flock(fd, LOCK_UN);
-        return nullptr;  // its unlink wakes us (IN_DELETE); then we lock the file that replaces it
+      // The common case, a file emptied on release, costs one pread() here: whether the path
+      // still names the locked file is then asked once, by the fstat() of the write descriptor
+      // below. A file naming a pid is checked first, as that check may end the attempt.
+      char first = 0;
+      if (::pread(fd, &first, 1, 0) != 0) {
+        struct stat named {};
+        if (::fstat(fd, &locked) != 0 || ::lstat(path.c_str(), &named) != 0 ||
+            !same_file(locked, named)) {
+          // Another program (the Python package) unlinked or replaced the file: our descriptor
+          // locks a file nobody else sees. Start over with the file the path names now.
+          UniqueFd stale = take_probe(id);
+          ::flock(stale.get(), LOCK_UN);
+          continue;
+        }
+        if (live_other_pid(fd, locked) != 0) {
+          ::flock(fd, LOCK_UN);
+          return nullptr;  // its unlink wakes us (IN_DELETE); then we lock the file replacing it
+        }
       }
       // Checked under the flock: a reservation whose holder process is gone (a reboot) or has
       // not taken the flock yet (drain) still keeps this library's lockers off.
@@ -475,6 +493,11 @@ class LockFolderBackend final : public LockBackend {
       if (!write_fd && error != EACCES && error != EPERM && error != EROFS) {
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(path, error));
+      }
+      struct stat named {};
+      if (!write_fd && (::lstat(path.c_str(), &named) != 0 || !same_file(named, locked))) {
+        ::flock(lock_fd.get(), LOCK_UN);  // as above, seen without a write descriptor
+        continue;
       }
       // Without write_fd: another account's file that we may not write (left 0644 by an older
       // version, or by a killed Python holder, in a sticky folder where we may not replace it).

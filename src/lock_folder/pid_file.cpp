@@ -4,6 +4,8 @@
 
 #include "lock_folder/pid_file.hpp"
 
+#include "posix/this_process.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -84,14 +86,15 @@ long live_other_pid(int fd, const struct stat& st) {
   char text[32] = {};
   const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
   const long pid = n > 0 ? std::strtol(text, nullptr, 10) : 0;
-  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max() || pid == ::getpid()) return 0;
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max() || pid == posix::this_process_id())
+    return 0;
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return 0;
   if (started_after(pid, st.st_mtim)) return 0;
   return pid;
 }
 
 bool write_own_pid(int fd, off_t old_size) {
-  return replace_content(fd, std::to_string(::getpid()) + "\n", old_size);
+  return replace_content(fd, std::to_string(posix::this_process_id()) + "\n", old_size);
 }
 
 void clear_pid(int fd) {

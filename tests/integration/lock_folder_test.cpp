@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include "lock_folder/ticket_queue.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
+#include "posix/unique_fd.hpp"
 
 namespace lockable {
 namespace {
@@ -88,6 +90,54 @@ TEST_F(LockFolder, DetailsRemovedOrReplacedBetweenLocksAreWrittenAfresh) {
   ASSERT_NE(lock, nullptr);
   EXPECT_EQ(Json::parse(read_text(details))["alloc_id"], "alloc-1");
   EXPECT_EQ(backend_->holder_of("dut")->alloc_id, "alloc-1");
+}
+
+// The backend keeps the released lock's descriptor to lock the next time, and an emptied file
+// is locked without a stat of the path before the open for writing: a file removed or renamed
+// over between two locks must still be the one the next lock writes and flocks, and a
+// replacement someone holds must stay theirs.
+TEST_F(LockFolder, LockFileRemovedOrReplacedBetweenLocksIsLockedAfresh) {
+  backend_->try_lock(resource("dut"), me())->release();
+  std::filesystem::remove(pid_file("dut"));
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+  EXPECT_EQ(read_text(pid_file("dut")), std::to_string(::getpid()) + "\n");
+  EXPECT_FALSE(lock->lost());
+  lock->release();
+
+  test::write_file(pid_file("dut"), "");  // renamed over: an empty file, as a release leaves it
+  lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+  EXPECT_EQ(read_text(pid_file("dut")), std::to_string(::getpid()) + "\n");
+  EXPECT_FALSE(lock->lost());
+  lock->release();
+
+  test::write_file(pid_file("dut"), "");
+  posix::UniqueFd other(::open(pid_file("dut").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(other);
+  ASSERT_EQ(::flock(other.get(), LOCK_EX | LOCK_NB), 0);  // another holder of the new file
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  other.reset();
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
+// The pid is cached (glibc's getpid() is a system call): a child forked by a program that
+// locked before must still write its own pid, or the parent's exit would free its device for
+// the Python package and make a pid-reuse judgement about the wrong process.
+TEST_F(LockFolder, ChildForkedAfterALockWritesItsOwnPid) {
+  backend_->try_lock(resource("dut"), me())->release();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto lock = make_lock_folder_backend(dir_.path())->try_lock(resource("dut"), me());
+    const bool own = lock && read_text(pid_file("dut")) == std::to_string(::getpid()) + "\n";
+    ::_exit(own ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child wrote another pid";
 }
 
 TEST_F(LockFolder, SecondTryLockInTheSameProcessFails) {
