@@ -516,7 +516,7 @@ class LockFolderBackend final : public LockBackend {
       }
       // The details are a courtesy for `status` and error messages; the lock stands without them,
       // but a symlink or a FIFO in their place is a device to leave alone, like one at the pid.
-      std::string holder_json = detail::dump(holder.to_json());
+      std::string holder_json = holder_details_text(holder);
       if (const int details_error = write_cached_details(id, holder_json)) {
         if (write_fd) clear_pid(write_fd.get());
         ::flock(lock_fd.get(), LOCK_UN);

@@ -4,6 +4,9 @@
 
 #include "lock_folder/pid_file.hpp"
 
+#include <lockable/allocation.hpp>
+
+#include "core/json_text.hpp"
 #include "posix/this_process.hpp"
 
 #include <fcntl.h>
@@ -101,6 +104,30 @@ void clear_pid(int fd) {
   if (::ftruncate(fd, 0) != 0) {
     // Nothing to do: the caller's flock(LOCK_UN) is what frees the device.
   }
+}
+
+std::string holder_details_text(const HolderInfo& holder) {
+  // The keys in nlohmann::json's order (std::map: alphabetical), strings escaped by its dumper.
+  std::string text;
+  text.reserve(160 + holder.hostname.size());
+  text += "{\"alloc_id\":";
+  text += detail::in_quotes(holder.alloc_id);
+  if (holder.fencing_token) {
+    text += ",\"fencing_token\":";
+    text += std::to_string(*holder.fencing_token);
+  }
+  text += ",\"hostname\":";
+  text += detail::in_quotes(holder.hostname);
+  text += ",\"pid\":";
+  text += std::to_string(holder.pid);
+  text += ",\"priority\":";
+  text += std::to_string(holder.priority);
+  text += ",\"requirements\":";
+  text += detail::dump(holder.requirements);
+  text += ",\"since\":";
+  text += detail::in_quotes(format_iso8601(holder.since));
+  text += '}';
+  return text;
 }
 
 int write_details(const fs::path& path, const std::string& content) {

@@ -41,6 +41,10 @@ bool write_own_pid(int fd, off_t old_size);
 /// (live) pid for a holder once we unlock. Best effort: the unlock is what frees the device.
 void clear_pid(int fd);
 
+/// What `<id>.pid.json` holds: the text of detail::dump(holder.to_json()), byte for byte, made
+/// without building the JSON tree (the lock path writes it on every lock).
+std::string holder_details_text(const HolderInfo& holder);
+
 /// Writes the holder details next to the lock, in place: a temp file + rename() would make a
 /// reader never see a torn file, but costs a create, a rename and an unlink per allocation (about
 /// half of an uncontended lock). Readers treat unparseable details as absent and fall back to the

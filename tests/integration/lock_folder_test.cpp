@@ -23,7 +23,9 @@
 
 #include <thread>
 
+#include "core/json_text.hpp"
 #include "lock_folder/held_files.hpp"
+#include "lock_folder/pid_file.hpp"
 #include "lock_folder/ticket_queue.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
@@ -138,6 +140,24 @@ TEST_F(LockFolder, ChildForkedAfterALockWritesItsOwnPid) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child wrote another pid";
+}
+
+// The details text is made by hand on the lock path (no JSON tree per lock): it must stay the
+// very text the JSON library makes, for every reader of `<id>.pid.json` and the `.lost` note.
+TEST(HolderDetailsText, IsTheDumpOfToJsonByteForByte) {
+  std::vector<HolderInfo> holders(4);
+  holders[1] = me();
+  holders[2] = HolderInfo{2147483647,
+                          "rig \"01\"\n\t\x01\xff",
+                          "a\\b",
+                          std::chrono::system_clock::now(),
+                          Json{{"os", "Android"}, {"nested", {{"list", {1, 2.5, nullptr, true}}}}},
+                          -7,
+                          std::uint64_t{18446744073709551615u}};
+  holders[3] = HolderInfo{42, "", "", {}, Json::array({"x"}), 100, 0};
+  for (const auto& holder : holders) {
+    EXPECT_EQ(folder_backend::holder_details_text(holder), detail::dump(holder.to_json()));
+  }
 }
 
 TEST_F(LockFolder, SecondTryLockInTheSameProcessFails) {
