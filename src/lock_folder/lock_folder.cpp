@@ -417,7 +417,7 @@ class LockFolderBackend final : public LockBackend {
         fd = std::move(it->second);
       }
     }
-    const int error = write_details(details_path(folder_, id), content, fd);
+    const int error = write_details(folder_, id, content, fd);
     if (fd) {
       std::lock_guard<std::mutex> guard(probes_->mutex);
       probes_->details[id] = std::move(fd);
@@ -436,7 +436,7 @@ class LockFolderBackend final : public LockBackend {
 
   std::unique_ptr<HeldLock> lock_file(const std::string& id, const HolderInfo& holder,
                                       const std::string& key, bool honour_reservation) {
-    const fs::path path = pid_path(folder_, id);
+    fs::path path = pid_path(folder_, id);  // moved into the held lock
     for (int attempt = 0; attempt < 100; ++attempt) {
       struct stat locked {};  // st_dev and st_ino: the probe's file, which we lock
       const int fd = probe_fd(id, locked);
@@ -522,8 +522,9 @@ class LockFolderBackend final : public LockBackend {
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(details_path(folder_, id), details_error));
       }
-      return std::make_unique<FolderHeldLock>(std::move(lock_fd), locked, std::move(write_fd), path,
-                                              key, id, std::move(holder_json), probes_, log_);
+      return std::make_unique<FolderHeldLock>(std::move(lock_fd), locked, std::move(write_fd),
+                                              std::move(path), key, id, std::move(holder_json),
+                                              probes_, log_);
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being replaced while locking it; stop the program that deletes it");

@@ -144,11 +144,13 @@ int write_details(const fs::path& path, const std::string& content) {
   return 0;
 }
 
-int write_details(const fs::path& path, const std::string& content, UniqueFd& cached) {
+int write_details(const fs::path& folder, const std::string& id, const std::string& content,
+                  UniqueFd& cached) {
   struct stat st {};
   // Removed or replaced (renamed over) since: its inode has no link left; open the path afresh.
   if (cached && (::fstat(cached.get(), &st) != 0 || st.st_nlink == 0)) cached.reset();
   if (!cached) {
+    const fs::path path = details_path(folder, id);
     int error = 0;
     cached = open_regular(path, O_WRONLY, st, error);
     if (!cached && error == ENOENT) {

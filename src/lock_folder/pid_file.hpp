@@ -57,8 +57,10 @@ int write_details(const fs::path& path, const std::string& content);
 
 /// As write_details, through `cached` when it still names a linked file (kept open across locks
 /// of one device: no open() and no close() per lock, so no IN_CLOSE_WRITE that every watcher of
-/// the folder would wake for), else through a descriptor opened now and left in `cached`.
-int write_details(const fs::path& path, const std::string& content, UniqueFd& cached);
+/// the folder would wake for), else through a descriptor opened now and left in `cached`. The
+/// file is `details_path(folder, id)`; the path is made only when it is opened.
+int write_details(const fs::path& folder, const std::string& id, const std::string& content,
+                  UniqueFd& cached);
 
 /// The holder of `<folder>/<id>.pid`, read without writing anything (also for a read-only
 /// observer): nullopt when free. A free file that names another live process counts as held by
