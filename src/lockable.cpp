@@ -5,6 +5,7 @@
 #include "core/assignment.hpp"
 #include "core/backoff.hpp"
 #include "core/queue_order.hpp"
+#include "posix/this_process.hpp"
 
 #include <unistd.h>
 
@@ -306,7 +307,7 @@ struct Lockable::Impl {
     event.request_id = request.id;
     event.requirements = request.requirements;
     event.hostname = hostname;
-    event.pid = static_cast<long>(::getpid());
+    event.pid = static_cast<long>(posix::this_process_id());
     return event;
   }
 
@@ -399,7 +400,7 @@ class Lockable::Impl::Wait {
         limit_(timeout.value_or(impl.options.default_timeout)),
         wanted_text_(describe_requirements(requirements)),
         backoff_(std::chrono::milliseconds(50), std::chrono::seconds(5),
-                 static_cast<std::uint64_t>(::getpid()) ^
+                 static_cast<std::uint64_t>(posix::this_process_id()) ^
                      static_cast<std::uint64_t>(requested_.time_since_epoch().count())) {
     if (!(limit_.count() >= 0)) {
       throw ConfigError("timeout " + std::to_string(limit_.count()) +
@@ -465,7 +466,8 @@ class Lockable::Impl::Wait {
   // `wanted` that no earlier waiter is owed.
   std::unordered_set<std::string> enter_queue(const std::vector<std::string>& wanted) {
     if (!ticket_) {
-      ticket_ = impl_.backend->enqueue(wanted, HolderInfo{static_cast<long>(::getpid()),
+      const long pid = posix::this_process_id();
+      ticket_ = impl_.backend->enqueue(wanted, HolderInfo{pid,
                                                           impl_.hostname,
                                                           {},
                                                           std::chrono::system_clock::now(),
@@ -509,7 +511,7 @@ class Lockable::Impl::Wait {
       bool complete = true;
       for (const auto i : order) {
         const Resource& resource = resources[(*assignment)[i]];
-        HolderInfo holder{static_cast<long>(::getpid()),
+        HolderInfo holder{static_cast<long>(posix::this_process_id()),
                           impl_.hostname,
                           new_uuid(),
                           std::chrono::system_clock::now(),

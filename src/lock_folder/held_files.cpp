@@ -5,12 +5,12 @@
 #include "core/json_text.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <condition_variable>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -18,96 +18,85 @@
 namespace lockable::folder_backend {
 namespace {
 
-struct Entry {
-  HeldFile file;
-  bool lost = false;
-  bool note_written = false;
-  std::string reason;
-};
-
 bool process_alive(long pid) {
   return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
 
-// Writes the `.lost` note; false while it cannot (the folder itself was removed: the next
-// locker makes it again, and the next check retries).
-bool write_lost_note(const Entry& entry) {
-  const fs::path note = lost_note_path(entry.file.path.parent_path(), entry.file.id);
-  Json content = entry.file.holder.to_json();
-  content["reason"] = entry.reason;
-  const std::string text = detail::dump(content);
-  UniqueFd fd = create_shared(note, O_WRONLY, 0666);
-  if (!fd && errno == EEXIST) {
-    struct stat st {};
-    int error = 0;
-    fd = open_regular(note, O_WRONLY, st, error);
-    if (fd && !replace_content(fd.get(), text, st.st_size)) return false;
-    return static_cast<bool>(fd);
-  }
-  return fd && write_all(fd.get(), text);
+// The `.lost` note: the holder's details and the reason.
+std::string lost_note_text(const std::string& holder_json, const std::string& reason) {
+  Json content = Json::parse(holder_json, nullptr, false);
+  if (!content.is_object()) content = Json::object();
+  content["reason"] = reason;
+  return detail::dump(content);
 }
 
-void remove_lost_note(const Entry& entry) {
-  const fs::path note = lost_note_path(entry.file.path.parent_path(), entry.file.id);
-  struct stat st {};
-  int error = 0;
-  UniqueFd fd = open_regular(note, O_RDONLY, st, error);
-  if (!fd) return;
-  const Json content = Json::parse(read_all(fd.get()), nullptr, false);
-  // Only our own: another holder of ours may have lost the device since and written its note.
-  if (HolderInfo::from_json(content).alloc_id == entry.file.holder.alloc_id) {
-    ::unlink(note.c_str());
-  }
+std::string alloc_id_of(const Json& holder) {
+  return HolderInfo::from_json(holder.is_object() ? holder : Json::object()).alloc_id;
 }
 
+}  // namespace
+
+// The process's one checker: a list of the watches of held files, and the thread that checks
+// them. Never destroyed: its thread lives until exit.
 class Checker {
  public:
   static Checker& instance() {
-    static auto* checker = new Checker();  // never destroyed: its thread lives until exit
+    static auto* checker = new Checker();
     return *checker;
   }
 
-  std::uint64_t watch(HeldFile file) {
+  void watch(HeldFileWatch& file) {
     std::lock_guard<std::mutex> guard(mutex_);
+    file.next_ = head_;
+    if (head_ != nullptr) head_->prev_ = &file;
+    head_ = &file;
+    file.linked_ = true;
     if (!started_) {
-      std::thread([this] { loop(); }).detach();
-      started_ = true;
+      try {
+        std::thread([this] { loop(); }).detach();
+        started_ = true;
+      } catch (...) {
+        // No thread (out of threads): lost() still checks; the next lock tries again.
+      }
+    } else if (idle_) {
+      idle_ = false;
+      wake_.notify_one();  // at most once per interval, however often locks come and go
     }
-    const std::uint64_t key = next_key_++;
-    entries_[key].file = std::move(file);
-    return key;
   }
 
-  void unwatch(std::uint64_t key) noexcept {
+  void unwatch(HeldFileWatch& file) noexcept {
     std::lock_guard<std::mutex> guard(mutex_);
-    const auto it = entries_.find(key);
-    if (it == entries_.end()) return;
-    if (it->second.note_written) {
+    if (!file.linked_) return;
+    if (file.prev_ != nullptr) file.prev_->next_ = file.next_;
+    if (file.next_ != nullptr) file.next_->prev_ = file.prev_;
+    if (head_ == &file) head_ = file.next_;
+    file.prev_ = file.next_ = nullptr;
+    file.linked_ = false;
+    if (file.note_written_) {
       try {
-        remove_lost_note(it->second);
+        remove_lost_note(file);
       } catch (...) {
         // The note stays; readers ignore it once this process has ended.
       }
     }
-    entries_.erase(it);
   }
 
   void check() {
     std::vector<std::pair<std::shared_ptr<LockLossSignal>, std::string>> newly_lost;
     {
       std::lock_guard<std::mutex> guard(mutex_);
-      for (auto& [key, entry] : entries_) {
-        if (!entry.lost && !same_inode(entry.file.fd, entry.file.path)) {
-          entry.lost = true;
-          entry.reason = "lock file " + entry.file.path.string() + " of " + entry.file.id +
-                         " was removed or replaced while this process held it, so another "
-                         "process may lock " +
-                         entry.file.id +
-                         " now; stop the program that deletes files in the lock folder (a temp "
-                         "cleaner?) or use another --lock-folder";
-          newly_lost.emplace_back(entry.file.signal, entry.reason);
+      for (HeldFileWatch* file = head_; file != nullptr; file = file->next_) {
+        if (!file->lost_ && !still_named(*file)) {
+          file->lost_ = true;
+          file->reason_ = "lock file " + file->path_.string() + " of " + file->id_ +
+                          " was removed or replaced while this process held it, so another "
+                          "process may lock " +
+                          file->id_ +
+                          " now; stop the program that deletes files in the lock folder (a "
+                          "temp cleaner?) or use another --lock-folder";
+          newly_lost.emplace_back(file->signal_, file->reason_);
         }
-        if (entry.lost && !entry.note_written) entry.note_written = write_lost_note(entry);
+        if (file->lost_ && !file->note_written_) file->note_written_ = write_lost_note(*file);
       }
     }
     // Outside the mutex: a handler may take its time, and release() (which unwatches) waits
@@ -116,8 +105,55 @@ class Checker {
   }
 
  private:
+  // Whether the path still names the file that was locked (an lstat: the inode of the locked
+  // descriptor cannot change).
+  static bool still_named(const HeldFileWatch& file) {
+    struct stat st {};
+    return ::lstat(file.path_.c_str(), &st) == 0 && st.st_dev == file.dev_ &&
+           st.st_ino == file.ino_;
+  }
+
+  // Writes the `.lost` note; false while it cannot (the folder itself was removed: the next
+  // locker makes it again, and the next check retries).
+  static bool write_lost_note(const HeldFileWatch& file) {
+    const fs::path note = lost_note_path(file.path_.parent_path(), file.id_);
+    const std::string text = lost_note_text(file.holder_json_, file.reason_);
+    UniqueFd fd = create_shared(note, O_WRONLY, 0666);
+    if (!fd && errno == EEXIST) {
+      struct stat st {};
+      int error = 0;
+      fd = open_regular(note, O_WRONLY, st, error);
+      if (fd && !replace_content(fd.get(), text, st.st_size)) return false;
+      return static_cast<bool>(fd);
+    }
+    return fd && write_all(fd.get(), text);
+  }
+
+  static void remove_lost_note(const HeldFileWatch& file) {
+    const fs::path note = lost_note_path(file.path_.parent_path(), file.id_);
+    struct stat st {};
+    int error = 0;
+    UniqueFd fd = open_regular(note, O_RDONLY, st, error);
+    if (!fd) return;
+    const Json content = Json::parse(read_all(fd.get()), nullptr, false);
+    // Only our own: another holder of ours may have lost the device since and written its note.
+    if (alloc_id_of(content) == alloc_id_of(Json::parse(file.holder_json_, nullptr, false))) {
+      ::unlink(note.c_str());
+    }
+  }
+
   void loop() {
+    ::pthread_setname_np(::pthread_self(), kCheckerThreadName);  // for ps, top and tests
     for (;;) {
+      {
+        // Asleep without a deadline while nothing is held: no wake-ups between locks.
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (head_ == nullptr) {
+          idle_ = true;
+          wake_.wait(lock);
+        }
+        idle_ = false;
+      }
       std::this_thread::sleep_for(kHeldFileCheckInterval);
       try {
         check();
@@ -128,20 +164,30 @@ class Checker {
   }
 
   std::mutex mutex_;
+  std::condition_variable wake_;
   bool started_ = false;
-  std::uint64_t next_key_ = 1;
-  std::map<std::uint64_t, Entry> entries_;
+  bool idle_ = false;  // the thread waits on wake_ for a first held file
+  HeldFileWatch* head_ = nullptr;
 };
 
-}  // namespace
+HeldFileWatch::HeldFileWatch(const fs::path& path, const std::string& id, dev_t dev, ino_t ino,
+                             std::string holder_json, std::shared_ptr<LockLossSignal> signal)
+    : path_(path),
+      id_(id),
+      dev_(dev),
+      ino_(ino),
+      holder_json_(std::move(holder_json)),
+      signal_(std::move(signal)) {
+  Checker::instance().watch(*this);
+}
+
+HeldFileWatch::~HeldFileWatch() { stop(); }
+
+void HeldFileWatch::stop() noexcept { Checker::instance().unwatch(*this); }
 
 fs::path lost_note_path(const fs::path& folder, const std::string& id) {
   return folder / (id + ".pid.lost");
 }
-
-std::uint64_t watch_held_file(HeldFile file) { return Checker::instance().watch(std::move(file)); }
-
-void unwatch_held_file(std::uint64_t key) noexcept { Checker::instance().unwatch(key); }
 
 void check_held_files_now() { Checker::instance().check(); }
 

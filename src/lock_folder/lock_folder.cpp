@@ -68,18 +68,26 @@ class Registry {
   std::set<std::string> held_;
 };
 
+// A probe descriptor and the file it opened: the inode of a descriptor never changes, so the
+// lock compares the path's file with it without an fstat() of the probe.
+struct Probe {
+  UniqueFd fd;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
 // The backend's probe descriptors by id, shared with held locks: a released lock hands its
 // descriptor back instead of closing it, which spares the next lock an open() and a close().
 struct ProbeCache {
   std::mutex mutex;
-  std::map<std::string, UniqueFd> fds;
+  std::map<std::string, Probe> fds;
   // The write descriptors of `<id>.pid.json`, kept open across locks (see write_details).
   std::map<std::string, UniqueFd> details;
 
-  // Keeps `fd` as the probe of `id`, or closes it when another one is cached already.
-  void give_back(const std::string& id, UniqueFd fd) {
+  // Keeps `fd` (of file `st`) as the probe of `id`, or closes it when another one is cached.
+  void give_back(const std::string& id, UniqueFd fd, const struct stat& st) {
     std::lock_guard<std::mutex> guard(mutex);
-    fds.try_emplace(id, std::move(fd));
+    fds.try_emplace(id, Probe{std::move(fd), st.st_dev, st.st_ino});
   }
 };
 
@@ -138,18 +146,18 @@ class FolderHeldLock final : public HeldLock {
  public:
   // `write_fd` is invalid when the file belongs to another account that left it read-only for us
   // (see LockFolderBackend::lock_file).
-  FolderHeldLock(UniqueFd lock_fd, UniqueFd write_fd, fs::path path, std::string registry_key,
-                 std::string id, const HolderInfo& holder, std::weak_ptr<ProbeCache> probes,
-                 Log log)
+  // `locked` is the file `lock_fd` locks; `holder_json` the details written for it.
+  FolderHeldLock(UniqueFd lock_fd, const struct stat& locked, UniqueFd write_fd, fs::path path,
+                 std::string registry_key, std::string id, std::string holder_json,
+                 std::weak_ptr<ProbeCache> probes, Log log)
       : lock_fd_(std::move(lock_fd)),
         write_fd_(std::move(write_fd)),
         path_(std::move(path)),
         registry_key_(std::move(registry_key)),
         id_(std::move(id)),
         probes_(std::move(probes)),
-        log_(std::move(log)) {
-    watch_key_ = watch_held_file({lock_fd_.get(), path_, id_, holder, loss_});
-  }
+        log_(std::move(log)),
+        watch_(path_, id_, locked.st_dev, locked.st_ino, std::move(holder_json), loss_) {}
   ~FolderHeldLock() override { release(); }
 
   // The file we lock is no longer the one the path names: someone removed or replaced it, and
@@ -178,7 +186,7 @@ class FolderHeldLock final : public HeldLock {
   void release() noexcept override {
     // Before taking mutex_: a loss handler running now may call lost().
     loss_->disarm();
-    unwatch_held_file(watch_key_);  // the checker no longer touches lock_fd_
+    watch_.stop();  // the checker no longer looks at this lock
     std::lock_guard<std::mutex> guard(mutex_);
     if (released_) return;
     released_ = true;
@@ -191,7 +199,7 @@ class FolderHeldLock final : public HeldLock {
     // Read-only, so neither keeping nor closing it emits an event that waiters watch.
     const auto probes = probes_.lock();
     if (probes && !removed) {
-      probes->give_back(id_, std::move(lock_fd_));
+      probes->give_back(id_, std::move(lock_fd_), st);
     } else {
       lock_fd_.reset();
     }
@@ -224,8 +232,8 @@ class FolderHeldLock final : public HeldLock {
   std::weak_ptr<ProbeCache> probes_;
   Log log_;
   std::shared_ptr<LockLossSignal> loss_ = std::make_shared<LockLossSignal>();
-  std::uint64_t watch_key_ = 0;
   std::atomic<bool> handler_set_{false};
+  HeldFileWatch watch_;  // last: it refers to path_, id_ and loss_
 };
 
 class LockFolderBackend final : public LockBackend {
@@ -348,24 +356,28 @@ class LockFolderBackend final : public LockBackend {
     }
   }
 
-  // Opens (and caches) the probe descriptor of `id`, creating the file when missing. Caller holds
-  // the registry claim for `id`, so no other thread of this process uses the same entry meanwhile.
-  // Throws ResourceUnusableError when the entry is not a usable regular file.
-  int probe_fd(const std::string& id) {
+  // Opens (and caches) the probe descriptor of `id`, creating the file when missing; sets `st`'s
+  // st_dev and st_ino to its file. Caller holds the registry claim for `id`, so no other thread
+  // of this process uses the same entry meanwhile. Throws ResourceUnusableError when the entry is
+  // not a usable regular file.
+  int probe_fd(const std::string& id, struct stat& st) {
     {
       std::lock_guard<std::mutex> guard(probes_->mutex);
-      if (const auto it = probes_->fds.find(id); it != probes_->fds.end()) return it->second.get();
+      if (const auto it = probes_->fds.find(id); it != probes_->fds.end()) {
+        st.st_dev = it->second.dev;
+        st.st_ino = it->second.ino;
+        return it->second.fd.get();
+      }
     }
     const fs::path path = pid_path(folder_, id);
     for (int attempt = 0; attempt < 10; ++attempt) {
-      struct stat st {};
       int error = 0;
       UniqueFd fd = open_regular(path, probe_flags_, st, error);
       if (fd) {
         std::lock_guard<std::mutex> guard(probes_->mutex);
         auto& slot = probes_->fds[id];
-        slot = std::move(fd);
-        return slot.get();
+        slot = Probe{std::move(fd), st.st_dev, st.st_ino};
+        return slot.fd.get();
       }
       if (error != ENOENT) throw ResourceUnusableError(id, unusable_reason(path, error));
       // Created writable for every account, then reopened read-only as every probe is: this
@@ -405,7 +417,7 @@ class LockFolderBackend final : public LockBackend {
         fd = std::move(it->second);
       }
     }
-    const int error = write_details(details_path(folder_, id), content, fd);
+    const int error = write_details(folder_, id, content, fd);
     if (fd) {
       std::lock_guard<std::mutex> guard(probes_->mutex);
       probes_->details[id] = std::move(fd);
@@ -417,16 +429,17 @@ class LockFolderBackend final : public LockBackend {
     std::lock_guard<std::mutex> guard(probes_->mutex);
     const auto it = probes_->fds.find(id);
     if (it == probes_->fds.end()) return UniqueFd();
-    UniqueFd fd = std::move(it->second);
+    UniqueFd fd = std::move(it->second.fd);
     probes_->fds.erase(it);
     return fd;
   }
 
   std::unique_ptr<HeldLock> lock_file(const std::string& id, const HolderInfo& holder,
                                       const std::string& key, bool honour_reservation) {
-    const fs::path path = pid_path(folder_, id);
+    fs::path path = pid_path(folder_, id);  // moved into the held lock
     for (int attempt = 0; attempt < 100; ++attempt) {
-      const int fd = probe_fd(id);
+      struct stat locked {};  // st_dev and st_ino: the probe's file, which we lock
+      const int fd = probe_fd(id, locked);
       if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK || errno == EINTR) return nullptr;
         if (errno == EBADF && probe_flags_ == O_RDONLY) {
@@ -438,19 +451,24 @@ class LockFolderBackend final : public LockBackend {
         throw BackendError("cannot lock " + path.string() + " (" + errno_text(errno) +
                            "); use a local lock folder that supports flock()");
       }
-      struct stat locked {};
-      struct stat named {};
-      if (::fstat(fd, &locked) != 0 || ::lstat(path.c_str(), &named) != 0 ||
-          !same_file(locked, named)) {
-        // Another program (the Python package) unlinked or replaced the file: our descriptor
-        // locks a file nobody else sees. Start over with the file the path names now.
-        UniqueFd stale = take_probe(id);
-        ::flock(stale.get(), LOCK_UN);
-        continue;
-      }
-      if (live_other_pid(fd, locked) != 0) {
-        ::flock(fd, LOCK_UN);
-        return nullptr;  // its unlink wakes us (IN_DELETE); then we lock the file that replaces it
+      // The common case, a file emptied on release, costs one pread() here: whether the path
+      // still names the locked file is then asked once, by the fstat() of the write descriptor
+      // below. A file naming a pid is checked first, as that check may end the attempt.
+      char first = 0;
+      if (::pread(fd, &first, 1, 0) != 0) {
+        struct stat named {};
+        if (::fstat(fd, &locked) != 0 || ::lstat(path.c_str(), &named) != 0 ||
+            !same_file(locked, named)) {
+          // Another program (the Python package) unlinked or replaced the file: our descriptor
+          // locks a file nobody else sees. Start over with the file the path names now.
+          UniqueFd stale = take_probe(id);
+          ::flock(stale.get(), LOCK_UN);
+          continue;
+        }
+        if (live_other_pid(fd, locked) != 0) {
+          ::flock(fd, LOCK_UN);
+          return nullptr;  // its unlink wakes us (IN_DELETE); then we lock the file replacing it
+        }
       }
       // Checked under the flock: a reservation whose holder process is gone (a reboot) or has
       // not taken the flock yet (drain) still keeps this library's lockers off.
@@ -476,6 +494,11 @@ class LockFolderBackend final : public LockBackend {
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(path, error));
       }
+      struct stat named {};
+      if (!write_fd && (::lstat(path.c_str(), &named) != 0 || !same_file(named, locked))) {
+        ::flock(lock_fd.get(), LOCK_UN);  // as above, seen without a write descriptor
+        continue;
+      }
       // Without write_fd: another account's file that we may not write (left 0644 by an older
       // version, or by a killed Python holder, in a sticky folder where we may not replace it).
       // The flock on the read-only descriptor is the lock; the pid in the file stays the one
@@ -493,13 +516,15 @@ class LockFolderBackend final : public LockBackend {
       }
       // The details are a courtesy for `status` and error messages; the lock stands without them,
       // but a symlink or a FIFO in their place is a device to leave alone, like one at the pid.
-      if (const int details_error = write_cached_details(id, detail::dump(holder.to_json()))) {
+      std::string holder_json = holder_details_text(holder);
+      if (const int details_error = write_cached_details(id, holder_json)) {
         if (write_fd) clear_pid(write_fd.get());
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(details_path(folder_, id), details_error));
       }
-      return std::make_unique<FolderHeldLock>(std::move(lock_fd), std::move(write_fd), path, key,
-                                              id, holder, probes_, log_);
+      return std::make_unique<FolderHeldLock>(std::move(lock_fd), locked, std::move(write_fd),
+                                              std::move(path), key, id, std::move(holder_json),
+                                              probes_, log_);
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being replaced while locking it; stop the program that deletes it");

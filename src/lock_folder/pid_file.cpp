@@ -4,6 +4,11 @@
 
 #include "lock_folder/pid_file.hpp"
 
+#include <lockable/allocation.hpp>
+
+#include "core/json_text.hpp"
+#include "posix/this_process.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -84,20 +89,45 @@ long live_other_pid(int fd, const struct stat& st) {
   char text[32] = {};
   const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
   const long pid = n > 0 ? std::strtol(text, nullptr, 10) : 0;
-  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max() || pid == ::getpid()) return 0;
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max() || pid == posix::this_process_id())
+    return 0;
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return 0;
   if (started_after(pid, st.st_mtim)) return 0;
   return pid;
 }
 
 bool write_own_pid(int fd, off_t old_size) {
-  return replace_content(fd, std::to_string(::getpid()) + "\n", old_size);
+  return replace_content(fd, std::to_string(posix::this_process_id()) + "\n", old_size);
 }
 
 void clear_pid(int fd) {
   if (::ftruncate(fd, 0) != 0) {
     // Nothing to do: the caller's flock(LOCK_UN) is what frees the device.
   }
+}
+
+std::string holder_details_text(const HolderInfo& holder) {
+  // The keys in nlohmann::json's order (std::map: alphabetical), strings escaped by its dumper.
+  std::string text;
+  text.reserve(160 + holder.hostname.size());
+  text += "{\"alloc_id\":";
+  text += detail::in_quotes(holder.alloc_id);
+  if (holder.fencing_token) {
+    text += ",\"fencing_token\":";
+    text += std::to_string(*holder.fencing_token);
+  }
+  text += ",\"hostname\":";
+  text += detail::in_quotes(holder.hostname);
+  text += ",\"pid\":";
+  text += std::to_string(holder.pid);
+  text += ",\"priority\":";
+  text += std::to_string(holder.priority);
+  text += ",\"requirements\":";
+  text += detail::dump(holder.requirements);
+  text += ",\"since\":";
+  text += detail::in_quotes(format_iso8601(holder.since));
+  text += '}';
+  return text;
 }
 
 int write_details(const fs::path& path, const std::string& content) {
@@ -114,11 +144,13 @@ int write_details(const fs::path& path, const std::string& content) {
   return 0;
 }
 
-int write_details(const fs::path& path, const std::string& content, UniqueFd& cached) {
+int write_details(const fs::path& folder, const std::string& id, const std::string& content,
+                  UniqueFd& cached) {
   struct stat st {};
   // Removed or replaced (renamed over) since: its inode has no link left; open the path afresh.
   if (cached && (::fstat(cached.get(), &st) != 0 || st.st_nlink == 0)) cached.reset();
   if (!cached) {
+    const fs::path path = details_path(folder, id);
     int error = 0;
     cached = open_regular(path, O_WRONLY, st, error);
     if (!cached && error == ENOENT) {

@@ -41,6 +41,10 @@ bool write_own_pid(int fd, off_t old_size);
 /// (live) pid for a holder once we unlock. Best effort: the unlock is what frees the device.
 void clear_pid(int fd);
 
+/// What `<id>.pid.json` holds: the text of detail::dump(holder.to_json()), byte for byte, made
+/// without building the JSON tree (the lock path writes it on every lock).
+std::string holder_details_text(const HolderInfo& holder);
+
 /// Writes the holder details next to the lock, in place: a temp file + rename() would make a
 /// reader never see a torn file, but costs a create, a rename and an unlink per allocation (about
 /// half of an uncontended lock). Readers treat unparseable details as absent and fall back to the
@@ -53,8 +57,10 @@ int write_details(const fs::path& path, const std::string& content);
 
 /// As write_details, through `cached` when it still names a linked file (kept open across locks
 /// of one device: no open() and no close() per lock, so no IN_CLOSE_WRITE that every watcher of
-/// the folder would wake for), else through a descriptor opened now and left in `cached`.
-int write_details(const fs::path& path, const std::string& content, UniqueFd& cached);
+/// the folder would wake for), else through a descriptor opened now and left in `cached`. The
+/// file is `details_path(folder, id)`; the path is made only when it is opened.
+int write_details(const fs::path& folder, const std::string& id, const std::string& content,
+                  UniqueFd& cached);
 
 /// The holder of `<folder>/<id>.pid`, read without writing anything (also for a read-only
 /// observer): nullopt when free. A free file that names another live process counts as held by

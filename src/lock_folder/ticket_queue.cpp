@@ -9,6 +9,7 @@
 
 #include "core/json_text.hpp"
 #include "core/queue_order.hpp"
+#include "posix/this_process.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -468,8 +469,8 @@ std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>
                                    static_cast<unsigned long long>(now.tv_nsec);
   char stamp[32];
   std::snprintf(stamp, sizeof stamp, "%020llu", nanos);
-  const std::string name = std::string(stamp) + "-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(counter++) + kTicketSuffix;
+  const std::string name = std::string(stamp) + "-" + std::to_string(posix::this_process_id()) +
+                           "-" + std::to_string(counter++) + kTicketSuffix;
   auto state = std::make_shared<TicketState>();
   state->empty_queue = empty_queue_;
   state->warning = queue_warning_;

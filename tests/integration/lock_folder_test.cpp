@@ -10,20 +10,26 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 
 #include <thread>
 
+#include "core/json_text.hpp"
+#include "lock_folder/held_files.hpp"
+#include "lock_folder/pid_file.hpp"
 #include "lock_folder/ticket_queue.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
+#include "posix/unique_fd.hpp"
 
 namespace lockable {
 namespace {
@@ -86,6 +92,72 @@ TEST_F(LockFolder, DetailsRemovedOrReplacedBetweenLocksAreWrittenAfresh) {
   ASSERT_NE(lock, nullptr);
   EXPECT_EQ(Json::parse(read_text(details))["alloc_id"], "alloc-1");
   EXPECT_EQ(backend_->holder_of("dut")->alloc_id, "alloc-1");
+}
+
+// The backend keeps the released lock's descriptor to lock the next time, and an emptied file
+// is locked without a stat of the path before the open for writing: a file removed or renamed
+// over between two locks must still be the one the next lock writes and flocks, and a
+// replacement someone holds must stay theirs.
+TEST_F(LockFolder, LockFileRemovedOrReplacedBetweenLocksIsLockedAfresh) {
+  backend_->try_lock(resource("dut"), me())->release();
+  std::filesystem::remove(pid_file("dut"));
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+  EXPECT_EQ(read_text(pid_file("dut")), std::to_string(::getpid()) + "\n");
+  EXPECT_FALSE(lock->lost());
+  lock->release();
+
+  test::write_file(pid_file("dut"), "");  // renamed over: an empty file, as a release leaves it
+  lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  EXPECT_TRUE(is_flocked(pid_file("dut")));
+  EXPECT_EQ(read_text(pid_file("dut")), std::to_string(::getpid()) + "\n");
+  EXPECT_FALSE(lock->lost());
+  lock->release();
+
+  test::write_file(pid_file("dut"), "");
+  posix::UniqueFd other(::open(pid_file("dut").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(other);
+  ASSERT_EQ(::flock(other.get(), LOCK_EX | LOCK_NB), 0);  // another holder of the new file
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  other.reset();
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
+// The pid is cached (glibc's getpid() is a system call): a child forked by a program that
+// locked before must still write its own pid, or the parent's exit would free its device for
+// the Python package and make a pid-reuse judgement about the wrong process.
+TEST_F(LockFolder, ChildForkedAfterALockWritesItsOwnPid) {
+  backend_->try_lock(resource("dut"), me())->release();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto lock = make_lock_folder_backend(dir_.path())->try_lock(resource("dut"), me());
+    const bool own = lock && read_text(pid_file("dut")) == std::to_string(::getpid()) + "\n";
+    ::_exit(own ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child wrote another pid";
+}
+
+// The details text is made by hand on the lock path (no JSON tree per lock): it must stay the
+// very text the JSON library makes, for every reader of `<id>.pid.json` and the `.lost` note.
+TEST(HolderDetailsText, IsTheDumpOfToJsonByteForByte) {
+  std::vector<HolderInfo> holders(4);
+  holders[1] = me();
+  holders[2] = HolderInfo{2147483647,
+                          "rig \"01\"\n\t\x01\xff",
+                          "a\\b",
+                          std::chrono::system_clock::now(),
+                          Json{{"os", "Android"}, {"nested", {{"list", {1, 2.5, nullptr, true}}}}},
+                          -7,
+                          std::uint64_t{18446744073709551615u}};
+  holders[3] = HolderInfo{42, "", "", {}, Json::array({"x"}), 100, 0};
+  for (const auto& holder : holders) {
+    EXPECT_EQ(folder_backend::holder_details_text(holder), detail::dump(holder.to_json()));
+  }
 }
 
 TEST_F(LockFolder, SecondTryLockInTheSameProcessFails) {
@@ -746,6 +818,45 @@ TEST_F(LockFolder, HolderIsToldWhenItsFileIsRemovedAndStatusShowsItUntilRelease)
   EXPECT_EQ(observer->lost_hold("dut"), std::nullopt);
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "dut.pid.lost"));
   EXPECT_EQ(loss.count(), 1u);
+}
+
+// The voluntary context switches of this process's held-file checker thread, or -1 when there
+// is none (found by name in /proc/self/task).
+long checker_thread_switches() {
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    if (read_text(task.path() / "comm") != std::string(folder_backend::kCheckerThreadName) + "\n") {
+      continue;
+    }
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+    }
+  }
+  return -1;
+}
+
+// A process between locks (a test program between suites, a benchmark loop) must not pay for
+// the checker: its thread sleeps until the next lock instead of waking every interval.
+TEST_F(LockFolder, HeldFileCheckerSleepsWhileNothingIsHeld) {
+  auto lock = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  std::this_thread::sleep_for(folder_backend::kHeldFileCheckInterval * 3);  // a check or two
+  lock->release();
+  std::this_thread::sleep_for(folder_backend::kHeldFileCheckInterval * 2);  // the last check ends
+  const long before = checker_thread_switches();
+  ASSERT_GE(before, 0) << "no thread named " << folder_backend::kCheckerThreadName;
+  std::this_thread::sleep_for(folder_backend::kHeldFileCheckInterval * 10);
+  // The old checker woke ten times here; one spurious wake-up of a condition variable is allowed.
+  EXPECT_LE(checker_thread_switches() - before, 1);
+  // And it still checks the next lock.
+  auto next = backend_->try_lock(resource("dut"), me());
+  ASSERT_NE(next, nullptr);
+  LossCatcher loss;
+  next->on_lock_loss(loss.handler());
+  std::filesystem::remove(pid_file("dut"));
+  EXPECT_NE(loss.wait().find("removed or replaced"), std::string::npos);
 }
 
 TEST_F(LockFolder, HolderIsToldWhenItsFileIsReplaced) {
