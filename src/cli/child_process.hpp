@@ -80,12 +80,20 @@ std::vector<std::string> child_environment(const char* const* environ_entries,
 ///     folder: the lock is held until they are dead; lease backends: long before the lease
 ///     expires). Exceptions: processes of another account (a setuid program's children), and
 ///     anything handed to a process outside the command's tree (a service manager, `at`).
-/// One per process; never destroyed (its thread lives until exit).
+/// The relay thread starts with `start_thread()`, before anything that may take long; until
+/// then a signal stays pending and is taken by `defer_signals()` and `run` (a lock that needs no
+/// wait then costs no thread: cli_bench). One per process; never destroyed (its thread, once
+/// started, lives until exit).
 class SignalRelay {
  public:
   SignalRelay();
   SignalRelay(const SignalRelay&) = delete;
   SignalRelay& operator=(const SignalRelay&) = delete;
+
+  /// Starts the relay thread unless it runs already. Call it before anything that may block or
+  /// take long (a wait for a device, network, a sleep); safe from any thread. A signal that came
+  /// before is handled at once, as if the thread had been there.
+  void start_thread();
 
   /// While set, a signal that arrives before `defer_signals()` cancels the wait for a device
   /// instead of ending lockable at once: `cancel` runs on the relay thread (quick, non-blocking:
@@ -117,12 +125,21 @@ class SignalRelay {
 
  private:
   void relay_loop();
+  // Caller holds mutex_: what a relayed signal does in the current state (see the class
+  // comment). `code` is its si_code.
+  void handle_locked(int signal, int code);
+  // Handles every signal that is pending and not yet taken by the relay thread.
+  void take_pending_signals();
   // Caller holds mutex_: `signal` to the running command, as the relay sends it.
   void signal_command(int signal);
 
   sigset_t relayed_{};
   sigset_t original_mask_{};
+  /// Non-blocking signalfd of the relayed signals, -1 when none could be made (the thread then
+  /// starts at once).
+  int pending_fd_ = -1;
   std::mutex mutex_;
+  bool thread_started_ = false;
   /// The running command's keeper (see child_process.cpp), 0 when none; cleared before the
   /// keeper is reaped, so that a kill() never reaches a reused pid.
   pid_t child_ = 0;

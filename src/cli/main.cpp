@@ -262,6 +262,7 @@ int status(const CommandLine& line, const std::string& resources, Options option
 }
 
 int run(const CommandLine& line, SignalRelay& relay) {
+  if (line.ctest_spec || line.lock_name || line.validate_only) relay.start_thread();
   if (line.ctest_spec) return ctest_spec(line);
   // Every option is checked before anything touches the disk (the lock folder is created by
   // the Lockable), so a bad one changes nothing.
@@ -302,6 +303,11 @@ int run(const CommandLine& line, SignalRelay& relay) {
   if (line.validate_only) return validate_only(settings.resources);
   const std::string lock_spec =
       options.lock_backend.empty() ? options.lock_folder.string() : options.lock_backend;
+  // Locking a local folder from a local file either succeeds at once or waits in the queue: the
+  // relay thread is started when it queues (below). Anything else may take long from the start.
+  const bool local_lock = line.admin.empty() && !line.status && options.lock_backend.empty() &&
+                          !is_url(settings.resources);
+  if (!local_lock) relay.start_thread();
   if (!line.admin.empty()) {
     return run_admin_command(
         line, AdminSettings{lock_spec, settings.resources, options.metrics_file.string()});
@@ -321,6 +327,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
   // A reservation whose holder process ended (a reboot) gets it back before we lock.
   restart_reservation_holders(lock_spec);
   Lockable lockable(std::move(options));
+  lockable.add_observer([&relay](const AllocationEvent& event) {
+    if (event.kind == AllocationEvent::Kind::kQueued) relay.start_thread();
+  });
   // SIGINT/SIGTERM while waiting cancel the wait; the unwinding leaves the queue.
   relay.cancel_with([&lockable] { lockable.cancel(); });
   struct StopCancelling {

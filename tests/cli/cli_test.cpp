@@ -1284,6 +1284,52 @@ TEST_F(CliTest, ALockFolderRunLoadsNeitherLibcurlNorIcu) {
   EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
 }
 
+// The names of `pid`'s threads, one per line.
+std::string thread_names(pid_t pid) {
+  std::string names;
+  std::error_code ignored;
+  for (const auto& task :
+       fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
+    names += read_text(task.path() / "comm");
+  }
+  return names;
+}
+
+std::size_t threads_not_named(const std::string& names, const std::string& name) {
+  std::istringstream lines(names);
+  std::size_t count = 0;
+  for (std::string line; std::getline(lines, line);) count += line != name ? 1 : 0;
+  return count;
+}
+
+TEST_F(CliTest, ALockWithoutWaitStartsNoSignalThreadYetSignalsStillReachTheCommand) {
+  // A thread costs every start (and every unmap after it, in IPIs); the main thread passes
+  // signals on while the command runs, and the relay thread starts only for a wait.
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const std::string names = thread_names(holder.pid());
+  EXPECT_EQ(threads_not_named(names, "lockable-check"), 1u) << names;
+
+  const auto mark = dir_.path() / "ran";
+  Holder waiter(dir_.path(), base({"--requirements", "id=dut-b", "--timeout", "60"}),
+                "touch \"$READY\" '" + mark.string() + "'", "waiter");
+  ASSERT_TRUE(wait_until_queued(locks_));
+  // Queued: the relay thread is there to end the wait on a signal.
+  const auto deadline = Clock::now() + kGuard;
+  while (threads_not_named(thread_names(waiter.pid()), "lockable-check") < 2 &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(threads_not_named(thread_names(waiter.pid()), "lockable-check"), 2u)
+      << thread_names(waiter.pid());
+  EXPECT_EQ(waiter.signal_and_wait(SIGINT), 128 + SIGINT) << waiter.log();
+  EXPECT_FALSE(fs::exists(mark));
+
+  // The holder's command gets SIGTERM through lockable's main thread.
+  EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
+}
+
 TEST_F(CliTest, WithoutLibcurlLockFolderRunsWorkAndHttpNamesThePackageToInstall) {
   // A libcurl.so.4 that cannot be loaded, found first through LD_LIBRARY_PATH.
   const auto libraries = dir_.path() / "lib";
