@@ -20,8 +20,9 @@ namespace lockable::folder_backend {
 namespace {
 
 // The kernel emits the close event of a killed process just before it drops the process's
-// flocks, so a waiter woken by it may still find the lock taken: look again shortly after any
-// event, and every kSafetyTick in any case.
+// flocks, so a waiter woken by it may still find the lock taken: look again shortly after a lock
+// folder event, and every kSafetyTick in any case. A watched ticket's event needs no second look:
+// its waiter removed or replaced it before the event.
 constexpr auto kFollowUp = std::chrono::milliseconds(3);
 constexpr auto kSafetyTick = std::chrono::milliseconds(250);
 
@@ -95,7 +96,7 @@ void Watcher::wait(Clock::time_point deadline) {
     polling_ = false;
     if (changed) {
       ++generation_;
-      follow_up_ = Clock::now() + kFollowUp;
+      if (follow_up_wanted_) follow_up_ = Clock::now() + kFollowUp;
     }
     cv_.notify_all();
   }
@@ -195,6 +196,7 @@ bool Watcher::follow_plan() {
 }
 
 bool Watcher::poll_once(Clock::time_point deadline) {
+  follow_up_wanted_ = false;
   for (;;) {
     if (follow_plan()) return true;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
@@ -245,7 +247,7 @@ bool Watcher::drain() {
       const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);
       offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
       if (event->mask & IN_Q_OVERFLOW) {
-        interesting = true;
+        interesting = follow_up_wanted_ = true;
         continue;
       }
       const bool ticket_watch = ticket_wds_.count(event->wd) != 0;
@@ -254,10 +256,10 @@ bool Watcher::drain() {
         // ticket's inode is gone. A watch removed here was forgotten first and is skipped.
         if (event->wd == folder_wd_) {
           folder_wd_ = -1;
-          interesting = true;
+          interesting = follow_up_wanted_ = true;
         } else if (event->wd == queue_wd_) {
           queue_wd_ = -1;
-          interesting = true;
+          interesting = follow_up_wanted_ = true;
         } else if (ticket_watch) {
           const auto change = ticket_change(event->wd, true);
           if (!interesting) interesting = !filter_ || filter_(*change);
@@ -273,16 +275,19 @@ bool Watcher::drain() {
         if (interesting && folder_wd_ < 0) watch_folder();
         continue;
       }
-      if (interesting && filter_) continue;  // decided: read the rest only to drain them
+      // Decided, and a follow-up look is due: read the rest only to drain them.
+      if (interesting && filter_ && follow_up_wanted_) continue;
       FolderChange change;
       change.name = event->len > 0 ? std::string(event->name) : std::string();
       change.removed = (event->mask & IN_DELETE) != 0;
+      bool matters = false;
       if (event->wd == folder_wd_ && is_pid_file_name(change.name)) {
-        interesting = !filter_ || filter_(change);
+        matters = !filter_ || filter_(change);
       } else if (event->wd == queue_wd_ && is_ticket_name(change.name)) {
         change.ticket = true;
-        interesting = !filter_ || filter_(change);
+        matters = !filter_ || filter_(change);
       }
+      if (matters) interesting = follow_up_wanted_ = true;
     }
   }
   return interesting;

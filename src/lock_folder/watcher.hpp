@@ -154,6 +154,9 @@ class Watcher {
   // Starts ahead of every thread's `seen_` (0), so that each thread's first wait returns at once.
   std::uint64_t generation_ = 1;
   Clock::time_point follow_up_{};
+  // Set by the polling thread when a lock folder event (or a lost one) woke the waiters: they
+  // look again after kFollowUp (see watcher.cpp).
+  bool follow_up_wanted_ = false;
   std::unordered_map<std::thread::id, std::uint64_t> seen_;
 };
 
