@@ -1,6 +1,8 @@
 // Fairness and throughput under contention: many processes, few devices, every process asking for
 // any device. Prints throughput and queue times (mean, median, max); a fair FIFO queue keeps the
-// maximum close to the mean. Plain main: the measurement spans processes.
+// maximum close to the mean. Plain main: the measurement spans processes. The clock starts once
+// every process is set up (forked, its Lockable made), so that neither the throughput nor the
+// first requests' queue times count the start-up of the processes started after them.
 // Usage: contention_bench [processes=16] [devices=4] [allocations=2000] [hold-us=2000]
 #include <lockable/lockable.hpp>
 
@@ -39,7 +41,10 @@ int main(int argc, char** argv) {
 
   int results[2];
   if (::pipe(results) != 0) return 1;
-  const auto start = std::chrono::steady_clock::now();
+  // Each child says it is set up on `ready`, then waits for a byte on `go`.
+  int ready[2];
+  int go[2];
+  if (::pipe(ready) != 0 || ::pipe(go) != 0) return 1;
   std::vector<pid_t> children;
   for (int process = 0; process < processes; ++process) {
     const int rounds = allocations / processes + (process < allocations % processes ? 1 : 0);
@@ -52,6 +57,8 @@ int main(int argc, char** argv) {
       options.lock_folder = folder;
       options.log = [](const std::string&) {};
       lockable::Lockable lockable(std::move(options));
+      char byte = 0;
+      if (::write(ready[1], &byte, 1) != 1 || ::read(go[0], &byte, 1) != 1) ::_exit(1);
       for (int round = 0; round < rounds; ++round) {
         auto allocation = lockable.lock("", lockable::Seconds(300));
         const double queue_ms =
@@ -65,6 +72,16 @@ int main(int argc, char** argv) {
     children.push_back(pid);
   }
   ::close(results[1]);
+  ::close(ready[1]);  // a child that fails before it is set up ends the read below
+  for (int process = 0; process < processes; ++process) {
+    char byte = 0;
+    if (::read(ready[0], &byte, 1) != 1) return 1;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  {
+    const std::string bytes(static_cast<std::size_t>(processes), 'g');
+    if (::write(go[1], bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) return 1;
+  }
   std::vector<double> queue_ms;
   double value = 0;
   while (::read(results[0], &value, sizeof value) == static_cast<ssize_t>(sizeof value)) {

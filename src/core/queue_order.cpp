@@ -18,6 +18,26 @@ std::vector<std::string> claimable_ids(const std::vector<std::string>& mine,
   return result;
 }
 
+std::vector<std::size_t> nearest_holding_back(
+    const std::vector<std::string>& mine, const std::vector<std::vector<std::string>>& earlier) {
+  std::vector<std::size_t> nearest;
+  std::unordered_set<std::string> found;
+  // From the nearest backwards: the first ticket met wanting an id is the nearest for it.
+  for (std::size_t i = earlier.size(); i-- > 0;) {
+    bool holds_back = false;
+    for (const auto& id : earlier[i]) {
+      if (found.count(id) != 0) continue;
+      if (std::find(mine.begin(), mine.end(), id) == mine.end()) continue;
+      found.insert(id);
+      holds_back = true;
+    }
+    if (holds_back) nearest.push_back(i);
+    if (found.size() == mine.size()) break;
+  }
+  std::reverse(nearest.begin(), nearest.end());
+  return nearest;
+}
+
 long long effective_priority(const QueuePlace& place, std::chrono::system_clock::time_point now,
                              std::chrono::system_clock::duration aging) {
   const long long base = place.priority;

@@ -14,6 +14,16 @@ namespace lockable {
 std::vector<std::string> claimable_ids(const std::vector<std::string>& mine,
                                        const std::vector<std::vector<std::string>>& earlier);
 
+/// The earlier waiters a waiter waits behind, one per id of `mine` that some of `earlier` (in
+/// queue order) wants: the last of those, the nearest to it in the queue. As ids are only
+/// released to the waiter once no earlier waiter wants them, an id of `mine` can become
+/// claimable (claimable_ids) only once that nearest one has left or stopped wanting it: the
+/// others leaving first changes nothing for it. So a waiter that watches only these tickets
+/// misses no chance to move up (etcd's lock recipe watches only the previous key). Indexes into
+/// `earlier`, ascending, each once. Pure; no I/O.
+std::vector<std::size_t> nearest_holding_back(const std::vector<std::string>& mine,
+                                              const std::vector<std::vector<std::string>>& earlier);
+
 /// One waiter as the queue order sees it.
 struct QueuePlace {
   /// The request's priority (higher is served first).

@@ -403,7 +403,8 @@ class LockFolderBackend final : public LockBackend {
       TicketQueue* queue = queue_.get();
       watcher_ = std::make_unique<Watcher>(
           folder_, queue->dir(), log_,
-          [queue](const FolderChange& change) { return queue->may_wake(change); });
+          [queue](const FolderChange& change) { return queue->may_wake(change); },
+          [queue] { return queue->watch_plan(); });
     });
     return *watcher_;
   }

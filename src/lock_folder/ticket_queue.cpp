@@ -157,6 +157,14 @@ struct QueueWarning {
   LockFolderLog log;
 };
 
+// A ticket served before a waiter's, as the waiter last read it.
+struct EarlierTicket {
+  std::string name;
+  std::vector<std::string> wanted;
+  dev_t dev;  // its file, which the waiter may watch
+  ino_t ino;
+};
+
 // A waiter's ticket. Its file is written only when the waiter first waits (see
 // `TicketQueue::publish_own_tickets`): a request granted at once never touches the queue
 // folder, which keeps an uncontended lock cheap. The name (arrival time) is fixed at enqueue, so a
@@ -176,19 +184,39 @@ struct TicketState {
   bool closed = false;
   Clock::time_point touched{};
   // The waiter's last look at the queue (see TicketQueue::may_wake): the live tickets served
-  // before it, by name with the ids they want, and the ids of `wanted` that none of them wants.
+  // before it, in queue order, and the ids of `wanted` that none of them wants.
   bool looked = false;
-  std::vector<std::pair<std::string, std::vector<std::string>>> earlier;
+  std::vector<EarlierTicket> earlier;
   std::vector<std::string> claimable;
 
   // Records a look at the queue. Caller holds `mutex`.
-  void remember_look(std::vector<std::pair<std::string, std::vector<std::string>>> seen) {
+  void remember_look(std::vector<EarlierTicket> seen) {
     std::vector<std::vector<std::string>> wants;
     wants.reserve(seen.size());
-    for (const auto& ticket : seen) wants.push_back(ticket.second);
+    for (const auto& ticket : seen) wants.push_back(ticket.wanted);
     claimable = claimable_ids(wanted, wants);
     earlier = std::move(seen);
     looked = true;
+  }
+
+  // Adds what this waiter must watch to `plan` (see TicketQueue::watch_plan). Caller holds
+  // `mutex`.
+  void plan_watches(WatchPlan& plan) const {
+    if (closed) return;
+    if (!looked) {
+      plan.folder = plan.queue = true;
+      return;
+    }
+    if (!claimable.empty()) plan.folder = true;
+    std::vector<std::vector<std::string>> wants;
+    wants.reserve(earlier.size());
+    for (const auto& ticket : earlier) wants.push_back(ticket.wanted);
+    for (const auto index : nearest_holding_back(wanted, wants)) {
+      const auto& ticket = earlier[index];
+      const bool planned = std::any_of(plan.tickets.begin(), plan.tickets.end(),
+                                       [&](const auto& t) { return t.name == ticket.name; });
+      if (!planned) plan.tickets.push_back(TicketWatch{ticket.name, ticket.dev, ticket.ino});
+    }
   }
 
   // See TicketQueue::may_wake. A removed ticket also leaves the remembered look, which then
@@ -202,7 +230,7 @@ struct TicketState {
       return std::find(claimable.begin(), claimable.end(), id) != claimable.end();
     }
     const auto gone = std::find_if(earlier.begin(), earlier.end(),
-                                   [&](const auto& ticket) { return ticket.first == change.name; });
+                                   [&](const auto& ticket) { return ticket.name == change.name; });
     if (gone == earlier.end()) return false;  // a later or a new ticket holds nobody back here
     if (!change.removed) return true;         // replaced: it may want less now
     earlier.erase(gone);
@@ -279,6 +307,8 @@ struct ReadTicketCache {
     std::vector<std::string> wanted;
     QueuePlace place;  // its priority and arrival
     timespec mtime;    // as last seen
+    dev_t dev;         // its file, which the waiters behind it may watch
+    ino_t ino;
   };
   std::mutex mutex;
   std::map<std::string, ReadTicket> tickets;
@@ -335,7 +365,7 @@ class FolderTicket final : public QueueTicket {
     // Every live waiter, later arrivals too (a higher priority may put one ahead), and this one
     // at its place of arrival, published or not.
     std::vector<QueuePlace> places;
-    std::vector<const std::vector<std::string>*> wanted_of;
+    std::vector<const ReadTicket*> ticket_of;
     std::vector<const std::string*> name_of;
     std::size_t mine = 0;
     bool mine_placed = false;
@@ -343,12 +373,12 @@ class FolderTicket final : public QueueTicket {
       mine = places.size();
       mine_placed = true;
       places.push_back(state_->place);
-      wanted_of.push_back(nullptr);
+      ticket_of.push_back(nullptr);
       name_of.push_back(nullptr);
     };
     const auto add = [&](const ReadTicket& ticket, const std::string& name) {
       places.push_back(ticket.place);
-      wanted_of.push_back(&ticket.wanted);
+      ticket_of.push_back(&ticket);
       name_of.push_back(&name);
     };
     for (const auto& name : names) {
@@ -384,9 +414,12 @@ class FolderTicket final : public QueueTicket {
         continue;
       }
       auto parsed = parse_ticket(read_all(fd.get()));
-      ReadTicket ticket{std::move(fd), std::move(parsed.ids),
+      ReadTicket ticket{std::move(fd),
+                        std::move(parsed.ids),
                         QueuePlace{parsed.waiter ? parsed.waiter->priority : 0, arrival_of(name)},
-                        st.st_mtim};
+                        st.st_mtim,
+                        st.st_dev,
+                        st.st_ino};
       if (read_tickets_.size() < ReadTicketCache::kMaxReadTickets) {
         const auto [it, inserted] = read_tickets_.emplace(name, std::move(ticket));
         if (!stale(st.st_mtim, now)) add(it->second, name);
@@ -401,10 +434,11 @@ class FolderTicket final : public QueueTicket {
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
     std::vector<std::vector<std::string>> wanted;
-    std::vector<std::pair<std::string, std::vector<std::string>>> seen;
+    std::vector<EarlierTicket> seen;
     for (const auto index : served_before(places, mine, wall_now, aging)) {
-      wanted.push_back(*wanted_of[index]);
-      seen.emplace_back(*name_of[index], *wanted_of[index]);
+      const ReadTicket& ticket = *ticket_of[index];
+      wanted.push_back(ticket.wanted);
+      seen.push_back(EarlierTicket{*name_of[index], ticket.wanted, ticket.dev, ticket.ino});
     }
     // Forget waiters that left (served or gone), closing their descriptors.
     for (auto it = read_tickets_.begin(); it != read_tickets_.end();) {
@@ -523,18 +557,30 @@ std::size_t TicketQueue::publish_own_tickets() {
   return mine.size();
 }
 
-bool TicketQueue::may_wake(const FolderChange& change) {
-  if (ticketless_waiters_.load() > 0) return true;
+WatchPlan TicketQueue::watch_plan() {
+  WatchPlan plan;
+  plan.folder = plan.queue = ticketless_waiters_.load() > 0;
+  for (const auto& state : live_states()) {
+    std::lock_guard<std::mutex> guard(state->mutex);
+    state->plan_watches(plan);
+  }
+  return plan;
+}
+
+std::vector<std::shared_ptr<TicketState>> TicketQueue::live_states() {
   std::vector<std::shared_ptr<TicketState>> states;
-  {
-    std::lock_guard<std::mutex> guard(mutex_);
-    for (const auto& [thread, weaks] : tickets_) {
-      for (const auto& weak : weaks) {
-        if (auto state = weak.lock()) states.push_back(std::move(state));
-      }
+  std::lock_guard<std::mutex> guard(mutex_);
+  for (const auto& [thread, weaks] : tickets_) {
+    for (const auto& weak : weaks) {
+      if (auto state = weak.lock()) states.push_back(std::move(state));
     }
   }
-  for (const auto& state : states) {
+  return states;
+}
+
+bool TicketQueue::may_wake(const FolderChange& change) {
+  if (ticketless_waiters_.load() > 0) return true;
+  for (const auto& state : live_states()) {
     std::lock_guard<std::mutex> guard(state->mutex);
     if (state->may_wake(change)) return true;
   }

@@ -98,6 +98,13 @@ class TicketQueue {
   /// thread; takes the tickets' locks.
   bool may_wake(const FolderChange& change);
 
+  /// What this backend's waiters must watch (see watcher.hpp), from their last looks at the
+  /// queue: the lock folder while one of them may take a device (claimable ids), per device it
+  /// waits for the ticket of the nearest earlier waiter that holds it back
+  /// (core `nearest_holding_back`), and everything (folder and queue folder) for a ticket not
+  /// looked yet or a thread waiting without a ticket. Any thread; takes the tickets' locks.
+  WatchPlan watch_plan();
+
   /// Counts a thread that waits without any ticket (it is woken by every change meanwhile).
   void ticketless_wait_begins() { ++ticketless_waiters_; }
   void ticketless_wait_ends() { --ticketless_waiters_; }
@@ -114,6 +121,9 @@ class TicketQueue {
   static constexpr std::size_t kMaxTicketThreads = 64;
   std::map<std::thread::id, std::vector<std::weak_ptr<TicketState>>> tickets_;
   std::atomic<int> ticketless_waiters_{0};
+
+  // The tickets still alive, of every thread.
+  std::vector<std::shared_ptr<TicketState>> live_states();
 };
 
 /// A ticket of a backend that never queues (the read-only observer): it sees no earlier waiter.

@@ -19,9 +19,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <map>
 #include <mutex>
-
 #include <thread>
+#include <tuple>
 
 #include "core/json_text.hpp"
 #include "lock_folder/held_files.hpp"
@@ -413,6 +415,177 @@ TEST_F(LockFolder, MixedFolderWithWaitersOfAnOlderVersionStaysFifoAndLive) {
   std::ifstream in(ledger);
   for (std::string line; std::getline(in, line);) order.push_back(line);
   EXPECT_EQ(order, names);
+}
+
+// The voluntary context switches of every thread of process `pid`: how often it went to sleep,
+// which for a waiting process is how often something woke it.
+long voluntary_switches(pid_t pid) {
+  long total = 0;
+  std::error_code error;
+  const auto tasks = std::filesystem::path("/proc") / std::to_string(pid) / "task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream in(task.path() / "status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+        total += std::stol(line.substr(line.find(':') + 1));
+      }
+    }
+  }
+  return total;
+}
+
+// Waits until process `pid` has a ticket in the queue of `folder`, and it sleeps.
+void wait_until_queued(const std::filesystem::path& folder, const Child& child,
+                       const std::string& name) {
+  const auto guard = std::chrono::steady_clock::now() + 60s;
+  while (!queued_in(folder, child.pid()) && std::chrono::steady_clock::now() < guard) {
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(queued_in(folder, child.pid())) << name << " never queued";
+}
+
+TEST_F(LockFolder, ReleasesWakeOnlyTheWaiterAtTheHeadNotTheOnesBehindIt) {
+  // Six waiters queue for dut-1, which a helper holds; meanwhile another device of the folder is
+  // locked and released 100 times. Only the head of the queue watches the pid files (it is the
+  // one that could take a device that frees up); the five behind it each watch the ticket of the
+  // waiter ahead, so the kernel does not wake them for any of those releases: they sleep but for
+  // the safety tick (250 ms) and their ticket's refresh. Before, every waiter woke on every
+  // release (and read the event, to find it was not for it).
+  const auto resources = dir_.path() / "resources.json";
+  const auto ledger = dir_.path() / "ledger.txt";
+  const auto folder = dir_.path() / "locks";
+  test::write_file(resources, R"([{"id": "dut-1", "online": true, "hostname": "test-host"},
+                                  {"id": "dut-2", "online": true, "hostname": "test-host"}])");
+  auto holder = std::make_unique<Child>(std::vector<std::string>{
+      LOCKABLE_TEST_HELPER, "hold", resources.string(), folder.string(), "id=dut-1"});
+  ASSERT_EQ(holder->read_line(60s), "locked dut-1");
+  constexpr int kWaiters = 6;
+  std::vector<std::unique_ptr<Child>> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    const auto name = "waiter-" + std::to_string(i);
+    waiters.push_back(std::make_unique<Child>(
+        std::vector<std::string>{LOCKABLE_TEST_HELPER, "ledger", resources.string(),
+                                 folder.string(), ledger.string(), name, "0", "id=dut-1"}));
+    wait_until_queued(folder, *waiters.back(), name);
+  }
+  std::this_thread::sleep_for(100ms);  // each has looked at the queue and sleeps
+  std::vector<long> before;
+  for (const auto& waiter : waiters) before.push_back(voluntary_switches(waiter->pid()));
+  auto other = make_lock_folder_backend(folder);
+  constexpr int kReleases = 100;
+  for (int i = 0; i < kReleases; ++i) {
+    auto lock = other->try_lock(resource("dut-2"), me());
+    ASSERT_NE(lock, nullptr);
+    lock->release();
+    std::this_thread::sleep_for(3ms);  // one release at a time: each would be a wake-up
+  }
+  std::vector<long> woken;
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
+    woken.push_back(voluntary_switches(waiters[i]->pid()) - before[i]);
+  }
+  holder->write_line("");
+  EXPECT_EQ(holder->read_line(60s), "released");
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
+    EXPECT_EQ(waiters[i]->read_line(60s), "done") << i << ": " << waiters[i]->output();
+    EXPECT_EQ(waiters[i]->wait(), 0) << i;
+  }
+  // Generous: the safety tick and the refresh wake each a few times during the releases.
+  for (std::size_t i = 1; i < waiters.size(); ++i) {
+    EXPECT_LT(woken[i], kReleases / 3) << "waiter " << i << " behind the head woke " << woken[i]
+                                       << " times for " << kReleases << " releases";
+  }
+  std::cout << "wake-ups during " << kReleases << " releases, head first:";
+  for (const auto count : woken) std::cout << " " << count;
+  std::cout << "\n";
+}
+
+// Ledgers as test_helper stress writes them: per device, "enter <pid> <ns>" and "leave <pid> <ns>"
+// lines. Fails the test when two holds of one device overlap; returns the holds per pid.
+std::map<std::string, int> check_ledgers(const std::filesystem::path& dir,
+                                         const std::vector<std::string>& ids) {
+  std::map<std::string, int> holds_of;
+  for (const auto& id : ids) {
+    std::ifstream in(dir / (id + ".ledger"));
+    std::vector<std::tuple<long long, long long, std::string>> holds;
+    std::map<std::string, long long> open;
+    std::string kind, pid;
+    long long stamp = 0;
+    while (in >> kind >> pid >> stamp) {
+      if (kind == "enter") {
+        EXPECT_EQ(open.count(pid), 0u) << id << ": pid " << pid << " entered twice";
+        open[pid] = stamp;
+      } else {
+        EXPECT_EQ(open.count(pid), 1u) << id << ": pid " << pid << " left without entering";
+        holds.emplace_back(open[pid], stamp, pid);
+        open.erase(pid);
+        ++holds_of[pid];
+      }
+    }
+    EXPECT_TRUE(open.empty()) << id << ": a hold never ended";
+    std::sort(holds.begin(), holds.end());
+    for (std::size_t i = 1; i < holds.size(); ++i) {
+      EXPECT_GE(std::get<0>(holds[i]), std::get<1>(holds[i - 1]))
+          << id << ": pid " << std::get<2>(holds[i]) << " entered while pid "
+          << std::get<2>(holds[i - 1]) << " held it";
+    }
+  }
+  return holds_of;
+}
+
+TEST_F(LockFolder, MixedFolderOfNewOldAndPythonLockersIsSafeAndLive) {
+  // Waiters of this version (targeted wake-ups: only the head watches the pid files, the others
+  // a ticket each), waiters of an older version (old_protocol_waiter.py: the same tickets, waking
+  // on any change) and lockers of the Python package's protocol (no ticket, polling) take and
+  // release the same two devices many times. Neither an older waiter's release nor a Python
+  // release signals anything but the pid file: the head must notice them all the same.
+  const std::vector<std::string> ids{"dut-1", "dut-2"};
+  const auto resources = dir_.path() / "resources.json";
+  const auto ledgers = dir_.path() / "ledgers";
+  const auto folder = dir_.path() / "locks";
+  std::filesystem::create_directories(ledgers);
+  std::filesystem::create_directories(folder);
+  test::write_file(resources, R"([{"id": "dut-1", "online": true, "hostname": "test-host"},
+                                  {"id": "dut-2", "online": true, "hostname": "test-host"}])");
+  const std::string old_waiter =
+      (std::filesystem::path(LOCKABLE_PYTHON_PID_LOCK).parent_path() / "old_protocol_waiter.py")
+          .string();
+  constexpr int kNew = 4;
+  constexpr int kNewRounds = 40;
+  constexpr int kOld = 2;
+  constexpr int kOldRounds = 15;
+  constexpr int kPythonRounds = 30;
+  std::vector<std::unique_ptr<Child>> children;
+  for (int i = 0; i < kNew; ++i) {
+    children.push_back(std::make_unique<Child>(std::vector<std::string>{
+        LOCKABLE_TEST_HELPER, "stress", resources.string(), folder.string(), ledgers.string(),
+        std::to_string(kNewRounds), std::to_string(i + 1)}));
+  }
+  for (int i = 0; i < kOld; ++i) {
+    children.push_back(std::make_unique<Child>(std::vector<std::string>{
+        "/usr/bin/env", "OLD_WAITER_ROUNDS=" + std::to_string(kOldRounds),
+        "OLD_WAITER_LEDGER_DIR=" + ledgers.string(), LOCKABLE_PYTHON, old_waiter, folder.string(),
+        (dir_.path() / "old-ledger.txt").string(), "old-" + std::to_string(i), "1", "dut-1",
+        "dut-2"}));
+  }
+  for (const auto& id : ids) {
+    children.push_back(std::make_unique<Child>(std::vector<std::string>{
+        LOCKABLE_PYTHON, LOCKABLE_PYTHON_PID_LOCK, "ledger", (folder / (id + ".pid")).string(),
+        std::to_string(kPythonRounds), (ledgers / (id + ".ledger")).string()}));
+  }
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    std::optional<std::string> line;
+    do {
+      line = children[i]->read_line(120s);
+    } while (line == "queued");
+    EXPECT_EQ(line, "done") << "child " << i << ": " << children[i]->output();
+    EXPECT_EQ(children[i]->wait(), 0) << "child " << i;
+  }
+  const auto holds_of = check_ledgers(ledgers, ids);
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    const int expected = i < kNew ? kNewRounds : i < kNew + kOld ? kOldRounds : kPythonRounds;
+    const auto it = holds_of.find(std::to_string(children[i]->pid()));
+    EXPECT_EQ(it == holds_of.end() ? 0 : it->second, expected) << "child " << i;
+  }
 }
 
 TEST_F(LockFolder, PythonReleasingByUnlinkNeverLetsBothIn) {

@@ -10,6 +10,12 @@ Usage: old_protocol_waiter.py FOLDER LEDGER NAME HOLD_MS ID [ID...]
   appends NAME to LEDGER while holding, holds HOLD_MS, releases, removes its ticket, prints
   "done". A ticket is <arrival ns, 20 digits>-<pid>-<n>.ticket holding the JSON array of wanted
   ids, flock-ed by its waiter; earlier live tickets reserve the ids they want (stale after 5 s).
+Environment, for the mixed-folder stress test:
+  OLD_WAITER_ROUNDS=N        queue, lock, hold, release N times (a new ticket each time); "queued"
+                             is printed once, "done" after the last round
+  OLD_WAITER_LEDGER_DIR=DIR  while holding device ID, the hold is recorded in DIR/ID.ledger as
+                             "enter <pid> <CLOCK_MONOTONIC ns>" and "leave <pid> <ns>" lines (the
+                             format of test_helper stress)
 """
 import fcntl
 import json
@@ -76,18 +82,25 @@ def try_lock(path):
     return fd
 
 
-def main():
-    folder, ledger, name, hold_ms = sys.argv[1:5]
-    ids = sys.argv[5:]
+def record(ledger_dir, resource_id, kind):
+    if not ledger_dir:
+        return
+    with open(os.path.join(ledger_dir, resource_id + ".ledger"), "a") as out:
+        out.write("%s %d %d\n" % (kind, os.getpid(), time.monotonic_ns()))
+
+
+def serve_once(folder, ledger, name, hold_ms, ids, number, first):
+    ledger_dir = os.environ.get("OLD_WAITER_LEDGER_DIR", "")
     queue = os.path.join(folder, ".lockable-queue")
     os.makedirs(queue, exist_ok=True)
-    ticket = "%020d-%d-0.ticket" % (time.time_ns(), os.getpid())
+    ticket = "%020d-%d-%d.ticket" % (time.time_ns(), os.getpid(), number)
     temp = os.path.join(queue, "." + ticket + ".0.tmp")
     ticket_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     fcntl.flock(ticket_fd, fcntl.LOCK_EX)
     os.write(ticket_fd, json.dumps(ids).encode())
     os.rename(temp, os.path.join(queue, ticket))
-    print("queued", flush=True)
+    if first:
+        print("queued", flush=True)
     touched = time.time()
     while True:
         reserved = earlier_wants(queue, ticket)
@@ -97,20 +110,31 @@ def main():
             fd = try_lock(os.path.join(folder, resource_id + ".pid"))
             if fd is None:
                 continue
+            record(ledger_dir, resource_id, "enter")
             with open(ledger, "a") as out:
                 out.write(name + "\n")
             time.sleep(int(hold_ms) / 1000.0)
+            record(ledger_dir, resource_id, "leave")
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             os.unlink(os.path.join(queue, ticket))
             os.close(ticket_fd)
-            print("done", flush=True)
-            return 0
+            return
         if time.time() - touched >= 1.0:
             os.utime(ticket_fd)
             touched = time.time()
         time.sleep(0.005)
+
+
+def main():
+    folder, ledger, name, hold_ms = sys.argv[1:5]
+    ids = sys.argv[5:]
+    rounds = int(os.environ.get("OLD_WAITER_ROUNDS", "1"))
+    for number in range(rounds):
+        serve_once(folder, ledger, name, hold_ms, ids, number, number == 0)
+    print("done", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

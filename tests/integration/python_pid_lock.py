@@ -12,6 +12,11 @@ Usage:
                                  lock and release ROUNDS times as fast as it can; while holding,
                                  check that PATH.cpp-holds (made by the other side while it
                                  holds) is absent: print "overlap" and exit 9 if not
+  python_pid_lock.py ledger PATH ROUNDS LEDGER
+                                 lock (retrying every 5 ms, as the package's polling does, only
+                                 faster), hold 2 ms and release ROUNDS times, recording each hold in
+                                 LEDGER as "enter <pid> <CLOCK_MONOTONIC ns>" and "leave <pid> <ns>"
+                                 lines (the format of test_helper stress); print "done"
 
 As pid 3.0's PidFile.create() and close():
 Lock: open(PATH, 'a+'), fcntl.flock(LOCK_EX | LOCK_NB); refuse (busy) a file that names a live
@@ -24,6 +29,7 @@ import fcntl
 import os
 import signal
 import sys
+import time
 
 BUSY = 3
 
@@ -84,10 +90,29 @@ def churn(path, rounds):
     return 0
 
 
+def ledger(path, rounds, ledger_file):
+    for _ in range(rounds):
+        fh = lock(path)
+        while fh is None:
+            time.sleep(0.005)
+            fh = lock(path)
+        with open(ledger_file, "a") as out:
+            out.write("enter %d %d\n" % (os.getpid(), time.monotonic_ns()))
+        time.sleep(0.002)
+        with open(ledger_file, "a") as out:
+            out.write("leave %d %d\n" % (os.getpid(), time.monotonic_ns()))
+        release(fh, path)
+        time.sleep(0.002)
+    print("done", flush=True)
+    return 0
+
+
 def main():
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "churn":
         return churn(path, int(sys.argv[3]))
+    if mode == "ledger":
+        return ledger(path, int(sys.argv[3]), sys.argv[4])
     fh = lock(path)
     if fh is None:
         print("busy", flush=True)

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace lockable {
@@ -34,6 +35,75 @@ INSTANTIATE_TEST_SUITE_P(
         QueueCase{"TornTicketWantingNothingBlocksNothing", {"a"}, {{}}, {"a"}},
         QueueCase{"NothingWantedNothingClaimable", {}, {{"a"}}, {}}),
     [](const ::testing::TestParamInfo<QueueCase>& param_info) { return param_info.param.name; });
+
+// ---- nearest_holding_back: whom a waiter behind others watches ----------------------------------
+
+using Indexes = std::vector<std::size_t>;
+
+TEST(NearestHoldingBack, OneTicketPerDeviceTheNearestWantingIt) {
+  // Everybody wants every device (contention_bench): only the previous waiter.
+  EXPECT_EQ(nearest_holding_back({"a", "b"}, {{"a", "b"}, {"a", "b"}, {"a", "b"}}), Indexes{2});
+  // Per device its own nearest; unrelated waiters never.
+  EXPECT_EQ(nearest_holding_back({"a", "b"}, {{"b"}, {"a"}, {"x"}}), (Indexes{0, 1}));
+  EXPECT_EQ(nearest_holding_back({"a", "b"}, {{"a"}, {"a", "b"}, {"x"}}), Indexes{1});
+  EXPECT_EQ(nearest_holding_back({"a"}, {{"x"}, {}}), Indexes{});
+  EXPECT_EQ(nearest_holding_back({}, {{"a"}}), Indexes{});
+  EXPECT_EQ(nearest_holding_back({"a"}, {}), Indexes{});
+}
+
+// The promise that makes watching only those tickets safe: whatever other earlier waiters leave,
+// and in whatever order, the claimable ids stay the same while the nearest ones stay.
+TEST(NearestHoldingBack, OthersLeavingNeverMakesMoreClaimable) {
+  const Ids pool{"a", "b", "c", "d"};
+  unsigned seed = 12345;
+  const auto next = [&seed](unsigned bound) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) % bound;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    Ids mine;
+    for (const auto& id : pool) {
+      if (next(2) == 0) mine.push_back(id);
+    }
+    std::vector<Ids> earlier(next(6));
+    for (auto& wants : earlier) {
+      for (const auto& id : pool) {
+        if (next(3) == 0) wants.push_back(id);
+      }
+    }
+    const auto nearest = nearest_holding_back(mine, earlier);
+    const auto claimable = claimable_ids(mine, earlier);
+    // Every subset of the others leaving.
+    Indexes others;
+    for (std::size_t i = 0; i < earlier.size(); ++i) {
+      if (std::find(nearest.begin(), nearest.end(), i) == nearest.end()) others.push_back(i);
+    }
+    for (unsigned mask = 0; mask < (1u << others.size()); ++mask) {
+      std::vector<Ids> left;
+      for (std::size_t i = 0; i < earlier.size(); ++i) {
+        const auto at = std::find(others.begin(), others.end(), i);
+        if (at != others.end() && (mask & (1u << (at - others.begin()))) != 0) continue;
+        left.push_back(earlier[i]);
+      }
+      ASSERT_EQ(claimable_ids(mine, left), claimable) << "round " << round;
+    }
+    // And one of them leaving can: each nearest one is the last holding some id back.
+    for (const auto index : nearest) {
+      std::vector<Ids> left = earlier;
+      left.erase(left.begin() + static_cast<std::ptrdiff_t>(index));
+      bool only_one = false;
+      for (const auto& id : earlier[index]) {
+        if (std::find(mine.begin(), mine.end(), id) == mine.end()) continue;
+        only_one = only_one ||
+                   std::none_of(left.begin() + static_cast<std::ptrdiff_t>(index), left.end(),
+                                [&](const Ids& wants) {
+                                  return std::find(wants.begin(), wants.end(), id) != wants.end();
+                                });
+      }
+      EXPECT_TRUE(only_one) << "round " << round;
+    }
+  }
+}
 
 // ---- queue_order: priority, FIFO within one, aging ----------------------------------------------
 
