@@ -125,6 +125,31 @@ TEST_F(LockFolder, LockFileRemovedOrReplacedBetweenLocksIsLockedAfresh) {
   EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
 }
 
+// Each lock asks for the reservation with an lstat() first: one made (by another process) between
+// two locks of one backend object, or anything else put at `<id>.reserved.json`, keeps it off.
+TEST_F(LockFolder, ReservationMadeBetweenTwoLocksKeepsTheNextOneOff) {
+  backend_->try_lock(resource("dut"), me())->release();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Reservation reservation;
+    reservation.reason = "rework";
+    reservation.by = "tester";
+    make_lock_folder_backend(dir_.path())->reserve("dut", reservation);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  backend_->unreserve("dut");
+  backend_->try_lock(resource("dut"), me())->release();
+  std::filesystem::create_directory(dir_.path() / "dut.reserved.json");  // unreadable: reserved
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  std::filesystem::remove(dir_.path() / "dut.reserved.json");
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
 // The pid is cached (glibc's getpid() is a system call): a child forked by a program that
 // locked before must still write its own pid, or the parent's exit would free its device for
 // the Python package and make a pid-reuse judgement about the wrong process.
