@@ -2,8 +2,10 @@
 //   1. uncontended lock + unlock through Lockable (one process, one device), next to its floor
 //      measured in the same run, iterations interleaved: what any flock-based pid file lock must
 //      do, in C (open, flock, write the pid, ftruncate, unlock, close of one file)
+//      and the lock folder backend alone (try_lock + release, no Lockable layer above it)
 //   2. handoff: release in one process to grant in another, both waiting through the library
 // Usage: lock_bench [uncontended-iterations=2000] [handoffs=300]
+#include <lockable/lock_folder.hpp>
 #include <lockable/lockable.hpp>
 
 #include <fcntl.h>
@@ -70,8 +72,18 @@ int main(int argc, char** argv) {
       lockable.lock("").unlock();
       floor_lock_unlock(floor_path.c_str(), pid_text);
     }
+    // The backend alone, on its own device so that its probe descriptor is its own.
+    const auto backend = lockable::make_lock_folder_backend(folder);
+    const lockable::Resource backend_device{"bench-backend", lockable::Json::object()};
+    lockable::HolderInfo holder;
+    holder.pid = ::getpid();
+    holder.hostname = "bench-host";
+    holder.alloc_id = "00000000-0000-4000-8000-000000000000";
+    holder.requirements = lockable::Json::object();
+    for (int i = 0; i < 50; ++i) backend->try_lock(backend_device, holder)->release();
     std::vector<double> micros;
     std::vector<double> floor_micros;
+    std::vector<double> backend_micros;
     for (int i = 0; i < iterations; ++i) {
       auto start = monotonic_ns();
       floor_lock_unlock(floor_path.c_str(), pid_text);
@@ -80,6 +92,10 @@ int main(int argc, char** argv) {
       auto allocation = lockable.lock("");
       allocation.unlock();
       micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
+      start = monotonic_ns();
+      holder.since = std::chrono::system_clock::now();
+      backend->try_lock(backend_device, holder)->release();
+      backend_micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
     }
     std::printf("uncontended lock+unlock: median %.1f us, p90 %.1f us (%d iterations)\n",
                 percentile(micros, 0.5), percentile(micros, 0.9), iterations);
@@ -87,6 +103,8 @@ int main(int argc, char** argv) {
         "  floor, same run (C: open+flock+write+ftruncate+unlock+close): median %.1f us, "
         "p90 %.1f us\n",
         percentile(floor_micros, 0.5), percentile(floor_micros, 0.9));
+    std::printf("  lock folder backend alone (try_lock+release): median %.1f us, p90 %.1f us\n",
+                percentile(backend_micros, 0.5), percentile(backend_micros, 0.9));
   }
 
   // Two processes pass the device back and forth. Each writes (process, kind, stamp) records to

@@ -4,6 +4,7 @@
 
 #include "core/assignment.hpp"
 #include "core/backoff.hpp"
+#include "core/json_text.hpp"
 #include "core/queue_order.hpp"
 #include "posix/this_process.hpp"
 
@@ -106,7 +107,7 @@ class SelfHeldDevices {
  public:
   struct Entry {
     std::string alloc_id;
-    std::string requirements;
+    Json requirements;  // as text only in the message that names it
     std::chrono::system_clock::time_point since;
     // Valid while the entry exists: the lock removes its entry before it goes away.
     const HeldLock* lock = nullptr;
@@ -156,8 +157,10 @@ class SelfHeldDevices {
 // kLost / kReleased events of its allocation.
 class TrackedLock final : public HeldLock {
  public:
+  // `granted` is the kGranted event when it was reported, else nullopt: a grant nobody observed
+  // has no release or loss reported either (an observer added meanwhile never sees half a pair).
   TrackedLock(std::unique_ptr<HeldLock> lock, std::string key, SelfHeldDevices::Entry entry,
-              std::shared_ptr<const EventHub> events, AllocationEvent granted)
+              std::shared_ptr<const EventHub> events, std::optional<AllocationEvent> granted)
       : lock_(std::move(lock)),
         key_(std::move(key)),
         events_(std::move(events)),
@@ -190,9 +193,9 @@ class TrackedLock final : public HeldLock {
  private:
   void emit(AllocationEvent::Kind kind, const std::string& reason,
             std::optional<Clock::time_point> until = {}) const noexcept {
-    if (!events_->active()) return;
+    if (!event_ || !events_->active()) return;
     try {
-      AllocationEvent event = event_;
+      AllocationEvent event = *event_;
       event.kind = kind;
       event.queue_time.reset();
       event.hold_time = until.value_or(Clock::now()) - granted_at_;
@@ -207,7 +210,7 @@ class TrackedLock final : public HeldLock {
   std::string key_;
   std::thread::id thread_;
   std::shared_ptr<const EventHub> events_;
-  AllocationEvent event_;  // the kGranted event: ids, requirements, host
+  std::optional<AllocationEvent> event_;  // the kGranted event: ids, requirements, host
   Clock::time_point granted_at_;
   LockLossSignal loss_;
   std::atomic<bool> released_{false};
@@ -288,6 +291,27 @@ struct Lockable::Impl {
   // backend->describe(), kept: it names the store in SelfHeldDevices' keys.
   std::string backend_name;
 
+  // The last requirement given and its form with the implicit filters: a program asks for the
+  // same requirement again and again, and adding the filters compiles a query. Keyed by the
+  // compiled query's identity (Requirements made from the same text by `parse` twice are two
+  // keys): `effective_of` keeps its query alive, so its address is never reused meanwhile.
+  std::mutex effective_mutex;
+  std::optional<Requirements> effective_of;
+  std::shared_ptr<const Requirements> effective;
+  std::shared_ptr<const Requirements> with_implicit_filters(const Requirements& requirement) {
+    {
+      std::lock_guard<std::mutex> guard(effective_mutex);
+      if (effective_of && &detail::query_of(*effective_of) == &detail::query_of(requirement)) {
+        return effective;
+      }
+    }
+    auto made = std::make_shared<const Requirements>(requirement.with_implicit_filters(hostname));
+    std::lock_guard<std::mutex> guard(effective_mutex);
+    effective_of = requirement;
+    effective = made;
+    return made;
+  }
+
   // Drops the devices this thread holds already from `candidates`; throws NoMatchError when the
   // request could then never be served, since it would wait for the caller itself.
   void exclude_own_devices(const Resources& resources,
@@ -364,7 +388,7 @@ void Lockable::Impl::exclude_own_devices(const Resources& resources,
       own_indexes.insert(index);
       own.push_back(id + ": held by this very thread since " + format_iso8601(entry->second.since) +
                     ", allocation " + entry->second.alloc_id + " for " +
-                    entry->second.requirements);
+                    detail::dump(entry->second.requirements));
     }
   }
   if (own.empty()) return;
@@ -398,7 +422,6 @@ class Lockable::Impl::Wait {
         request_(request),
         requested_(Clock::now()),
         limit_(timeout.value_or(impl.options.default_timeout)),
-        wanted_text_(describe_requirements(requirements)),
         backoff_(std::chrono::milliseconds(50), std::chrono::seconds(5),
                  static_cast<std::uint64_t>(posix::this_process_id()) ^
                      static_cast<std::uint64_t>(requested_.time_since_epoch().count())) {
@@ -411,13 +434,16 @@ class Lockable::Impl::Wait {
     next_progress_ = requested_ + interval_;
     effective_.reserve(requirements.size());
     for (const auto& requirement : requirements) {
-      effective_.push_back(requirement.with_implicit_filters(impl.hostname));
+      effective_.push_back(impl.with_implicit_filters(requirement));
     }
   }
 
+  // The request as text, for messages only: made when one is, not on every lock.
+  std::string wanted_text() const { return describe_requirements(requirements_); }
+
   void throw_if_cancelled() const {
     if (!impl_.cancelled.load()) return;
-    throw CancelledError("the wait for " + wanted_text_ + " was cancelled after " +
+    throw CancelledError("the wait for " + wanted_text() + " was cancelled after " +
                          format_seconds(Clock::now() - requested_) +
                          " s; nothing is held and the queue entry is gone");
   }
@@ -433,17 +459,17 @@ class Lockable::Impl::Wait {
   Candidates match(const Resources& resources) const {
     Candidates candidates;
     for (std::size_t i = 0; i < requirements_.size(); ++i) {
-      candidates.push_back(find_matches(resources, effective_[i]));
+      candidates.push_back(find_matches(resources, *effective_[i]));
       if (candidates.back().empty()) {
         throw NoMatchError(impl_.provider->describe() + ": no resource matches " +
                                requirements_[i].to_string() +
                                implicit_filters_text(requirements_[i].json(), impl_.hostname),
-                           explain_mismatches(resources, effective_[i]));
+                           explain_mismatches(resources, *effective_[i]));
       }
     }
     impl_.exclude_own_devices(resources, requirements_, candidates);
     if (!assign_distinct(candidates)) {
-      throw NoMatchError(impl_.provider->describe() + ": requirements " + wanted_text_ + " need " +
+      throw NoMatchError(impl_.provider->describe() + ": requirements " + wanted_text() + " need " +
                              std::to_string(requirements_.size()) +
                              " distinct devices, but the matching devices cannot be shared out "
                              "one per requirement; add devices or relax a requirement",
@@ -558,7 +584,8 @@ class Lockable::Impl::Wait {
       }
     }
     if (assign_distinct(usable)) return;
-    std::string text = "no usable device for " + wanted_text_ + " in " + impl_.backend->describe() +
+    std::string text = "no usable device for " + wanted_text() + " in " +
+                       impl_.backend->describe() +
                        ": the lock files of the matching devices cannot be used:";
     for (const auto& entry : unusable_) text += "\n  " + entry.first + ": " + entry.second;
     throw BackendError(text);
@@ -597,14 +624,14 @@ class Lockable::Impl::Wait {
       }
     }
     if (now >= deadline_) {
-      throw TimeoutError("no device for " + wanted_text_ + " became free within " +
+      throw TimeoutError("no device for " + wanted_text() + " became free within " +
                              format_seconds(to_duration(limit_)) + " s (" +
                              std::to_string(wanted.size()) + " matching in " +
                              impl_.backend->describe() +
                              "); raise the timeout or free a device held by:",
                          busy_lines);
     }
-    std::string line = "lockable: waiting for " + wanted_text_ + ": " +
+    std::string line = "lockable: waiting for " + wanted_text() + ": " +
                        std::to_string(wanted.size()) + " matching, " + std::to_string(held) +
                        " held:";
     for (const auto& busy_line : busy_lines) line += " " + busy_line + ";";
@@ -633,7 +660,7 @@ class Lockable::Impl::Wait {
   void back_off(const TemporarilyUnavailableError& error) {
     const auto now = Clock::now();
     if (now >= deadline_) {
-      throw TimeoutError("no device for " + wanted_text_ + " within " +
+      throw TimeoutError("no device for " + wanted_text() + " within " +
                              format_seconds(to_duration(limit_)) + " s: " + impl_.backend_name +
                              " stayed unavailable (" + error.what() +
                              "); check the lock store, or raise the timeout",
@@ -660,17 +687,19 @@ class Lockable::Impl::Wait {
     std::vector<Allocation> allocations;
     for (std::size_t i = 0; i < locks.size(); ++i) {
       const Resource& resource = resources[assignment[i]];
-      auto granted = impl_.event_of(request_, AllocationEvent::Kind::kGranted);
-      granted.alloc_id = holders[i].alloc_id;
-      granted.resource_ids = {resource.id};
-      granted.requirements = Json::array({requirements_[i].json()});
-      granted.queue_time = queue_time;
-      granted.fencing_token = locks[i]->fencing_token();
-      if (impl_.events->active()) impl_.events->emit(granted);
+      std::optional<AllocationEvent> granted;
+      if (impl_.events->active()) {  // built only for an observer: most programs have none
+        granted = impl_.event_of(request_, AllocationEvent::Kind::kGranted);
+        granted->alloc_id = holders[i].alloc_id;
+        granted->resource_ids = {resource.id};
+        granted->requirements = Json::array({requirements_[i].json()});
+        granted->queue_time = queue_time;
+        granted->fencing_token = locks[i]->fencing_token();
+        impl_.events->emit(*granted);
+      }
       auto lock = std::make_unique<TrackedLock>(
           std::move(locks[i]), SelfHeldDevices::key(impl_.backend_name, resource.id),
-          SelfHeldDevices::Entry{holders[i].alloc_id, requirements_[i].to_string(),
-                                 holders[i].since},
+          SelfHeldDevices::Entry{holders[i].alloc_id, requirements_[i].json(), holders[i].since},
           impl_.events, std::move(granted));
       allocations.emplace_back(requirements_[i].json(), resource, holders[i].alloc_id, queue_time,
                                std::move(lock));
@@ -683,12 +712,11 @@ class Lockable::Impl::Wait {
   const Request& request_;
   const Clock::time_point requested_;
   const Seconds limit_;
-  const std::string wanted_text_;
   Clock::time_point deadline_{};
   Clock::duration interval_{};
   Clock::time_point next_progress_{};
   // The requirements with the implicit filters (online, this host) added.
-  std::vector<Requirements> effective_;
+  std::vector<std::shared_ptr<const Requirements>> effective_;
   std::unique_ptr<QueueTicket> ticket_;
   std::vector<std::string> ticket_ids_;
   // Ids found busy at the last attempt. A set is tried busy-first: locking (then releasing) a free

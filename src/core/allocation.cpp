@@ -1,10 +1,13 @@
 #include <lockable/allocation.hpp>
 
-#include <boost/uuid/random_generator.hpp>
-#include <boost/uuid/uuid_io.hpp>
+#include <pthread.h>
+#include <sys/random.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <random>
 #include <utility>
 
 namespace lockable {
@@ -107,10 +110,28 @@ std::string format_iso8601(std::chrono::system_clock::time_point time) {
   const std::time_t whole = static_cast<std::time_t>(seconds.count());
   std::tm tm{};
   gmtime_r(&whole, &tm);
-  char text[96];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis.count()));
+  const int year = tm.tm_year + 1900;
+  if (year < 0 || year > 9999) {
+    char text[96];
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis.count()));
+    return text;
+  }
+  // Digit by digit: every lock writes one (the holder details), and snprintf costs more than the
+  // rest of the details text together.
+  std::string text = "0000-00-00T00:00:00.000Z";
+  const auto put = [&text](std::size_t at, int value, int digits) {
+    for (int i = digits - 1; i >= 0; --i, value /= 10) {
+      text[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+    }
+  };
+  put(0, year, 4);
+  put(5, tm.tm_mon + 1, 2);
+  put(8, tm.tm_mday, 2);
+  put(11, tm.tm_hour, 2);
+  put(14, tm.tm_min, 2);
+  put(17, tm.tm_sec, 2);
+  put(20, static_cast<int>(millis.count()), 3);
   return text;
 }
 
@@ -123,11 +144,63 @@ std::string format_seconds(std::chrono::nanoseconds duration) {
   return text;
 }
 
+namespace {
+
+// Counts fork()s in this process's line: a child must never hand out the random bytes its parent
+// had buffered (the same allocation ids in both), so a pool filled before the fork is refilled.
+std::atomic<unsigned long> g_forks{0};
+void count_fork() noexcept { g_forks.fetch_add(1, std::memory_order_relaxed); }
+
+// Random bytes for UUIDs, fetched from the kernel a batch at a time: one getrandom() per 32 UUIDs
+// instead of one per UUID (a system call on every lock).
+struct UuidPool {
+  static constexpr std::size_t kSize = 512;
+  unsigned char bytes[kSize];
+  std::size_t used = kSize;
+  unsigned long forks = 0;
+
+  void refill() {
+    std::size_t done = 0;
+    while (done < kSize) {
+      const ssize_t n = ::getrandom(bytes + done, kSize - done, 0);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno != EINTR) {
+        break;  // no getrandom (an old kernel, a seccomp filter): the random_device below
+      }
+    }
+    if (done < kSize) {
+      std::random_device device;
+      for (; done < kSize; ++done) bytes[done] = static_cast<unsigned char>(device());
+    }
+    used = 0;
+  }
+};
+
+}  // namespace
+
 std::string new_uuid() {
-  // One generator per thread: boost's generator is not thread-safe, and constructing one per call
-  // would reopen the entropy source each time.
-  thread_local boost::uuids::random_generator generator;
-  return boost::uuids::to_string(generator());
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, &count_fork) == 0;
+  (void)registered;
+  thread_local UuidPool pool;  // per thread: no lock on the lock path
+  const unsigned long forks = g_forks.load(std::memory_order_relaxed);
+  if (pool.used + 16 > UuidPool::kSize || pool.forks != forks) {
+    pool.refill();
+    pool.forks = forks;
+  }
+  unsigned char* uuid = pool.bytes + pool.used;
+  pool.used += 16;
+  uuid[6] = static_cast<unsigned char>((uuid[6] & 0x0F) | 0x40);  // version 4
+  uuid[8] = static_cast<unsigned char>((uuid[8] & 0x3F) | 0x80);  // variant 10 (RFC 4122)
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text(36, '-');
+  std::size_t at = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++at;
+    text[at++] = kHex[uuid[i] >> 4];
+    text[at++] = kHex[uuid[i] & 0x0F];
+  }
+  return text;
 }
 
 }  // namespace lockable

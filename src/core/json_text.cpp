@@ -12,10 +12,26 @@
 namespace lockable::detail {
 
 std::string dump(const Json& value) {
+  if (value.empty() && (value.is_object() || value.is_array())) {
+    return value.is_object() ? "{}" : "[]";  // the requirement of most locks, without a serializer
+  }
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-std::string in_quotes(std::string_view text) { return dump(Json(std::string(text))); }
+std::string in_quotes(std::string_view text) {
+  // Printable ASCII other than '"' and '\\' is its own JSON text (ids, uuids, times, host
+  // names): every lock quotes a few, and the serializer costs more than the rest of the text.
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= 0x20 && c <= 0x7E && c != '"' && c != '\\';
+  });
+  if (!plain) return dump(Json(std::string(text)));
+  std::string quoted;
+  quoted.reserve(text.size() + 2);
+  quoted += '"';
+  quoted += text;
+  quoted += '"';
+  return quoted;
+}
 
 bool is_operator(const std::string& key) { return !key.empty() && key[0] == '$'; }
 

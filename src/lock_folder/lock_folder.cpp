@@ -76,22 +76,40 @@ struct Probe {
   ino_t ino = 0;
 };
 
-// The backend's probe descriptors by id, shared with held locks: a released lock hands its
-// descriptor back instead of closing it, which spares the next lock an open() and a close().
-struct ProbeCache {
-  std::mutex mutex;
-  std::map<std::string, Probe> fds;
-  // The write descriptors of `<id>.pid.json`, kept open across locks (see write_details).
-  std::map<std::string, UniqueFd> details;
+using Log = LockFolderLog;
 
-  // Keeps `fd` (of file `st`) as the probe of `id`, or closes it when another one is cached.
-  void give_back(const std::string& id, UniqueFd fd, const struct stat& st) {
-    std::lock_guard<std::mutex> guard(mutex);
-    fds.try_emplace(id, Probe{std::move(fd), st.st_dev, st.st_ino});
-  }
+// What a backend keeps of one id across locks: its names, made once rather than on every lock,
+// and the descriptors a released lock hands back instead of closing them, which spares the next
+// lock an open() and a close(). The descriptors are used only by the thread that holds the id's
+// claim in Registry (a held lock gives its probe back before it drops the claim).
+struct IdFiles {
+  IdFiles(const fs::path& folder, const std::string& id_, Log log_)
+      : id(id_),
+        pid(pid_path(folder, id_)),
+        reservation(reservation_path(folder, id_)),
+        key(folder.string() + '\0' + id_),
+        log(std::move(log_)) {}
+  const std::string id;
+  const fs::path pid;          // `<id>.pid`
+  const fs::path reservation;  // `<id>.reserved.json`
+  const std::string key;       // in Registry
+  const Log log;
+  Probe probe;       // invalid while a lock holds it (and before the first lock)
+  UniqueFd details;  // the write descriptor of `<id>.pid.json` (see write_details)
 };
 
-using Log = LockFolderLog;
+// The backend's IdFiles by id, shared with held locks, which hand their probe back to it.
+struct ProbeCache {
+  std::mutex mutex;  // guards the map; the IdFiles themselves go by the claim
+  std::map<std::string, std::shared_ptr<IdFiles>> ids;
+
+  std::shared_ptr<IdFiles> files_of(const fs::path& folder, const std::string& id, const Log& log) {
+    std::lock_guard<std::mutex> guard(mutex);
+    auto& slot = ids[id];
+    if (!slot) slot = std::make_shared<IdFiles>(folder, id, log);
+    return slot;
+  }
+};
 
 // A folder every account may write without the sticky bit lets any account delete or replace
 // another's lock files, and so take its devices (and, with rename(), plant any file there). Said
@@ -146,17 +164,17 @@ class FolderHeldLock final : public HeldLock {
  public:
   // `write_fd` is invalid when the file belongs to another account that left it read-only for us
   // (see LockFolderBackend::lock_file).
-  // `locked` is the file `lock_fd` locks; `holder_json` the details written for it.
-  FolderHeldLock(UniqueFd lock_fd, const struct stat& locked, UniqueFd write_fd, fs::path path,
-                 std::string registry_key, std::string id, std::string holder_json,
-                 std::weak_ptr<ProbeCache> probes, Log log)
+  // `locked` is the file `lock_fd` locks; `holder_json` the details written for it. `files` is
+  // the id's entry in `probes`, which takes the probe back on release while it lives.
+  FolderHeldLock(UniqueFd lock_fd, const struct stat& locked, UniqueFd write_fd,
+                 std::shared_ptr<IdFiles> files, std::string holder_json,
+                 std::weak_ptr<ProbeCache> probes)
       : lock_fd_(std::move(lock_fd)),
         write_fd_(std::move(write_fd)),
-        path_(std::move(path)),
-        registry_key_(std::move(registry_key)),
-        id_(std::move(id)),
+        files_(std::move(files)),
+        path_(files_->pid),
+        id_(files_->id),
         probes_(std::move(probes)),
-        log_(std::move(log)),
         watch_(path_, id_, locked.st_dev, locked.st_ino, std::move(holder_json), loss_) {}
   ~FolderHeldLock() override { release(); }
 
@@ -198,23 +216,24 @@ class FolderHeldLock final : public HeldLock {
     ::flock(lock_fd_.get(), LOCK_UN);
     // Read-only, so neither keeping nor closing it emits an event that waiters watch.
     const auto probes = probes_.lock();
-    if (probes && !removed) {
-      probes->give_back(id_, std::move(lock_fd_), st);
+    if (probes && !removed && !files_->probe.fd) {
+      files_->probe = Probe{std::move(lock_fd_), st.st_dev, st.st_ino};  // we hold the claim
     } else {
       lock_fd_.reset();
     }
     // Drop the in-process claim before the wake-up event below, or a thread of this process woken
     // by it would still find the id claimed and sleep until the safety tick.
-    Registry::instance().drop(registry_key_);
+    Registry::instance().drop(files_->key);
     write_fd_.reset();  // IN_CLOSE_WRITE: wakes the waiters, after the unlock
     // A loss the checker reported to a loss handler was said there; this is for a holder
     // without one, and a removal in the last moments before the release.
-    if (removed && !(handler_set_ && loss_->lost()) && log_) {
+    if (removed && !(handler_set_ && loss_->lost()) && files_->log) {
       try {
-        log_("lockable: warning: " + path_.string() + " was removed or replaced while this " +
-             "process held " + id_ + ", so another process may have used " + id_ +
-             " at the same time; stop the program that deletes files in the lock folder (a "
-             "temp cleaner?) or use another --lock-folder");
+        files_->log("lockable: warning: " + path_.string() +
+                    " was removed or replaced while this process held " + id_ +
+                    ", so another process may have used " + id_ +
+                    " at the same time; stop the program that deletes files in the lock folder (a "
+                    "temp cleaner?) or use another --lock-folder");
       } catch (...) {
         // release() never throws; the warning is lost.
       }
@@ -226,11 +245,10 @@ class FolderHeldLock final : public HeldLock {
   bool released_ = false;
   UniqueFd lock_fd_;
   UniqueFd write_fd_;
-  fs::path path_;
-  std::string registry_key_;
-  std::string id_;
+  std::shared_ptr<IdFiles> files_;  // keeps path_ and id_ (which the checker reads) alive
+  const fs::path& path_;
+  const std::string& id_;
   std::weak_ptr<ProbeCache> probes_;
-  Log log_;
   std::shared_ptr<LockLossSignal> loss_ = std::make_shared<LockLossSignal>();
   std::atomic<bool> handler_set_{false};
   HeldFileWatch watch_;  // last: it refers to path_, id_ and loss_
@@ -272,14 +290,14 @@ class LockFolderBackend final : public LockBackend {
       throw BackendError("resource id " + detail::shown(Json(id)) +
                          " cannot name a lock file: " + why + "; fix the id in the resources");
     }
-    const std::string key = folder_.string() + '\0' + id;
-    if (!Registry::instance().claim(key)) return nullptr;
+    auto files = probes_->files_of(folder_, id, log_);
+    if (!Registry::instance().claim(files->key)) return nullptr;
     try {
-      auto lock = lock_file(id, holder, key, honour_reservation);
-      if (!lock) Registry::instance().drop(key);
+      auto lock = lock_file(files, holder, honour_reservation);
+      if (!lock) Registry::instance().drop(files->key);
       return lock;
     } catch (...) {
-      Registry::instance().drop(key);
+      Registry::instance().drop(files->key);
       throw;
     }
   }
@@ -356,30 +374,25 @@ class LockFolderBackend final : public LockBackend {
     }
   }
 
-  // Opens (and caches) the probe descriptor of `id`, creating the file when missing; sets `st`'s
-  // st_dev and st_ino to its file. Caller holds the registry claim for `id`, so no other thread
-  // of this process uses the same entry meanwhile. Throws ResourceUnusableError when the entry is
-  // not a usable regular file.
-  int probe_fd(const std::string& id, struct stat& st) {
-    {
-      std::lock_guard<std::mutex> guard(probes_->mutex);
-      if (const auto it = probes_->fds.find(id); it != probes_->fds.end()) {
-        st.st_dev = it->second.dev;
-        st.st_ino = it->second.ino;
-        return it->second.fd.get();
-      }
+  // Opens (and caches) the probe descriptor of `files`, creating the file when missing; sets
+  // `st`'s st_dev and st_ino to its file. Caller holds the registry claim for the id, so no other
+  // thread of this process uses the same entry meanwhile. Throws ResourceUnusableError when the
+  // entry is not a usable regular file.
+  int probe_fd(IdFiles& files, struct stat& st) {
+    if (files.probe.fd) {
+      st.st_dev = files.probe.dev;
+      st.st_ino = files.probe.ino;
+      return files.probe.fd.get();
     }
-    const fs::path path = pid_path(folder_, id);
+    const fs::path& path = files.pid;
     for (int attempt = 0; attempt < 10; ++attempt) {
       int error = 0;
       UniqueFd fd = open_regular(path, probe_flags_, st, error);
       if (fd) {
-        std::lock_guard<std::mutex> guard(probes_->mutex);
-        auto& slot = probes_->fds[id];
-        slot = Probe{std::move(fd), st.st_dev, st.st_ino};
-        return slot.fd.get();
+        files.probe = Probe{std::move(fd), st.st_dev, st.st_ino};
+        return files.probe.fd.get();
       }
-      if (error != ENOENT) throw ResourceUnusableError(id, unusable_reason(path, error));
+      if (error != ENOENT) throw ResourceUnusableError(files.id, unusable_reason(path, error));
       // Created writable for every account, then reopened read-only as every probe is: this
       // one close emits IN_CLOSE_WRITE, once per file's life, not per probe.
       if (!create_shared(path, O_RDWR, 0666) && errno != EEXIST) {
@@ -408,44 +421,22 @@ class LockFolderBackend final : public LockBackend {
     return *watcher_;
   }
 
-  // Caller holds the registry claim for `id`: no other thread of this process writes its details.
-  int write_cached_details(const std::string& id, const std::string& content) {
-    UniqueFd fd;
-    {
-      std::lock_guard<std::mutex> guard(probes_->mutex);
-      if (const auto it = probes_->details.find(id); it != probes_->details.end()) {
-        fd = std::move(it->second);
-      }
-    }
-    const int error = write_details(folder_, id, content, fd);
-    if (fd) {
-      std::lock_guard<std::mutex> guard(probes_->mutex);
-      probes_->details[id] = std::move(fd);
-    }
-    return error;
-  }
+  // Caller holds the registry claim for the id: the probe is its alone.
+  static UniqueFd take_probe(IdFiles& files) { return std::move(files.probe.fd); }
 
-  UniqueFd take_probe(const std::string& id) {
-    std::lock_guard<std::mutex> guard(probes_->mutex);
-    const auto it = probes_->fds.find(id);
-    if (it == probes_->fds.end()) return UniqueFd();
-    UniqueFd fd = std::move(it->second.fd);
-    probes_->fds.erase(it);
-    return fd;
-  }
-
-  std::unique_ptr<HeldLock> lock_file(const std::string& id, const HolderInfo& holder,
-                                      const std::string& key, bool honour_reservation) {
-    fs::path path = pid_path(folder_, id);  // moved into the held lock
+  std::unique_ptr<HeldLock> lock_file(const std::shared_ptr<IdFiles>& files,
+                                      const HolderInfo& holder, bool honour_reservation) {
+    const std::string& id = files->id;
+    const fs::path& path = files->pid;
     for (int attempt = 0; attempt < 100; ++attempt) {
       struct stat locked {};  // st_dev and st_ino: the probe's file, which we lock
-      const int fd = probe_fd(id, locked);
+      const int fd = probe_fd(*files, locked);
       if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK || errno == EINTR) return nullptr;
         if (errno == EBADF && probe_flags_ == O_RDONLY) {
           // Some file systems (NFS) only grant exclusive locks on descriptors open for writing.
           probe_flags_ = O_RDWR;
-          take_probe(id);
+          take_probe(*files);
           continue;
         }
         throw BackendError("cannot lock " + path.string() + " (" + errno_text(errno) +
@@ -461,7 +452,7 @@ class LockFolderBackend final : public LockBackend {
             !same_file(locked, named)) {
           // Another program (the Python package) unlinked or replaced the file: our descriptor
           // locks a file nobody else sees. Start over with the file the path names now.
-          UniqueFd stale = take_probe(id);
+          UniqueFd stale = take_probe(*files);
           ::flock(stale.get(), LOCK_UN);
           continue;
         }
@@ -473,13 +464,13 @@ class LockFolderBackend final : public LockBackend {
       // Checked under the flock: a reservation whose holder process is gone (a reboot) or has
       // not taken the flock yet (drain) still keeps this library's lockers off.
       if (honour_reservation) {
-        const auto reserved = read_reservation(folder_, id);
+        const auto reserved = read_reservation_at(files->reservation, id);
         if (reserved && !reserved->reservation.expired(std::chrono::system_clock::now())) {
           ::flock(fd, LOCK_UN);
           return nullptr;
         }
       }
-      UniqueFd lock_fd = take_probe(id);
+      UniqueFd lock_fd = take_probe(*files);
       struct stat opened {};
       int error = 0;
       UniqueFd write_fd = open_regular(path, O_WRONLY, opened, error);
@@ -517,14 +508,14 @@ class LockFolderBackend final : public LockBackend {
       // The details are a courtesy for `status` and error messages; the lock stands without them,
       // but a symlink or a FIFO in their place is a device to leave alone, like one at the pid.
       std::string holder_json = holder_details_text(holder);
-      if (const int details_error = write_cached_details(id, holder_json)) {
+      // Caller holds the claim: no other thread of this process writes these details.
+      if (const int details_error = write_details(folder_, id, holder_json, files->details)) {
         if (write_fd) clear_pid(write_fd.get());
         ::flock(lock_fd.get(), LOCK_UN);
         throw ResourceUnusableError(id, unusable_reason(details_path(folder_, id), details_error));
       }
       return std::make_unique<FolderHeldLock>(std::move(lock_fd), locked, std::move(write_fd),
-                                              std::move(path), key, id, std::move(holder_json),
-                                              probes_, log_);
+                                              files, std::move(holder_json), probes_);
     }
     throw BackendError("lock file " + path.string() +
                        " keeps being replaced while locking it; stop the program that deletes it");

@@ -43,6 +43,10 @@ void write_reservation(const fs::path& folder, const std::string& id, const Rese
 /// damaged.
 std::optional<ReservationFile> read_reservation(const fs::path& folder, const std::string& id);
 
+/// read_reservation of `id` whose file is `path` (reservation_path(folder, id), made once by a
+/// caller that asks on every lock).
+std::optional<ReservationFile> read_reservation_at(const fs::path& path, const std::string& id);
+
 /// Removes the reservation of `id` when its token is `token` (any token when empty). True when a
 /// file was removed. Throws BackendError when it cannot be removed.
 bool remove_reservation(const fs::path& folder, const std::string& id, const std::string& token);

@@ -49,6 +49,11 @@ std::string ticket_text(const std::vector<std::string>& ids, const Json& waiter)
   return detail::dump(json);
 }
 
+// The waiter's JSON is made only when its ticket is written: most requests never wait.
+std::string ticket_text(const std::vector<std::string>& ids, const HolderInfo& waiter) {
+  return ticket_text(ids, waiter.to_json());
+}
+
 struct ParsedTicket {
   std::vector<std::string> ids;
   std::optional<HolderInfo> waiter;  // absent in an older version's ticket
@@ -168,7 +173,7 @@ struct TicketState {
   fs::path queue_dir;
   std::string name;
   std::vector<std::string> wanted;
-  Json waiter;  // HolderInfo JSON, written after the ids
+  HolderInfo waiter;  // written after the ids
   QueuePlace place;
   std::shared_ptr<const std::atomic<long long>> aging_ms;
   UniqueFd fd;  // invalid while unpublished, and when the queue folder refused the ticket
@@ -477,7 +482,7 @@ std::unique_ptr<QueueTicket> TicketQueue::enqueue(const std::vector<std::string>
   state->queue_dir = queue_dir_;
   state->name = name;
   state->wanted = resource_ids;
-  state->waiter = waiter.to_json();
+  state->waiter = waiter;
   state->place = QueuePlace{waiter.priority, arrival_of(name)};
   state->aging_ms = aging_ms_;
   {

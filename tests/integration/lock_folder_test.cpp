@@ -125,6 +125,47 @@ TEST_F(LockFolder, LockFileRemovedOrReplacedBetweenLocksIsLockedAfresh) {
   EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
 }
 
+// Each lock asks for the reservation with an lstat() first: one made (by another process) between
+// two locks of one backend object, or anything else put at `<id>.reserved.json`, keeps it off.
+TEST_F(LockFolder, ReservationMadeBetweenTwoLocksKeepsTheNextOneOff) {
+  backend_->try_lock(resource("dut"), me())->release();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Reservation reservation;
+    reservation.reason = "rework";
+    reservation.by = "tester";
+    make_lock_folder_backend(dir_.path())->reserve("dut", reservation);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  backend_->unreserve("dut");
+  backend_->try_lock(resource("dut"), me())->release();
+  std::filesystem::create_directory(dir_.path() / "dut.reserved.json");  // unreadable: reserved
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  std::filesystem::remove(dir_.path() / "dut.reserved.json");
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
+// A held lock keeps what it needs of its backend's per-id cache (names, the claim's key): it
+// may outlive the backend, and its release still empties, unlocks and frees the id in-process.
+TEST_F(LockFolder, LockOutlivesItsBackend) {
+  auto backend = make_lock_folder_backend(dir_.path());
+  backend->try_lock(resource("dut"), me())->release();  // the probe is cached, then reused
+  auto lock = backend->try_lock(resource("dut"), me());
+  ASSERT_NE(lock, nullptr);
+  backend.reset();
+  EXPECT_FALSE(lock->lost());
+  EXPECT_EQ(backend_->try_lock(resource("dut"), me()), nullptr);
+  lock->release();
+  EXPECT_EQ(read_text(pid_file("dut")), "");
+  EXPECT_FALSE(is_flocked(pid_file("dut")));
+  EXPECT_NE(backend_->try_lock(resource("dut"), me()), nullptr);
+}
+
 // The pid is cached (glibc's getpid() is a system call): a child forked by a program that
 // locked before must still write its own pid, or the parent's exit would free its device for
 // the Python package and make a pid-reuse judgement about the wrong process.
@@ -145,7 +186,7 @@ TEST_F(LockFolder, ChildForkedAfterALockWritesItsOwnPid) {
 // The details text is made by hand on the lock path (no JSON tree per lock): it must stay the
 // very text the JSON library makes, for every reader of `<id>.pid.json` and the `.lost` note.
 TEST(HolderDetailsText, IsTheDumpOfToJsonByteForByte) {
-  std::vector<HolderInfo> holders(4);
+  std::vector<HolderInfo> holders(6);
   holders[1] = me();
   holders[2] = HolderInfo{2147483647,
                           "rig \"01\"\n\t\x01\xff",
@@ -155,6 +196,9 @@ TEST(HolderDetailsText, IsTheDumpOfToJsonByteForByte) {
                           -7,
                           std::uint64_t{18446744073709551615u}};
   holders[3] = HolderInfo{42, "", "", {}, Json::array({"x"}), 100, 0};
+  // Quoted without the serializer when plain printable ASCII: the edges of that range.
+  holders[4] = HolderInfo{1, " ~/caf\xc3\xa9\x7f\x1f", "0123-abcd", {}, Json::array(), 0, 0};
+  holders[5] = HolderInfo{1, "!#$%&'()*+,-./:;<=>?@[]^_`{|}~", " ", {}, Json::object(), 0, 0};
   for (const auto& holder : holders) {
     EXPECT_EQ(folder_backend::holder_details_text(holder), detail::dump(holder.to_json()));
   }

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <regex>
+#include <set>
 #include <thread>
 
 namespace lockable {
@@ -135,6 +139,19 @@ TEST(FormatIso8601, FormatsUtcWithMilliseconds) {
   EXPECT_EQ(format_iso8601(time), "2026-11-19T10:00:00.123Z");
 }
 
+// Every field at its widest and narrowest, leading zeros, and times before 1970.
+TEST(FormatIso8601, PadsEveryFieldAndHandlesTimesBefore1970) {
+  using std::chrono::milliseconds;
+  const auto epoch = std::chrono::system_clock::from_time_t(0);
+  EXPECT_EQ(format_iso8601(epoch), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_iso8601(epoch + milliseconds(7)), "1970-01-01T00:00:00.007Z");
+  EXPECT_EQ(format_iso8601(epoch - milliseconds(1)), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_iso8601(std::chrono::system_clock::from_time_t(4102444799) + milliseconds(99)),
+            "2099-12-31T23:59:59.099Z");
+  EXPECT_EQ(format_iso8601(std::chrono::system_clock::from_time_t(-2177452800)),
+            "1901-01-01T00:00:00.000Z");
+}
+
 // One form for every duration lockable writes (report properties, plugin, CLI and library
 // messages): GoogleTest's `time` form, three decimals at any magnitude.
 TEST(FormatSeconds, ThreeDecimalsRoundedToTheMillisecondAtAnyMagnitude) {
@@ -163,6 +180,66 @@ TEST(NewUuid, IsCanonicalVersion4AndUnique) {
   EXPECT_TRUE(std::regex_match(
       a, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
       << a;
+}
+
+// Many in a row (across the batches the random bytes are fetched in) and from several threads:
+// all distinct, all version 4.
+TEST(NewUuid, ManyFromSeveralThreadsAreDistinct) {
+  std::vector<std::vector<std::string>> made(4);
+  std::vector<std::thread> threads;
+  for (auto& list : made) {
+    threads.emplace_back([&list] {
+      for (int i = 0; i < 1000; ++i) list.push_back(new_uuid());
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  std::set<std::string> distinct;
+  const std::regex form("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  for (const auto& list : made) {
+    for (const auto& uuid : list) {
+      distinct.insert(uuid);
+      ASSERT_TRUE(std::regex_match(uuid, form)) << uuid;
+    }
+  }
+  EXPECT_EQ(distinct.size(), 4000u);
+}
+
+// The random bytes are fetched in batches: a child made by fork() must not hand out the ones its
+// parent buffered, or a parent and its child would lock with the same allocation ids.
+TEST(NewUuid, ForkedChildDoesNotRepeatItsParent) {
+  new_uuid();  // the parent's batch is fetched and partly used
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    std::string uuids;
+    for (int i = 0; i < 3; ++i) uuids += new_uuid();
+    const bool written =
+        ::write(pipe_fds[1], uuids.data(), uuids.size()) == static_cast<ssize_t>(uuids.size());
+    ::_exit(written ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  std::string parent;
+  for (int i = 0; i < 3; ++i) parent += new_uuid();
+  std::string from_child(parent.size(), '\0');
+  std::size_t got = 0;
+  while (got < from_child.size()) {
+    const ssize_t n = ::read(pipe_fds[0], from_child.data() + got, from_child.size() - got);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(got, from_child.size());
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (std::size_t j = 0; j < 3; ++j) {
+      EXPECT_NE(parent.substr(i * 36, 36), from_child.substr(j * 36, 36)) << i << ", " << j;
+    }
+  }
 }
 
 TEST(HolderInfo, JsonRoundTrip) {

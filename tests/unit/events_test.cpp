@@ -86,6 +86,30 @@ TEST_F(EventsTest, UncontendedLockIsRequestedGrantedReleased) {
   EXPECT_GE(requested.wall_time, before);
 }
 
+// Events are built only while someone observes (the uncontended lock of a program without
+// observers builds none): a device granted before the first observer came has no release
+// reported, so an observer never sees half of a grant/release pair; the next grant is whole.
+TEST(EventsWithoutObserver, GrantNobodyObservedHasNoReleaseForALaterObserver) {
+  Options options;
+  options.hostname = "test-host";
+  options.log = [](const std::string&) {};
+  Lockable lockable(std::move(options), make_list_provider(Json::array({device("dut-1")})),
+                    std::make_unique<test::MemoryBackend>());
+  auto unobserved = lockable.lock("");
+  std::vector<AllocationEvent> seen;
+  lockable.add_observer([&seen](const AllocationEvent& event) { seen.push_back(event); });
+  unobserved.unlock();
+  EXPECT_TRUE(seen.empty()) << to_string(seen.front().kind) << " of an unobserved grant";
+  seen.clear();
+  auto observed = lockable.lock("");
+  observed.unlock();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[1].kind, Kind::kGranted);
+  EXPECT_EQ(seen[2].kind, Kind::kReleased);
+  EXPECT_EQ(seen[2].alloc_id, observed.alloc_id());
+  EXPECT_EQ(seen[2].resource_ids, std::vector<std::string>{"dut-1"});
+}
+
 TEST_F(EventsTest, UnlockingTwiceReportsOneRelease) {
   auto allocation = lockable_->lock("");
   allocation.unlock();

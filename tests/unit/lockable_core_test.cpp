@@ -310,3 +310,32 @@ TEST(LockableCoreTest, StatusAsksForTheHoldersOfAllOnlineDevicesInOneCall) {
 
 }  // namespace
 }  // namespace lockable
+
+namespace lockable {
+namespace {
+
+// The implicit filters of the last requirement are kept for the next request. The key is the
+// compiled requirement, not its JSON: `ver=11` (a string or the number) and {"ver": "11"} (the
+// string only) read as the same JSON, but must never share a query.
+TEST(LockableCoreTest, RequirementsWithTheSameJsonButAnotherQueryAreMatchedEachByItsOwn) {
+  const Json resources =
+      Json::array({{{"id", "dut-1"}, {"online", true}, {"hostname", "test-host"}, {"ver", 11}}});
+  Lockable lockable(quiet_options(), make_list_provider(resources),
+                    std::make_unique<test::MemoryBackend>());
+  const auto pairs = Requirements::parse("ver=11");
+  const auto json_form = Requirements::from_json(Json{{"ver", "11"}});
+  ASSERT_EQ(pairs.json(), json_form.json());
+  lockable.lock(pairs, Seconds(0)).unlock();
+  EXPECT_THROW(lockable.lock(json_form, Seconds(0)), NoMatchError);
+  lockable.lock(pairs, Seconds(0)).unlock();  // and back
+  // The same requirement again still gets its implicit filters (online, this host).
+  const Json offline =
+      Json::array({{{"id", "dut-2"}, {"online", false}, {"hostname", "test-host"}, {"ver", 11}}});
+  Lockable other(quiet_options(), make_list_provider(offline),
+                 std::make_unique<test::MemoryBackend>());
+  EXPECT_THROW(other.lock(pairs, Seconds(0)), NoMatchError);
+  EXPECT_THROW(other.lock(pairs, Seconds(0)), NoMatchError);
+}
+
+}  // namespace
+}  // namespace lockable
