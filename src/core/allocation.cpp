@@ -99,6 +99,44 @@ Json Allocation::to_json() const {
   return json;
 }
 
+namespace {
+
+struct CivilTime {
+  long long year;
+  int month, day, hour, minute, second;
+};
+
+// UTC calendar fields of `seconds` since the epoch (proleptic Gregorian). Pure arithmetic
+// (H. Hinnant's civil_from_days) instead of gmtime_r: glibc's first gmtime_r reads and parses
+// /etc/localtime (six system calls) although UTC needs no zone, and every process pays it at its
+// first lock.
+CivilTime civil_from_seconds(long long seconds) {
+  long long days = seconds / 86400;
+  long long rest = seconds % 86400;
+  if (rest < 0) {
+    rest += 86400;
+    --days;
+  }
+  days += 719468;  // from 1970-01-01 to 0000-03-01
+  const long long era = (days >= 0 ? days : days - 146096) / 146097;
+  const long long day_of_era = days - era * 146097;
+  const long long year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const long long day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const long long shifted_month = (5 * day_of_year + 2) / 153;  // March = 0
+  CivilTime civil{};
+  civil.day = static_cast<int>(day_of_year - (153 * shifted_month + 2) / 5 + 1);
+  civil.month = static_cast<int>(shifted_month < 10 ? shifted_month + 3 : shifted_month - 9);
+  civil.year = year_of_era + era * 400 + (civil.month <= 2 ? 1 : 0);
+  civil.hour = static_cast<int>(rest / 3600);
+  civil.minute = static_cast<int>(rest / 60 % 60);
+  civil.second = static_cast<int>(rest % 60);
+  return civil;
+}
+
+}  // namespace
+
 std::string format_iso8601(std::chrono::system_clock::time_point time) {
   const auto since_epoch = time.time_since_epoch();
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
@@ -107,14 +145,12 @@ std::string format_iso8601(std::chrono::system_clock::time_point time) {
     seconds -= std::chrono::seconds(1);
     millis += std::chrono::seconds(1);
   }
-  const std::time_t whole = static_cast<std::time_t>(seconds.count());
-  std::tm tm{};
-  gmtime_r(&whole, &tm);
-  const int year = tm.tm_year + 1900;
-  if (year < 0 || year > 9999) {
+  const CivilTime civil = civil_from_seconds(static_cast<long long>(seconds.count()));
+  if (civil.year < 0 || civil.year > 9999) {
     char text[96];
-    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis.count()));
+    std::snprintf(text, sizeof text, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", civil.year,
+                  civil.month, civil.day, civil.hour, civil.minute, civil.second,
+                  static_cast<int>(millis.count()));
     return text;
   }
   // Digit by digit: every lock writes one (the holder details), and snprintf costs more than the
@@ -125,12 +161,12 @@ std::string format_iso8601(std::chrono::system_clock::time_point time) {
       text[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
     }
   };
-  put(0, year, 4);
-  put(5, tm.tm_mon + 1, 2);
-  put(8, tm.tm_mday, 2);
-  put(11, tm.tm_hour, 2);
-  put(14, tm.tm_min, 2);
-  put(17, tm.tm_sec, 2);
+  put(0, static_cast<int>(civil.year), 4);
+  put(5, civil.month, 2);
+  put(8, civil.day, 2);
+  put(11, civil.hour, 2);
+  put(14, civil.minute, 2);
+  put(17, civil.second, 2);
   put(20, static_cast<int>(millis.count()), 3);
   return text;
 }

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <ctime>
 #include <regex>
 #include <set>
 #include <thread>
@@ -150,6 +152,38 @@ TEST(FormatIso8601, PadsEveryFieldAndHandlesTimesBefore1970) {
             "2099-12-31T23:59:59.099Z");
   EXPECT_EQ(format_iso8601(std::chrono::system_clock::from_time_t(-2177452800)),
             "1901-01-01T00:00:00.000Z");
+}
+
+// The calendar arithmetic against the C library's gmtime_r, around leap days, century years and
+// the epoch, over what a system_clock of nanoseconds holds.
+TEST(FormatIso8601, AgreesWithGmtimeFrom1700To2260) {
+  const auto expected = [](long long seconds) {
+    const std::time_t whole = static_cast<std::time_t>(seconds);
+    std::tm tm{};
+    gmtime_r(&whole, &tm);
+    char text[64];
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.000Z", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return std::string(text);
+  };
+  const long long first = -8520336000LL;  // 1700-01-01
+  const long long last = 9183110400LL;    // 2261-01-01
+  int compared = 0;
+  // A step that is not a multiple of a day or an hour visits every time of day over the span.
+  for (long long seconds = first; seconds < last; seconds += 86400 * 3 + 3607, ++compared) {
+    ASSERT_EQ(format_iso8601(std::chrono::system_clock::from_time_t(seconds)), expected(seconds))
+        << seconds;
+  }
+  for (const long long day : {-1LL, 0LL, 59LL, 60LL, 789LL, 10957LL, 11016LL, 11017LL, 47540LL,
+                              -25509LL, -25508LL, 47541LL, 47542LL}) {
+    for (const long long offset : {0LL, 1LL, 86399LL}) {
+      const long long seconds = day * 86400 + offset;
+      EXPECT_EQ(format_iso8601(std::chrono::system_clock::from_time_t(seconds)), expected(seconds))
+          << seconds;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 60000);
 }
 
 // One form for every duration lockable writes (report properties, plugin, CLI and library
