@@ -294,7 +294,7 @@ struct PlainBytes {
 };
 constexpr PlainBytes kPlain;
 
-void append_utf8(std::string& out, unsigned code_point) {
+void append_code_point(std::string& out, unsigned code_point) {
   if (code_point < 0x80) {
     out += static_cast<char>(code_point);
   } else if (code_point < 0x800) {
@@ -548,7 +548,7 @@ bool QuickJsonReader::read_escape(std::string& out) {
     if (!read_hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
     code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
   }
-  append_utf8(out, code_point);
+  append_code_point(out, code_point);
   return true;
 }
 

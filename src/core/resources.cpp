@@ -285,12 +285,16 @@ Resources parse_resources(const Json& document, const std::string& source) {
   return take_resources(Json(document), source, true);
 }
 
-std::optional<Resources> detail::parse_resources_text_quick(const std::string& text,
-                                                            const std::string& source) {
-  QuickJsonReader reader(text, kMaxResourceDepth);
+namespace {
+
+// The bodies of detail::parse_resources_text_quick and _thorough, defined here rather than in
+// namespace detail, so that their unqualified names (fail) cannot resolve to another file's
+// helpers of the same name in a unity build.
+std::optional<Resources> read_quickly(const std::string& text, const std::string& source) {
+  detail::QuickJsonReader reader(text, kMaxResourceDepth);
   if (!reader.open_array()) return std::nullopt;
   std::vector<Resource> resources;
-  // Entries with a problem, kept for the checker's views of their ids.
+  // Entries with a problem, kept alive for the checker's pointers to their ids.
   std::vector<Json> rejected;
   EntryChecker checker(source, false);
   bool more = false;
@@ -314,8 +318,7 @@ std::optional<Resources> detail::parse_resources_text_quick(const std::string& t
   return Resources(std::move(resources));
 }
 
-Resources detail::parse_resources_text_thorough(const std::string& text,
-                                                const std::string& source) {
+Resources read_thoroughly(const std::string& text, const std::string& source) {
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     fail(source, source,
          "is empty; write a JSON array of resource objects, e.g. "
@@ -340,13 +343,23 @@ Resources detail::parse_resources_text_thorough(const std::string& text,
   return take_resources(std::move(*document), source, false);
 }
 
+}  // namespace
+
+std::optional<Resources> detail::parse_resources_text_quick(const std::string& text,
+                                                            const std::string& source) {
+  return read_quickly(text, source);
+}
+
+Resources detail::parse_resources_text_thorough(const std::string& text,
+                                                const std::string& source) {
+  return read_thoroughly(text, source);
+}
+
 Resources parse_resources_text(const std::string& text, const std::string& source) {
   // Valid files, the common case, take the quick reader; anything it gives up on (a syntax
   // error above all) is read again by parse_json, whose errors carry the exact place.
-  if (auto resources = detail::parse_resources_text_quick(text, source)) {
-    return std::move(*resources);
-  }
-  return detail::parse_resources_text_thorough(text, source);
+  if (auto resources = read_quickly(text, source)) return std::move(*resources);
+  return read_thoroughly(text, source);
 }
 
 }  // namespace lockable
