@@ -5,7 +5,13 @@
 #include "core/json_text.hpp"
 
 #include <algorithm>
+#include <clocale>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -47,36 +53,49 @@ std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
   return std::string(text.substr(0, cut));
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 character at `bytes` (non-ASCII lead byte; `available`
+// bytes readable), or 0 when it is ill-formed: overlong, a surrogate, above U+10FFFF or cut.
+std::size_t utf8_length(const unsigned char* bytes, std::size_t available) {
+  const unsigned char lead = bytes[0];
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (length > available) return 0;
+  if (bytes[1] < low || bytes[1] > high) return 0;
+  for (std::size_t k = 2; k < length; ++k) {
+    if (bytes[k] < 0x80 || bytes[k] > 0xBF) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
 std::optional<std::size_t> invalid_utf8_offset(std::string_view text) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
   const std::size_t size = text.size();
   std::size_t i = 0;
   while (i < size) {
-    const unsigned char lead = bytes[i];
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead < 0x80) {
+    if (bytes[i] < 0x80) {
       ++i;
       continue;
-    } else if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;   // overlong
-      if (lead == 0xED) high = 0x9F;  // surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;   // overlong
-      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return i;
     }
-    if (i + length > size) return i;
-    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
-    for (std::size_t k = 2; k < length; ++k) {
-      if (bytes[i + k] < 0x80 || bytes[i + k] > 0xBF) return i;
-    }
+    const auto length = utf8_length(bytes + i, size - i);
+    if (length == 0) return i;
     i += length;
   }
   return std::nullopt;
@@ -274,6 +293,348 @@ std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError
     locate(text, offset, error);
   }
   return std::nullopt;
+}
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Bytes a string copies as they are: printable ASCII but the quote and the backslash.
+struct PlainBytes {
+  bool plain[256] = {};
+  constexpr PlainBytes() {
+    for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
+  }
+};
+constexpr PlainBytes kPlain;
+
+void append_code_point(std::string& out, unsigned code_point) {
+  if (code_point < 0x80) {
+    out += static_cast<char>(code_point);
+  } else if (code_point < 0x800) {
+    out += static_cast<char>(0xC0 | (code_point >> 6));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  } else if (code_point < 0x10000) {
+    out += static_cast<char>(0xE0 | (code_point >> 12));
+    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (code_point >> 18));
+    out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  }
+}
+
+}  // namespace
+
+QuickJsonReader::QuickJsonReader(std::string_view text, int max_depth)
+    : at_(text.data()),
+      end_(text.data() + text.size()),
+      max_depth_(max_depth),
+      scratch_(static_cast<std::size_t>(std::max(max_depth, 0)) + 1) {
+  // nlohmann hands strtod the text of a float with the locale's decimal point in place of '.'.
+  const auto* locale = std::localeconv();
+  decimal_point_ =
+      locale == nullptr || locale->decimal_point == nullptr ? '.' : *locale->decimal_point;
+}
+
+void QuickJsonReader::skip_space() {
+  while (at_ != end_ && is_space(*at_)) ++at_;
+}
+
+bool QuickJsonReader::open_array() {
+  if (end_ - at_ >= 3 && std::memcmp(at_, "\xEF\xBB\xBF", 3) == 0) at_ += 3;
+  skip_space();
+  if (at_ == end_ || *at_ != '[' || max_depth_ < 1) return false;
+  ++at_;
+  return true;
+}
+
+bool QuickJsonReader::next_element(bool first, bool& more) {
+  skip_space();
+  if (at_ == end_) return false;
+  if (*at_ == ']') {
+    ++at_;
+    more = false;
+    return true;
+  }
+  if (first) {
+    more = true;
+    return true;
+  }
+  if (*at_ != ',') return false;
+  ++at_;
+  more = true;
+  return true;
+}
+
+bool QuickJsonReader::read_element(Json& out) { return read_value(out, 2); }
+
+bool QuickJsonReader::at_end() {
+  skip_space();
+  return at_ == end_;
+}
+
+// `level`: the nesting level a container read here would have (the top-level array is 1).
+bool QuickJsonReader::read_value(Json& out, int level) {
+  skip_space();
+  if (at_ == end_) return false;
+  switch (*at_) {
+    case '{':
+      return read_object(out, level);
+    case '[':
+      return read_array(out, level);
+    case '"':
+      out = Json(Json::value_t::string);
+      return read_string(out.get_ref<std::string&>());
+    case 't':
+      out = true;
+      return read_literal("true", 4);
+    case 'f':
+      out = false;
+      return read_literal("false", 5);
+    case 'n':
+      out = nullptr;
+      return read_literal("null", 4);
+    default:
+      return read_number(out);
+  }
+}
+
+bool QuickJsonReader::read_object(Json& out, int level) {
+  if (level > max_depth_) return false;
+  ++at_;
+  out = Json(Json::value_t::object);
+  auto& members = out.get_ref<Json::object_t&>();
+  skip_space();
+  if (at_ != end_ && *at_ == '}') {
+    ++at_;
+    return true;
+  }
+  std::string key;
+  while (true) {
+    skip_space();
+    if (at_ == end_ || *at_ != '"') return false;
+    key.clear();
+    if (!read_string(key)) return false;
+    skip_space();
+    if (at_ == end_ || *at_ != ':') return false;
+    ++at_;
+    // Files written by a program list keys in order, so the end is the place to look first. A
+    // repeated key finds its slot, whose value the new one replaces, as parse_json does.
+    auto slot = members.emplace_hint(members.end(), key, nullptr);
+    if (!read_value(slot->second, level + 1)) return false;
+    skip_space();
+    if (at_ == end_) return false;
+    if (*at_ == ',') {
+      ++at_;
+    } else if (*at_ == '}') {
+      ++at_;
+      return true;
+    } else {
+      return false;
+    }
+  }
+}
+
+bool QuickJsonReader::read_array(Json& out, int level) {
+  if (level > max_depth_) return false;
+  ++at_;
+  // Elements gather in this level's scratch list, so that the array gets one block of its final
+  // size instead of growing (and freeing) its way there.
+  auto& elements = scratch_[static_cast<std::size_t>(level)];
+  elements.clear();
+  skip_space();
+  if (at_ != end_ && *at_ == ']') {
+    ++at_;
+    out = Json(Json::value_t::array);
+    return true;
+  }
+  while (true) {
+    elements.emplace_back();
+    if (!read_value(elements.back(), level + 1)) return false;
+    skip_space();
+    if (at_ == end_) return false;
+    if (*at_ == ',') {
+      ++at_;
+    } else if (*at_ == ']') {
+      ++at_;
+      break;
+    } else {
+      return false;
+    }
+  }
+  out = Json(Json::value_t::array);
+  out.get_ref<Json::array_t&>().assign(std::make_move_iterator(elements.begin()),
+                                       std::make_move_iterator(elements.end()));
+  elements.clear();
+  return true;
+}
+
+bool QuickJsonReader::read_string(std::string& out) {
+  ++at_;  // the opening quote
+  while (true) {
+    const char* run = at_;
+    while (at_ != end_ && kPlain.plain[static_cast<unsigned char>(*at_)]) ++at_;
+    out.append(run, static_cast<std::size_t>(at_ - run));
+    if (at_ == end_) return false;
+    const auto byte = static_cast<unsigned char>(*at_);
+    if (byte == '"') {
+      ++at_;
+      return true;
+    }
+    if (byte == '\\') {
+      if (!read_escape(out)) return false;
+      continue;
+    }
+    if (byte < 0x20) return false;  // a control character must be escaped
+    const auto length = utf8_length(reinterpret_cast<const unsigned char*>(at_),
+                                    static_cast<std::size_t>(end_ - at_));
+    if (length == 0) return false;
+    out.append(at_, length);
+    at_ += length;
+  }
+}
+
+bool QuickJsonReader::read_hex4(unsigned& value) {
+  if (end_ - at_ < 4) return false;
+  value = 0;
+  for (int i = 0; i < 4; ++i, ++at_) {
+    const char c = *at_;
+    unsigned digit = 0;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      digit = static_cast<unsigned>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      digit = static_cast<unsigned>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    value = value * 16 + digit;
+  }
+  return true;
+}
+
+bool QuickJsonReader::read_escape(std::string& out) {
+  ++at_;  // the backslash
+  if (at_ == end_) return false;
+  const char kind = *at_++;
+  switch (kind) {
+    case '"':
+      out += '"';
+      return true;
+    case '\\':
+      out += '\\';
+      return true;
+    case '/':
+      out += '/';
+      return true;
+    case 'b':
+      out += '\b';
+      return true;
+    case 'f':
+      out += '\f';
+      return true;
+    case 'n':
+      out += '\n';
+      return true;
+    case 'r':
+      out += '\r';
+      return true;
+    case 't':
+      out += '\t';
+      return true;
+    case 'u':
+      break;
+    default:
+      return false;
+  }
+  unsigned code_point = 0;
+  if (!read_hex4(code_point)) return false;
+  if (code_point >= 0xDC00 && code_point <= 0xDFFF) return false;  // a lone low surrogate
+  if (code_point >= 0xD800 && code_point <= 0xDBFF) {
+    // A high surrogate counts only with the low one right after it.
+    unsigned low = 0;
+    if (end_ - at_ < 2 || at_[0] != '\\' || at_[1] != 'u') return false;
+    at_ += 2;
+    if (!read_hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+    code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
+  }
+  append_code_point(out, code_point);
+  return true;
+}
+
+bool QuickJsonReader::read_number(Json& out) {
+  const char* start = at_;
+  const bool negative = *at_ == '-';
+  if (negative) ++at_;
+  if (at_ == end_) return false;
+  if (*at_ == '0') {
+    ++at_;
+  } else if (*at_ >= '1' && *at_ <= '9') {
+    while (at_ != end_ && is_digit(*at_)) ++at_;
+  } else {
+    return false;
+  }
+  const char* integer_end = at_;
+  bool is_float = false;
+  if (at_ != end_ && *at_ == '.') {
+    ++at_;
+    if (at_ == end_ || !is_digit(*at_)) return false;
+    while (at_ != end_ && is_digit(*at_)) ++at_;
+    is_float = true;
+  }
+  if (at_ != end_ && (*at_ == 'e' || *at_ == 'E')) {
+    ++at_;
+    if (at_ != end_ && (*at_ == '+' || *at_ == '-')) ++at_;
+    if (at_ == end_ || !is_digit(*at_)) return false;
+    while (at_ != end_ && is_digit(*at_)) ++at_;
+    is_float = true;
+  }
+  if (!is_float) {
+    // Integers nlohmann may turn into doubles (beyond 64 bits) are left to it: up to 19 digits
+    // always fit an unsigned 64-bit value, up to 18 a signed one.
+    const char* digits = negative ? start + 1 : start;
+    const auto count = integer_end - digits;
+    if (count > (negative ? 18 : 19)) return false;
+    std::uint64_t value = 0;
+    for (const char* c = digits; c != integer_end; ++c) {
+      value = value * 10 + static_cast<std::uint64_t>(*c - '0');
+    }
+    if (negative) {
+      out = -static_cast<std::int64_t>(value);  // "-0" too is a signed 0 in nlohmann
+    } else {
+      out = value;
+    }
+    return true;
+  }
+  char token[64];
+  const auto length = static_cast<std::size_t>(at_ - start);
+  if (length >= sizeof token) return false;
+  std::memcpy(token, start, length);
+  token[length] = '\0';
+  for (std::size_t i = 0; i < length; ++i) {
+    if (token[i] == '.') token[i] = decimal_point_;
+  }
+  char* token_end = nullptr;
+  const double value = std::strtod(token, &token_end);
+  // nlohmann reports a float that overflows (1e999); whatever strtod would not take wholly
+  // (an odd locale) is left to it as well.
+  if (token_end != token + length || !std::isfinite(value)) return false;
+  out = value;
+  return true;
+}
+
+bool QuickJsonReader::read_literal(const char* word, std::size_t length) {
+  if (static_cast<std::size_t>(end_ - at_) < length || std::memcmp(at_, word, length) != 0) {
+    return false;
+  }
+  at_ += length;
+  return true;
 }
 
 }  // namespace lockable::detail

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lockable::detail {
 
@@ -56,5 +57,48 @@ struct SyntaxError {
 /// Parses JSON text, rejecting nesting deeper than `max_depth`. On failure returns nullopt and
 /// fills `error` (line 0 means the depth limit was hit).
 std::optional<Json> parse_json(std::string_view text, int max_depth, SyntaxError& error);
+
+/// A strict reader of a top-level JSON array, element by element, for the common case: several
+/// times faster than parse_json (no per-character bookkeeping for error positions), and it
+/// builds exactly the values parse_json builds (non-negative integers unsigned, negative ones
+/// signed, other numbers double through strtod as nlohmann does, a repeated key keeping its last
+/// value). It never reports an error: every call returns false on a syntax error and on what it
+/// leaves to parse_json (nesting deeper than `max_depth`, integers of more than 18 or 19 digits,
+/// floats that overflow, escapes of lone surrogates, ...). The caller then runs parse_json over
+/// the whole text, which gives the exact result or error: errors are the slow path. Text it reads
+/// to the end is valid UTF-8: outside strings it takes ASCII only, inside it checks every byte.
+class QuickJsonReader {
+ public:
+  QuickJsonReader(std::string_view text, int max_depth);
+
+  /// Reads an optional UTF-8 byte order mark (nlohmann skips one too) and the `[` that opens the
+  /// top-level array.
+  bool open_array();
+  /// Reads up to the next element: after open_array (`first`), `]` or nothing; after an element,
+  /// `,` or `]`. `more` tells whether an element follows.
+  bool next_element(bool first, bool& more);
+  /// Reads one element of the top-level array into `out` (which it overwrites).
+  bool read_element(Json& out);
+  /// Whether only whitespace is left after the array.
+  bool at_end();
+
+ private:
+  bool read_value(Json& out, int level);
+  bool read_object(Json& out, int level);
+  bool read_array(Json& out, int level);
+  bool read_string(std::string& out);
+  bool read_escape(std::string& out);
+  bool read_hex4(unsigned& value);
+  bool read_number(Json& out);
+  bool read_literal(const char* word, std::size_t length);
+  void skip_space();
+
+  const char* at_;
+  const char* end_;
+  int max_depth_;
+  char decimal_point_;
+  // Per nesting level: the elements of the array being read there.
+  std::vector<std::vector<Json>> scratch_;
+};
 
 }  // namespace lockable::detail

@@ -5,11 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include <clocale>
+#include <cmath>
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "core/resources_text.hpp"
 #include "lockable/test/case_name.hpp"
 #include "lockable/test/files.hpp"
 
@@ -237,6 +243,289 @@ const BadCase kBad[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Inputs, BadResources, ::testing::ValuesIn(kBad), CaseName());
+
+// ---------------------------------------------------------------------------------------------
+// The quick reader (valid files) and the thorough path (parse_json, every error's exact place)
+
+// Same value, same number types and same key order: Json's == takes 1, 1u and 1.0 as equal.
+bool same_json(const Json& a, const Json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    auto left = a.items().begin();
+    auto right = b.items().begin();
+    for (; left != a.items().end(); ++left, ++right) {
+      if (left.key() != right.key() || !same_json(left.value(), right.value())) return false;
+    }
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!same_json(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.is_number_float()) {
+    const auto x = a.get<double>();
+    const auto y = b.get<double>();
+    return x == y && std::signbit(x) == std::signbit(y);
+  }
+  return a == b;
+}
+
+// What loading gave, comparable: every resource, or the source and problems as printed.
+struct Outcome {
+  bool loaded = false;
+  std::vector<Resource> resources;
+  std::string source;
+  std::vector<std::string> problems;
+};
+
+Outcome outcome_of(const std::function<Resources()>& load) {
+  Outcome outcome;
+  try {
+    const auto resources = load();
+    outcome.loaded = true;
+    outcome.resources = resources.list();
+  } catch (const ResourcesError& e) {
+    outcome.source = e.source();
+    for (const auto& problem : e.problems()) outcome.problems.push_back(problem.to_string());
+  }
+  return outcome;
+}
+
+void expect_same_outcome(const Outcome& ours, const Outcome& reference, const std::string& text) {
+  SCOPED_TRACE("text: " + text);
+  ASSERT_EQ(ours.loaded, reference.loaded);
+  EXPECT_EQ(ours.source, reference.source);
+  EXPECT_EQ(ours.problems, reference.problems);
+  ASSERT_EQ(ours.resources.size(), reference.resources.size());
+  for (std::size_t i = 0; i < ours.resources.size(); ++i) {
+    EXPECT_EQ(ours.resources[i].id, reference.resources[i].id);
+    EXPECT_TRUE(same_json(ours.resources[i].attributes, reference.resources[i].attributes))
+        << ours.resources[i].attributes.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+}
+
+// Loads `text` both ways; returns whether the quick reader took it (a result or entry problems).
+bool expect_both_paths_agree(const std::string& text) {
+  const auto source = std::string("r.json");
+  const auto reference =
+      outcome_of([&] { return detail::parse_resources_text_thorough(text, source); });
+  expect_same_outcome(outcome_of([&] { return parse_resources_text(text, source); }), reference,
+                      text);
+  bool quick_took_it = true;
+  const auto quick = outcome_of([&] {
+    auto resources = detail::parse_resources_text_quick(text, source);
+    if (!resources) quick_took_it = false;
+    return resources ? *resources : Resources();
+  });
+  if (quick_took_it) expect_same_outcome(quick, reference, text);
+  return quick_took_it;
+}
+
+// Random resources.json texts, valid and broken, from a fixed seed: ids good, bad and repeated,
+// every kind of JSON value, escapes, raw UTF-8, numbers at the edges of nlohmann's types.
+class TextMaker {
+ public:
+  explicit TextMaker(unsigned seed) : random_(seed) {}
+
+  std::string document() {
+    std::string text = pick({"", "", "\xef\xbb\xbf", " \n"}) + "[";
+    const auto entries = below(6);
+    for (std::size_t i = 0; i < entries; ++i) {
+      if (i > 0) text += "," + space();
+      text += below(10) == 0 ? value(2) : entry();
+    }
+    return text + space() + "]" + space();
+  }
+
+  // `text` with one byte deleted, replaced or inserted, or cut short.
+  std::string broken(std::string text) {
+    static const char kBytes[] = {'"',    '\\',   ',',    ']',    '}', '{', '[', ':',
+                                  '0',    '-',    'e',    '.',    'x', 'u', 't', '\0',
+                                  '\x01', '\x80', '\xc3', '\xff', ' ', '\n'};
+    const auto at = below(text.size() + 1);
+    switch (below(4)) {
+      case 0:
+        if (at < text.size()) text.erase(at, 1);
+        break;
+      case 1:
+        if (at < text.size()) text[at] = kBytes[below(sizeof kBytes)];
+        break;
+      case 2:
+        text.insert(at, 1, kBytes[below(sizeof kBytes)]);
+        break;
+      default:
+        text.resize(at);
+    }
+    return text;
+  }
+
+ private:
+  std::size_t below(std::size_t limit) {
+    return std::uniform_int_distribution<std::size_t>(0, limit - 1)(random_);
+  }
+  std::string pick(std::initializer_list<const char*> choices) {
+    return *(choices.begin() + below(choices.size()));
+  }
+  std::string space() { return pick({"", "", "", " ", "\n  ", "\t", "\r\n"}); }
+
+  std::string entry() {
+    std::string text = "{" + space();
+    const auto keys = below(6);
+    for (std::size_t k = 0; k < keys; ++k) {
+      if (k > 0) text += "," + space();
+      switch (below(5)) {
+        case 0:
+          text += R"("id":)" + space() +
+                  pick({R"("dut-1")", R"("dut-2")", R"("dut-3")", R"("")", R"("a/b")", R"(".x")",
+                        R"("d\u00e9")", "7"});
+          break;
+        case 1:
+          text += R"("online":)" + space() + pick({"true", "false", R"("yes")", "1"});
+          break;
+        case 2:
+          text += R"("hostname":)" + space() + pick({R"("rig-01")", "null", "3"});
+          break;
+        default:
+          text += string() + ":" + space() + value(3);
+      }
+    }
+    return text + space() + "}";
+  }
+
+  std::string string() {
+    return pick({R"("os")", R"("board")", R"("k")", R"("a\"b")", R"("tab\t\/\\")", R"("\u00e9")",
+                 R"("\ud83d\ude00")", "\"caf\xc3\xa9 \xf0\x9f\x93\xb1\"", R"("\u0000")",
+                 R"("\ud800")", R"("\udc00x")", R"("\u12G4")", "\"\xe0\x80\xaf\"", R"("")",
+                 R"("a long string, longer than the small-string buffer")"});
+  }
+
+  std::string value(int depth) {
+    switch (below(depth > 0 ? 9 : 7)) {
+      case 0:
+        return string();
+      case 1:
+        return pick({"0", "-0", "7", "-12", "42", "9223372036854775807", "-9223372036854775808",
+                     "18446744073709551615", "18446744073709551616", "-9223372036854775809",
+                     "1234567890123456789", "12345678901234567890123"});
+      case 2:
+        return pick({"1.5", "-2.5e3", "1E+2", "0.1", "1e-400", "1e999", "-0.0", "3.0e-2",
+                     "1.7976931348623157e308", "0.30000000000000004"});
+      case 3:
+        return pick({"true", "false", "null"});
+      case 4:
+        return pick({"01", "1.", ".5", "+1", "-", "1e", "tru", "nul", "NaN"});
+      case 5:
+      case 6:
+        return string();
+      case 7: {
+        std::string text = "[" + space();
+        const auto count = below(4);
+        for (std::size_t i = 0; i < count; ++i) {
+          if (i > 0) text += "," + space();
+          text += value(depth - 1);
+        }
+        return text + "]";
+      }
+      default: {
+        std::string text = "{";
+        const auto count = below(4);
+        for (std::size_t i = 0; i < count; ++i) {
+          if (i > 0) text += ",";
+          text += string() + space() + ":" + value(depth - 1);
+        }
+        return text + "}";
+      }
+    }
+  }
+
+  std::mt19937 random_;
+};
+
+TEST(QuickReader, AgreesWithTheThoroughPathOnThousandsOfTextsValidOrBroken) {
+  TextMaker maker(20261202);
+  std::size_t quick = 0;
+  std::size_t total = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const auto text = maker.document();
+    quick += expect_both_paths_agree(text) ? 1 : 0;
+    quick += expect_both_paths_agree(maker.broken(text)) ? 1 : 0;
+    quick += expect_both_paths_agree(maker.broken(maker.broken(text))) ? 1 : 0;
+    total += 3;
+    if (HasFailure()) break;
+  }
+  // Both ways must have been taken often, or the comparison proves little.
+  EXPECT_GT(quick, total / 10);
+  EXPECT_LT(quick, total * 9 / 10);
+}
+
+TEST(QuickReader, AgreesOnNestingAtAndBeyondTheLimit) {
+  for (const int depth : {62, 63, 64, 65, 100}) {
+    const std::string inner = std::string(static_cast<std::size_t>(depth - 2), '[') +
+                              std::string(static_cast<std::size_t>(depth - 2), ']');
+    expect_both_paths_agree(R"([{"id": "a", "deep": )" + inner + "}]");
+    expect_both_paths_agree(R"([{"id": "a", "deep": )" + inner + "]");  // and a syntax error
+  }
+}
+
+TEST(QuickReader, AgreesUnderALocaleWithADecimalComma) {
+  // nlohmann reads floats with strtod after putting the locale's decimal point in place of '.'.
+  const char* const previous = std::setlocale(LC_NUMERIC, nullptr);
+  const std::string saved = previous == nullptr ? "C" : previous;
+  if (std::setlocale(LC_NUMERIC, "de_DE.UTF-8") == nullptr &&
+      std::setlocale(LC_NUMERIC, "C.UTF-8") == nullptr) {
+    GTEST_SKIP() << "no other locale installed";
+  }
+  expect_both_paths_agree(R"([{"id": "a", "f": 1.5, "g": -2.25e1, "h": 0.1}])");
+  std::setlocale(LC_NUMERIC, saved.c_str());
+}
+
+TEST(QuickReader, TakesFilesAsProgramsWriteThem) {
+  // The shape of match_bench's list: what the quick reader exists for.
+  Json list = Json::array();
+  for (int i = 0; i < 1000; ++i) {
+    list.push_back({{"id", "dut-" + std::to_string(i)},
+                    {"online", i % 10 != 0},
+                    {"board", {{"name", "nRF52840-DK"}, {"rev", i % 4}}},
+                    {"tags", {"ble", "thread"}},
+                    {"f", i / 8.0},
+                    {"note", "caf\xc3\xa9 \"quoted\"\n"}});
+  }
+  for (const auto& text : {list.dump(), list.dump(2), "\xef\xbb\xbf" + list.dump()}) {
+    const auto quick = detail::parse_resources_text_quick(text, "r.json");
+    ASSERT_TRUE(quick.has_value());
+    EXPECT_TRUE(expect_both_paths_agree(text));
+    ASSERT_EQ(quick->size(), 1000u);
+    EXPECT_TRUE(same_json((*quick)[999].attributes, Json::parse(text)[999]));
+  }
+}
+
+TEST(QuickReader, LeavesToParseJsonWhatItCannotVouchFor) {
+  for (const std::string text : {
+           R"([{"id": "a"},])",                            // a syntax error
+           R"([{"id": "a", "n": 18446744073709551616}])",  // becomes a double in nlohmann
+           R"([{"id": "a", "n": 1e999}])",                 // out of range
+           R"([{"id": "a", "s": "\udc00"}])",              // a lone surrogate
+           "[{\"id\": \"a\xff\"}]",                        // invalid UTF-8
+           "[{\"id\": \"a\"}] \x80",                       // invalid UTF-8 after the array
+           R"({"id": "a"})",                               // not an array
+           "",
+       }) {
+    EXPECT_FALSE(detail::parse_resources_text_quick(text, "r.json").has_value()) << text;
+    expect_both_paths_agree(text);
+  }
+}
+
+TEST(QuickReader, ReportsProblemsOfEntriesAsTheThoroughPathDoes) {
+  // Valid JSON with bad entries: the quick reader words the problems itself.
+  const std::string text =
+      R"([{"id": "a"}, {"id": "a", "online": "yes"}, 3, {"id": ".x"}, {"hostname": 1}])";
+  EXPECT_THROW(detail::parse_resources_text_quick(text, "r.json"), ResourcesError);
+  EXPECT_TRUE(expect_both_paths_agree(text));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Valid input
