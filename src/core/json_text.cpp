@@ -17,6 +17,24 @@
 
 namespace lockable::detail {
 
+void append_utf8(std::string& out, std::uint32_t code_point) {
+  if (code_point < 0x80) {
+    out += static_cast<char>(code_point);
+  } else if (code_point < 0x800) {
+    out += static_cast<char>(0xC0 | (code_point >> 6));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  } else if (code_point < 0x10000) {
+    out += static_cast<char>(0xE0 | (code_point >> 12));
+    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (code_point >> 18));
+    out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code_point & 0x3F));
+  }
+}
+
 std::string dump(const Json& value) {
   if (value.empty() && (value.is_object() || value.is_array())) {
     return value.is_object() ? "{}" : "[]";  // the requirement of most locks, without a serializer
@@ -310,24 +328,6 @@ struct PlainBytes {
 };
 constexpr PlainBytes kPlain;
 
-void append_code_point(std::string& out, unsigned code_point) {
-  if (code_point < 0x80) {
-    out += static_cast<char>(code_point);
-  } else if (code_point < 0x800) {
-    out += static_cast<char>(0xC0 | (code_point >> 6));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  } else if (code_point < 0x10000) {
-    out += static_cast<char>(0xE0 | (code_point >> 12));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (code_point >> 18));
-    out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code_point & 0x3F));
-  }
-}
-
 }  // namespace
 
 QuickJsonReader::QuickJsonReader(std::string_view text, int max_depth)
@@ -564,7 +564,7 @@ bool QuickJsonReader::read_escape(std::string& out) {
     if (!read_hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
     code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
   }
-  append_code_point(out, code_point);
+  append_utf8(out, code_point);
   return true;
 }
 

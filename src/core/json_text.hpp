@@ -8,6 +8,7 @@
 #include <lockable/resource.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,9 @@ std::string dump(const Json& value);
 /// character (a cut never leaves half a character in a message).
 std::string utf8_prefix(std::string_view text, std::size_t max_bytes);
 /// Offset of the first byte of `text` that is not part of well-formed UTF-8, if any.
+/// Appends `code_point` (at most U+10FFFF) to `out` as UTF-8.
+void append_utf8(std::string& out, std::uint32_t code_point);
+
 std::optional<std::size_t> invalid_utf8_offset(std::string_view text);
 
 /// The first string or object key inside `value` that is not valid UTF-8, described for a

@@ -1,5 +1,7 @@
 #include "core/xml_reader.hpp"
 
+#include "core/json_text.hpp"
+
 #include <cstdint>
 
 namespace lockable::xml {
@@ -11,24 +13,6 @@ bool name_char(char c) {
 }
 
 bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-void append_utf8(std::string& out, std::uint32_t code) {
-  if (code < 0x80) {
-    out += static_cast<char>(code);
-  } else if (code < 0x800) {
-    out += static_cast<char>(0xC0 | (code >> 6));
-    out += static_cast<char>(0x80 | (code & 0x3F));
-  } else if (code < 0x10000) {
-    out += static_cast<char>(0xE0 | (code >> 12));
-    out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (code >> 18));
-    out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (code & 0x3F));
-  }
-}
 
 class Reader {
  public:
@@ -201,7 +185,7 @@ class Reader {
         code = code * (hex ? 16 : 10) + static_cast<std::uint32_t>(v);
         if (code > 0x10FFFF) fail("a character reference beyond Unicode");
       }
-      append_utf8(out, code);
+      detail::append_utf8(out, code);
     } else {
       fail("an unknown entity &" + std::string(ref) + ";");
     }

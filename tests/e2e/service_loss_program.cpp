@@ -21,7 +21,10 @@ class LosingSuite : public lockable::gtest::LockableTest<LosingSuite> {
 
 TEST_F(LosingSuite, A_LosesItsDevice) {
   // Tells the rig which device to revoke, then waits for the loss (the rig's guard bounds it).
-  std::ofstream(std::getenv("E2E_READY")) << allocation().resource_id();
+  // Written aside and renamed: the rig reads it as soon as the name appears.
+  const std::string ready = std::getenv("E2E_READY");
+  std::ofstream(ready + ".tmp") << allocation().resource_id();
+  std::rename((ready + ".tmp").c_str(), ready.c_str());
   for (int i = 0; i < 6000 && !allocation().lost(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
