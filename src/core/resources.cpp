@@ -76,15 +76,11 @@ void free_backwards(Json& value, int levels) {
   }
 }
 
-// Set on this thread while read_quickly hands its list to Resources (whose constructor is public
-// and takes any list): a list whose blocks were allocated entry after entry, key after key.
-thread_local bool t_list_in_reading_order = false;
-
 }  // namespace
 
 struct Resources::Shared {
-  explicit Shared(std::vector<Resource> resources)
-      : list(std::move(resources)), in_reading_order(t_list_in_reading_order) {}
+  Shared(std::vector<Resource> resources, bool allocated_in_reading_order)
+      : list(std::move(resources)), in_reading_order(allocated_in_reading_order) {}
   ~Shared() {
     if (!in_reading_order) return;
     while (!list.empty()) {
@@ -104,7 +100,11 @@ struct Resources::Shared {
 Resources::Resources() : Resources(std::vector<Resource>{}) {}
 
 Resources::Resources(std::vector<Resource> list)
-    : shared_(std::make_shared<Shared>(std::move(list))) {}
+    : shared_(std::make_shared<Shared>(std::move(list), false)) {}
+
+Resources detail::resources_in_reading_order(std::vector<Resource> list) {
+  return Resources(std::make_shared<Resources::Shared>(std::move(list), true));
+}
 
 Resources::Resources(std::initializer_list<Resource> list)
     : Resources(std::vector<Resource>(list)) {}
@@ -323,13 +323,7 @@ std::optional<Resources> read_quickly(const std::string& text, const std::string
   // The text is valid JSON and UTF-8 (the reader vouches for both), so these are the problems
   // the thorough path finds too.
   if (!checker.problems.empty()) throw ResourcesError(source, std::move(checker.problems));
-  struct InReadingOrder {
-    InReadingOrder() { t_list_in_reading_order = true; }
-    ~InReadingOrder() { t_list_in_reading_order = false; }
-    InReadingOrder(const InReadingOrder&) = delete;
-    InReadingOrder& operator=(const InReadingOrder&) = delete;
-  } in_reading_order;
-  return Resources(std::move(resources));
+  return detail::resources_in_reading_order(std::move(resources));
 }
 
 Resources read_thoroughly(const std::string& text, const std::string& source) {
