@@ -58,13 +58,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string described = http::describe_answer(request, response);
   if (described.find(" answered 500") == std::string::npos) __builtin_trap();
 
-  // A URL with credentials: what messages may show never carries the password.
+  // A URL with credentials: what messages may show never carries the password. The marker
+  // "REDACTED" is set aside first (as a byte the password must not hold), or a password that is
+  // the marker, or spans it, would be "found" in text redact_url wrote itself.
   const auto parts = http::split_credentials(text);
   (void)http::redact_url(text);
   if (parts.password && parts.password->size() >= 8 &&
-      http::redact_url(parts.url).find(*parts.password) != std::string::npos &&
+      parts.password->find('\x01') == std::string::npos &&
       parts.url.find(*parts.password) == std::string::npos) {
-    __builtin_trap();
+    std::string shown = http::redact_url(parts.url);
+    for (auto at = shown.find("REDACTED"); at != std::string::npos; at = shown.find("REDACTED", at))
+      shown.replace(at, 8, "\x01");
+    if (shown.find(*parts.password) != std::string::npos) __builtin_trap();
   }
   (void)http::encode_path_segment(text);
   return 0;
