@@ -427,16 +427,8 @@ bool QuickJsonReader::read_object(Json& out, int level) {
     // repeated key finds its slot, whose value the new one replaces, as parse_json does.
     auto slot = members.emplace_hint(members.end(), key, nullptr);
     if (!read_value(slot->second, level + 1)) return false;
-    skip_space();
-    if (at_ == end_) return false;
-    if (*at_ == ',') {
-      ++at_;
-    } else if (*at_ == '}') {
-      ++at_;
-      return true;
-    } else {
-      return false;
-    }
+    const AfterItem after = read_separator('}');
+    if (after != AfterItem::kNext) return after == AfterItem::kClosed;
   }
 }
 
@@ -456,22 +448,22 @@ bool QuickJsonReader::read_array(Json& out, int level) {
   while (true) {
     elements.emplace_back();
     if (!read_value(elements.back(), level + 1)) return false;
-    skip_space();
-    if (at_ == end_) return false;
-    if (*at_ == ',') {
-      ++at_;
-    } else if (*at_ == ']') {
-      ++at_;
-      break;
-    } else {
-      return false;
-    }
+    const AfterItem after = read_separator(']');
+    if (after == AfterItem::kGiveUp) return false;
+    if (after == AfterItem::kClosed) break;
   }
   out = Json(Json::value_t::array);
   out.get_ref<Json::array_t&>().assign(std::make_move_iterator(elements.begin()),
                                        std::make_move_iterator(elements.end()));
   elements.clear();
   return true;
+}
+
+QuickJsonReader::AfterItem QuickJsonReader::read_separator(char close) {
+  skip_space();
+  if (at_ == end_) return AfterItem::kGiveUp;
+  if (*at_ == ',' || *at_ == close) return *at_++ == ',' ? AfterItem::kNext : AfterItem::kClosed;
+  return AfterItem::kGiveUp;
 }
 
 bool QuickJsonReader::read_string(std::string& out) {

@@ -90,6 +90,10 @@ class QuickJsonReader {
   bool read_value(Json& out, int level);
   bool read_object(Json& out, int level);
   bool read_array(Json& out, int level);
+  // After a member or an element: ',' goes on, `close` ends the container, anything else (or the
+  // end of the text) is not for this reader.
+  enum class AfterItem { kNext, kClosed, kGiveUp };
+  AfterItem read_separator(char close);
   bool read_string(std::string& out);
   bool read_escape(std::string& out);
   bool read_hex4(unsigned& value);

@@ -31,6 +31,7 @@
 #include "lock_folder/ticket_queue.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
+#include "lockable/test/hold_ledger.hpp"
 #include "posix/unique_fd.hpp"
 
 namespace lockable {
@@ -543,35 +544,16 @@ TEST_F(LockFolder, ReleasesWakeOnlyTheWaiterAtTheHeadNotTheOnesBehindIt) {
   std::cout << "\n";
 }
 
-// Ledgers as test_helper stress writes them: per device, "enter <pid> <ns>" and "leave <pid> <ns>"
-// lines. Fails the test when two holds of one device overlap; returns the holds per pid.
+// Fails the test when two holds of one device overlap, or a hold never ended; returns the holds
+// per pid.
 std::map<std::string, int> check_ledgers(const std::filesystem::path& dir,
                                          const std::vector<std::string>& ids) {
   std::map<std::string, int> holds_of;
   for (const auto& id : ids) {
-    std::ifstream in(dir / (id + ".ledger"));
-    std::vector<std::tuple<long long, long long, std::string>> holds;
-    std::map<std::string, long long> open;
-    std::string kind, pid;
-    long long stamp = 0;
-    while (in >> kind >> pid >> stamp) {
-      if (kind == "enter") {
-        EXPECT_EQ(open.count(pid), 0u) << id << ": pid " << pid << " entered twice";
-        open[pid] = stamp;
-      } else {
-        EXPECT_EQ(open.count(pid), 1u) << id << ": pid " << pid << " left without entering";
-        holds.emplace_back(open[pid], stamp, pid);
-        open.erase(pid);
-        ++holds_of[pid];
-      }
-    }
-    EXPECT_TRUE(open.empty()) << id << ": a hold never ended";
-    std::sort(holds.begin(), holds.end());
-    for (std::size_t i = 1; i < holds.size(); ++i) {
-      EXPECT_GE(std::get<0>(holds[i]), std::get<1>(holds[i - 1]))
-          << id << ": pid " << std::get<2>(holds[i]) << " entered while pid "
-          << std::get<2>(holds[i - 1]) << " held it";
-    }
+    auto ledger = test::read_hold_ledger(dir, id);
+    EXPECT_TRUE(ledger.open.empty()) << id << ": a hold never ended";
+    for (const auto& hold : ledger.holds) ++holds_of[hold.pid];
+    test::expect_no_overlapping_holds(std::move(ledger.holds), id);
   }
   return holds_of;
 }

@@ -19,6 +19,7 @@
 #include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
+#include "lockable/test/hold_ledger.hpp"
 
 namespace lockable {
 namespace {
@@ -37,12 +38,6 @@ long long monotonic_ns() {
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
 }
-
-struct Hold {
-  long long start;
-  long long end;
-  std::string pid;
-};
 
 class Stress : public ::testing::TestWithParam<test::BackendUnderTest> {
  protected:
@@ -102,35 +97,15 @@ TEST_P(Stress, HoldsOfOneDeviceNeverOverlapDespiteKilledHolders) {
   int total_holds = 0;
   int killed_while_holding = 0;
   for (const auto& id : kDevices) {
-    std::ifstream in(ledgers / (id + ".ledger"));
-    std::map<std::string, long long> open;  // pid -> enter stamp
-    std::vector<Hold> holds;
-    std::string kind, pid;
-    long long stamp = 0;
-    while (in >> kind >> pid >> stamp) {
-      if (kind == "enter") {
-        ASSERT_EQ(open.count(pid), 0u) << id << ": pid " << pid << " entered twice";
-        open[pid] = stamp;
-      } else {
-        ASSERT_EQ(open.count(pid), 1u) << id << ": pid " << pid << " left without entering";
-        holds.push_back({open[pid], stamp, pid});
-        open.erase(pid);
-      }
-    }
+    auto [holds, open] = test::read_hold_ledger(ledgers, id);
     // A hold without "leave" belongs to a killed worker: the lock was held until the kill.
     for (const auto& [holder, start] : open) {
       ASSERT_EQ(killed_at.count(holder), 1u) << id << ": live pid " << holder << " never left";
       holds.push_back({start, killed_at[holder], holder});
       ++killed_while_holding;
     }
-    std::sort(holds.begin(), holds.end(),
-              [](const Hold& a, const Hold& b) { return a.start < b.start; });
-    for (std::size_t i = 1; i < holds.size(); ++i) {
-      EXPECT_GE(holds[i].start, holds[i - 1].end)
-          << id << ": pid " << holds[i].pid << " entered while pid " << holds[i - 1].pid
-          << " held it";
-    }
     total_holds += static_cast<int>(holds.size());
+    test::expect_no_overlapping_holds(std::move(holds), id);
     EXPECT_FALSE(store_->is_locked(id)) << id << " is still locked in " << store_->spec();
   }
   EXPECT_GE(total_holds, (kWorkers - kKilled) * kRounds);

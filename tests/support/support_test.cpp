@@ -1,5 +1,6 @@
 // The test-support library itself: what the other suites rely on when a test fails or hangs
 // (guards, kill and reap, clean-up) and the child's environment and redirections.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -11,12 +12,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "lockable/test/child.hpp"
 #include "lockable/test/files.hpp"
+#include "lockable/test/hold_ledger.hpp"
 
 namespace lockable::test {
 namespace {
@@ -29,6 +32,31 @@ ChildOptions piped() {
   options.out = Stream::pipe();
   options.err = Stream::pipe();
   return options;
+}
+
+TEST(HoldLedger, ReadsEndedHoldsAndTheOnesThatNeverEnded) {
+  TempDir dir;
+  write_file(dir.path() / "dut.ledger", "enter 10 1\nleave 10 5\nenter 11 6\n");
+  const auto ledger = read_hold_ledger(dir.path(), "dut");
+  ASSERT_EQ(ledger.holds.size(), 1u);
+  EXPECT_EQ(ledger.holds[0].pid, "10");
+  EXPECT_EQ(ledger.holds[0].start, 1);
+  EXPECT_EQ(ledger.holds[0].end, 5);
+  EXPECT_EQ(ledger.open, (std::map<std::string, long long>{{"11", 6}}));
+}
+
+TEST(HoldLedger, EnteringTwiceOrLeavingWithoutEnteringFailsTheTest) {
+  TempDir dir;
+  write_file(dir.path() / "a.ledger", "enter 10 1\nenter 10 2\n");
+  write_file(dir.path() / "b.ledger", "leave 12 3\n");
+  EXPECT_NONFATAL_FAILURE(read_hold_ledger(dir.path(), "a"), "a: pid 10 entered twice");
+  EXPECT_NONFATAL_FAILURE(read_hold_ledger(dir.path(), "b"), "b: pid 12 left without entering");
+}
+
+TEST(HoldLedger, OverlappingHoldsFailTheTestAndTouchingOnesDoNot) {
+  expect_no_overlapping_holds({{5, 9, "2"}, {0, 5, "1"}, {9, 12, "3"}}, "dut");
+  EXPECT_NONFATAL_FAILURE(expect_no_overlapping_holds({{6, 9, "2"}, {0, 7, "1"}}, "dut"),
+                          "dut: pid 2 entered while pid 1 held it");
 }
 
 TEST(Run, CapturesStdoutAndStderrApartAndTheExitStatus) {
