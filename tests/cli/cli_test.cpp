@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pty.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -1570,6 +1571,199 @@ TEST_F(CliTest, StatusWatchClearsTheScreenOnATerminal) {
   }
   EXPECT_EQ(clears, 2u) << out;
   EXPECT_NE(out.find("dut-a"), std::string::npos) << out;
+}
+
+// ---- Ctrl-Z in a job-control shell -------------------------------------------------------------
+
+// An interactive bash on a terminal of its own, as a user at a rig has: lockable runs as a job of
+// it, in the job's process group with its keeper and command, and Ctrl-Z and `fg` are typed.
+class JobShell {
+ public:
+  explicit JobShell(const fs::path& dir) : transcript_(dir / "terminal.log") {
+    shell_ = ::forkpty(&master_, nullptr, nullptr, nullptr);
+    if (shell_ == 0) {
+      ::setenv("PS1", "$ ", 1);
+      ::setenv("TERM", "dumb", 1);
+      ::execl("/bin/bash", "bash", "--norc", "--noprofile", "-i", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~JobShell() {
+    if (shell_ > 0) {
+      ::kill(shell_, SIGKILL);
+      ::waitpid(shell_, nullptr, 0);
+    }
+    if (master_ >= 0) ::close(master_);
+  }
+  JobShell(const JobShell&) = delete;
+  JobShell& operator=(const JobShell&) = delete;
+
+  bool started() const { return shell_ > 0; }
+  pid_t pid() const { return shell_; }
+  void type(const std::string& text) {
+    drain();
+    (void)!::write(master_, text.data(), text.size());
+  }
+  // What the terminal showed so far (read as it comes, so the shell never blocks on output).
+  std::string shown() {
+    drain();
+    return shown_;
+  }
+  int exit_and_wait() {
+    type("exit\n");
+    int status = 0;
+    const auto deadline = Clock::now() + kGuard;
+    while (::waitpid(shell_, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) return -1;
+      drain();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    shell_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  void drain() {
+    pollfd ready{master_, POLLIN, 0};
+    char buffer[4096];
+    while (::poll(&ready, 1, 0) > 0 && (ready.revents & POLLIN) != 0) {
+      const auto count = ::read(master_, buffer, sizeof buffer);
+      if (count <= 0) break;
+      shown_.append(buffer, static_cast<std::size_t>(count));
+    }
+    write_file(transcript_, shown_);
+  }
+
+  fs::path transcript_;
+  int master_ = -1;
+  pid_t shell_ = -1;
+  std::string shown_;
+};
+
+// The state letter of /proc/<pid>/stat ('T' stopped), or 0 when there is no such process.
+char process_state(pid_t pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && stat.size() > close + 2 ? stat[close + 2] : '\0';
+}
+
+pid_t parent_of(pid_t pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));
+  char state = 0;
+  pid_t parent = -1;
+  fields >> state >> parent;
+  return parent;
+}
+
+template <typename Condition>
+bool wait_until(Condition condition) {
+  const auto deadline = Clock::now() + kGuard;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Writes `<dir>/job.sh`: `lockable <args> --no-shell -- sh <script>`, then lockable's exit code
+// into <rc_file>; returns the line that runs it as a job. A script, not a list typed at the
+// prompt: bash goes on with the rest of a list as soon as its first job stops.
+std::string job_line(const fs::path& dir, const std::vector<std::string>& args,
+                     const fs::path& script, const fs::path& rc_file) {
+  std::string line = LOCKABLE_CLI_PATH;
+  for (const auto& word : args) line += " '" + word + "'";
+  line += " --no-shell -- /bin/sh '" + script.string() + "'\necho \"rc=$?\" > '" +
+          rc_file.string() + "'\n";
+  write_file(dir / "job.sh", line);
+  return "/bin/sh '" + (dir / "job.sh").string() + "'\n";
+}
+
+// The lockable process the shell's job runs (a child of the job's sh).
+pid_t lockable_of_job(pid_t shell) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (read_text(entry.path() / "comm") == "lockable\n" && parent_of(parent_of(pid)) == shell) {
+      return pid;
+    }
+  }
+  return -1;
+}
+
+TEST_F(CliTest, CtrlZStopsLockableItsKeeperAndTheCommandWithTheDeviceHeldAndFgResumesThem) {
+  const auto script = dir_.path() / "command.sh";
+  const auto go = dir_.path() / "go";
+  const auto pid_file = dir_.path() / "command.pid";
+  const auto rc_file = dir_.path() / "rc";
+  write_file(script, "echo $$ > '" + pid_file.string() + "'\nwhile [ ! -e '" + go.string() +
+                         "' ]; do sleep 0.02; done\nexit 3\n");
+  JobShell shell(dir_.path());
+  ASSERT_TRUE(shell.started());
+  shell.type(job_line(dir_.path(), base({"--requirements", "id=dut-b"}), script, rc_file));
+  ASSERT_TRUE(wait_until([&] { return !read_text(pid_file).empty(); })) << shell.shown();
+  const pid_t command = std::stoi(read_text(pid_file));
+  const pid_t keeper = parent_of(command);
+  const pid_t lockable = parent_of(keeper);
+  ASSERT_EQ(lockable, lockable_of_job(shell.pid())) << "lockable is not the shell's job";
+
+  shell.type("\x1a");  // Ctrl-Z
+  ASSERT_TRUE(wait_until([&] {
+    return process_state(lockable) == 'T' && process_state(keeper) == 'T' &&
+           process_state(command) == 'T';
+  })) << "states "
+      << process_state(lockable) << process_state(keeper) << process_state(command) << "\n"
+      << shell.shown();
+  // Stopped, not ended: the device stays held, and nobody else is given it meanwhile.
+  EXPECT_TRUE(is_flocked(lock_file("dut-b")));
+  const auto other = run(base({"--requirements", "id=dut-b", "--timeout", "0.3", "true"}));
+  EXPECT_NE(other.exit_code, 0) << other;
+
+  shell.type("fg\n");
+  ASSERT_TRUE(wait_until([&] {
+    return process_state(lockable) != 'T' && process_state(keeper) != 'T' &&
+           process_state(command) != 'T';
+  })) << shell.shown();
+  write_file(go, "");
+  ASSERT_TRUE(wait_until([&] { return !read_text(rc_file).empty(); })) << shell.shown();
+  EXPECT_EQ(read_text(rc_file), "rc=3\n") << shell.shown();
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
+  EXPECT_EQ(shell.exit_and_wait(), 0) << shell.shown();
+}
+
+TEST_F(CliTest, CtrlZWhileQueuedLetsTheNextWaiterPassAndFgPutsTheJobBackInLine) {
+  Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
+  ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
+  const auto script = dir_.path() / "command.sh";
+  const auto rc_file = dir_.path() / "rc";
+  const auto ran = dir_.path() / "ran";
+  write_file(script, "echo job >> '" + ran.string() + "'\nexit 4\n");
+  JobShell shell(dir_.path());
+  ASSERT_TRUE(shell.started());
+  shell.type(job_line(dir_.path(), base({"--requirements", "id=dut-b"}), script, rc_file));
+  ASSERT_TRUE(wait_until_queued(locks_)) << shell.shown();
+  const pid_t lockable = lockable_of_job(shell.pid());
+  ASSERT_GT(lockable, 0) << shell.shown();
+
+  shell.type("\x1a");  // Ctrl-Z while it waits in line
+  ASSERT_TRUE(wait_until([&] { return process_state(lockable) == 'T'; })) << shell.shown();
+  EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
+  // The stopped job must not keep the device from the next waiter for good (its ticket goes
+  // stale; lock_folder.hpp), nor take it while stopped.
+  const auto next = run(base({"--requirements", "id=dut-b", "--timeout", "30", "--no-shell", "--",
+                              "/bin/sh", "-c", "echo next >> '" + ran.string() + "'"}));
+  EXPECT_EQ(next.exit_code, 0) << next;
+  EXPECT_EQ(read_text(ran), "next\n");
+
+  shell.type("fg\n");
+  ASSERT_TRUE(wait_until([&] { return !read_text(rc_file).empty(); })) << shell.shown();
+  EXPECT_EQ(read_text(rc_file), "rc=4\n") << shell.shown();
+  EXPECT_EQ(read_text(ran), "next\njob\n");
+  EXPECT_FALSE(is_flocked(lock_file("dut-b")));
+  EXPECT_EQ(shell.exit_and_wait(), 0) << shell.shown();
 }
 
 // ---- never the environment ----------------------------------------------------------------------
