@@ -152,10 +152,11 @@ struct LockState {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<etcd::Client> client, const std::string& root, Clock::duration ttl,
+  Session(std::shared_ptr<etcd::Client> client, etcd::KeyLayout layout, Clock::duration ttl,
           Log log)
       : client_(std::move(client)),
-        space_(client_->describe() + '\0' + root),
+        layout_(std::move(layout)),
+        space_(client_->describe() + '\0' + layout_.root()),
         wanted_ttl_(ttl),
         log_(std::move(log)) {}
 
@@ -240,8 +241,26 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The server said the lease is gone: every lock on it is lost.
   void lease_gone(std::int64_t lease, const std::string& why) {
+    const std::string cause = loss_cause(lease, why);
     std::lock_guard<std::mutex> guard(mutex_);
-    take_lost_locked(lease, why);
+    take_lost_locked(lease, cause);
+  }
+
+  // Why `lease` is gone: the operator's reason when `lockable release --force` revoked it
+  // (EtcdBackend::force_release records it first), else `why`. Without `mutex_`: it asks etcd.
+  std::string loss_cause(std::int64_t lease, const std::string& why) {
+    try {
+      const Json answer =
+          client_->call("/v3/kv/range", Json{{"key", b64(layout_.revocation_key(lease))}},
+                        Clock::now() + std::chrono::seconds(2), &stop_flag_);
+      const Json& kvs = kvs_of(answer);
+      if (!kvs.empty()) {
+        if (auto text = etcd::revocation_text(decoded(kvs[0], "value"))) return *text;
+      }
+    } catch (const std::exception&) {
+      // Unreachable now: the loss is reported all the same, without the operator's words.
+    }
+    return why;
   }
 
   // Keeps `state` for loss reporting, unless its lease may have lapsed while the lock
@@ -434,7 +453,10 @@ class Session : public std::enable_shared_from_this<Session> {
           continue;
         }
         if (gone) {
-          take_lost_locked(lease, "etcd says the lease expired or was revoked");
+          lock.unlock();
+          const std::string why = loss_cause(lease, "etcd says the lease expired or was revoked");
+          lock.lock();
+          take_lost_locked(lease, why);  // nothing more, should another path have taken them
           continue;
         }
         if (failure) {
@@ -487,6 +509,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::shared_ptr<etcd::Client> client_;
+  etcd::KeyLayout layout_;
   std::string space_;
   Clock::duration wanted_ttl_;
   Log log_;
@@ -1008,7 +1031,7 @@ class EtcdBackend final : public LockBackend {
                          : Log([](const std::string& text) { std::cerr << text << std::endl; })) {
     auto client = make_client(options);
     probe(*client, layout_);
-    session_ = std::make_shared<Session>(client, layout_.root(), options.ttl, log_);
+    session_ = std::make_shared<Session>(client, layout_, options.ttl, log_);
     watcher_ = std::make_shared<Watcher>(client, layout_);
     session_->lease(Clock::now() + std::chrono::seconds(3));
   }
@@ -1197,7 +1220,7 @@ class EtcdBackend final : public LockBackend {
   // lock, and any other lock or queue key of the holder's session) go with it. The next grant
   // creates the key anew: a larger create revision, the fencing token.
   std::optional<HolderInfo> force_release(const std::string& resource_id,
-                                          const std::string& /*reason*/) override {
+                                          const std::string& reason) override {
     const std::string key = layout_.lock_key(resource_id);
     const Json answer = session_->client().call("/v3/kv/range", Json{{"key", b64(key)}},
                                                 Clock::now() + kCallBudget);
@@ -1209,6 +1232,7 @@ class EtcdBackend final : public LockBackend {
     const auto lease = etcd::int64_field(kvs[0], "lease").value_or(0);
     const auto revision = etcd::int64_field(kvs[0], "create_revision").value_or(0);
     if (lease != 0) {
+      record_revocation(lease, resource_id, reason);
       try {
         session_->client().call("/v3/lease/revoke", Json{{"ID", std::to_string(lease)}},
                                 Clock::now() + kCallBudget);
@@ -1220,6 +1244,29 @@ class EtcdBackend final : public LockBackend {
     // only this holder's (compared by create revision).
     session_->delete_key(key, revision);
     return holder;
+  }
+
+  // Leaves the operator's reason where the holder looks when its lease is gone
+  // (Session::loss_cause), on a lease of its own so that it goes away by itself. The device is
+  // taken all the same when this fails; the operator is told the holder will not see why.
+  void record_revocation(std::int64_t lease, const std::string& resource_id,
+                         const std::string& reason) {
+    try {
+      const Json grant = session_->client().call("/v3/lease/grant", Json{{"TTL", "600"}},
+                                                 Clock::now() + kCallBudget);
+      const auto id = etcd::int64_field(grant, "ID").value_or(0);
+      if (id == 0) unexpected(session_->client(), "a lease grant", grant);
+      const Json answer =
+          session_->client().call("/v3/kv/put",
+                                  Json{{"key", b64(layout_.revocation_key(lease))},
+                                       {"value", b64(etcd::revocation_value(resource_id, reason))},
+                                       {"lease", std::to_string(id)}},
+                                  Clock::now() + kCallBudget);
+      session_->note_write(revision_of(answer));
+    } catch (const BackendError& error) {
+      log_("lockable: warning: the holder of " + resource_id +
+           " will lose it without the reason: it could not be stored (" + error.what() + ")");
+    }
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "etcd/etcd_logic.hpp"
 
+#include "core/json_text.hpp"
+
 #include <lockable/error.hpp>
 
 #include <algorithm>
@@ -135,6 +137,30 @@ std::optional<bool> bool_field(const Json& object, const char* name) {
   if (it == object.end()) return false;
   if (!it->is_boolean()) return std::nullopt;
   return it->get<bool>();
+}
+
+std::string KeyLayout::revocation_key(std::int64_t lease) const {
+  return prefix + "/revoked/" + lease_hex(lease);
+}
+
+std::string revocation_value(const std::string& id, const std::string& reason) {
+  return detail::dump(Json{{"id", id}, {"reason", reason}});
+}
+
+std::optional<std::string> revocation_text(const std::string& value) {
+  const Json json = Json::parse(value, nullptr, false);  // rejects invalid UTF-8 too
+  if (!json.is_object()) return std::nullopt;
+  const auto id = json.find("id");
+  const auto reason = json.find("reason");
+  if (id == json.end() || !id->is_string() || reason == json.end() || !reason->is_string()) {
+    return std::nullopt;
+  }
+  std::string why = detail::utf8_prefix(reason->get<std::string>(), 500);
+  for (auto& c : why) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return "an operator took " + id->get<std::string>() + " (lockable release --force)" +
+         (why.empty() ? std::string() : ": " + why);
 }
 
 std::optional<std::string> KeyLayout::id_of_lock_key(std::string_view key) const {

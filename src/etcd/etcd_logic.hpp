@@ -37,6 +37,7 @@ std::optional<bool> bool_field(const Json& object, const char* name);
 /// Where one lab's locks and queue live under a cluster-wide prefix (`/lab1`):
 ///   <prefix>/locks/<id>     one per held device, value HolderInfo JSON, on the holder's lease
 ///   <prefix>/queue/<name>   one per waiting request, value {"wanted": [...], holder fields}
+///   <prefix>/revoked/<lease> why an operator took a holder's lease, {"id": ..., "reason": ...}
 struct KeyLayout {
   /// Normalised: starts with '/', no trailing '/' (except the bare "/" → "").
   std::string prefix;
@@ -47,6 +48,9 @@ struct KeyLayout {
   /// A device's reservation (no lease unless it has an end: it outlives every process).
   std::string reserved_key(const std::string& id) const { return prefix + "/reserved/" + id; }
   std::string reserved_dir() const { return prefix + "/reserved/"; }
+  /// Why an operator revoked `lease` (`lockable release --force`), for its holder's loss message;
+  /// on a short lease of its own, so it goes away by itself.
+  std::string revocation_key(std::int64_t lease) const;
   /// Everything the backend watches.
   std::string root() const { return prefix + "/"; }
   /// The id of a lock key, or nullopt when `key` is not one.
@@ -99,6 +103,13 @@ std::vector<std::vector<std::string>> wanted_before(
 /// A lock key's value parsed as our HolderInfo JSON; nullopt when it is something else (another
 /// program's key under our prefix).
 std::optional<Json> parse_holder_value(const std::string& value);
+
+/// The value of a revocation key (KeyLayout::revocation_key) for the device `id` taken with
+/// `reason`, and back: the words a holder's loss message gives, "an operator took dut-1 (lockable
+/// release --force): <reason>". nullopt for a value that is not ours. The reason is cut to 500
+/// bytes (a UTF-8 character is never split) and kept to one line.
+std::string revocation_value(const std::string& id, const std::string& reason);
+std::optional<std::string> revocation_text(const std::string& value);
 
 /// True when the lease may already have expired on the server, so its locks must count as lost:
 /// the server expires a lease `ttl` after the last keepalive it received, which is no earlier

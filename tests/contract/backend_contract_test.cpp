@@ -58,6 +58,8 @@ struct BackendUnderTest {
   bool force_release_takes_it = false;
   /// force_release is supported at all.
   bool force_release = false;
+  /// The holder's loss message gives the operator's reason for force_release.
+  bool force_release_tells_reason = false;
   /// The holder learns of a loss later, from a thread of its own (not within `revoke`).
   bool loss_is_noticed_later = false;
   /// After a loss the device stays claimed in the loser's process until it releases.
@@ -161,6 +163,7 @@ BackendUnderTest with_capabilities(BackendUnderTest backend) {
     backend.reserve = Reserve::kStore;
     backend.force_release = true;
     backend.force_release_takes_it = true;
+    backend.force_release_tells_reason = true;
     // The holder's keepalive or watch notices the revoked lease and words the reason.
     backend.revoke_sets_reason = false;
     backend.loss_is_noticed_later = true;
@@ -640,7 +643,13 @@ TEST_P(BackendContract, ForceReleaseTakesTheDeviceFromItsHolder) {
   }
   auto reason = lost.get_future();
   ASSERT_EQ(reason.wait_for(30s), std::future_status::ready) << "the holder saw no loss";
-  EXPECT_NE(reason.get().find("dut-1"), std::string::npos);
+  const std::string said = reason.get();
+  EXPECT_NE(said.find("dut-1"), std::string::npos) << said;
+  if (GetParam().force_release_tells_reason) {
+    EXPECT_NE(said.find("an operator took dut-1 (lockable release --force): stuck since yesterday"),
+              std::string::npos)
+        << said;
+  }
   EXPECT_TRUE(lock->lost());
   auto next = second_->try_lock(resource("dut-1"), holder("next"));
   ASSERT_NE(next, nullptr);

@@ -2,6 +2,7 @@
 // parsing, queue order by create revision, and when a lease must count as lapsed.
 
 #include "etcd/etcd_logic.hpp"
+#include "core/json_text.hpp"
 
 #include <lockable/error.hpp>
 
@@ -154,6 +155,26 @@ TEST(EtcdLogicTest, HolderValuesAreOursOnlyWithAllocIdAndPid) {
   EXPECT_FALSE(parse_holder_value(R"({"pid":1})").has_value());
   EXPECT_FALSE(parse_holder_value("owned by a shell script").has_value());
   EXPECT_FALSE(parse_holder_value("").has_value());
+}
+
+TEST(EtcdLogicTest, ARevocationRecordGivesTheOperatorsReasonOnOneLine) {
+  const auto layout = make_layout("/lab1");
+  EXPECT_EQ(layout.revocation_key(0x694d7a1b2c3d4e5f), "/lab1/revoked/694d7a1b2c3d4e5f");
+  EXPECT_EQ(revocation_text(revocation_value("dut-1", "stuck since yesterday")),
+            "an operator took dut-1 (lockable release --force): stuck since yesterday");
+  EXPECT_EQ(revocation_text(revocation_value("dut-1", "")),
+            "an operator took dut-1 (lockable release --force)");
+  EXPECT_EQ(revocation_text(revocation_value("dut-1", "line one\nline two")),
+            "an operator took dut-1 (lockable release --force): line one line two");
+  const auto long_reason = revocation_text(
+      revocation_value("d", std::string(499, 'x') + "\u00e9" + std::string(300, 'y')));
+  ASSERT_TRUE(long_reason.has_value());
+  EXPECT_LE(long_reason->size(),
+            std::string("an operator took d (lockable release --force): ").size() + 500);
+  EXPECT_FALSE(lockable::detail::invalid_utf8_offset(*long_reason).has_value());
+  EXPECT_FALSE(revocation_text("not json").has_value());
+  EXPECT_FALSE(revocation_text(R"({"id": 7, "reason": "x"})").has_value());
+  EXPECT_FALSE(revocation_text(R"({"id": "dut-1"})").has_value());
 }
 
 TEST(EtcdLogicTest, ALeaseCountsAsLapsedBeforeTheServerCanExpireIt) {
