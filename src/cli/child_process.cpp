@@ -280,6 +280,19 @@ bool kill_listed_children() {
   _exit(0);
 }
 
+// The keeper's fork: glibc's _Fork (2.34 and later) where there is one, which skips the atfork
+// handlers. fork() runs them, and glibc's own take malloc's and stdio's locks around the fork and
+// reset them in the child, writing pages that lockable and the keeper then each copy (cli_bench:
+// 15 of the round trip's 258 page faults, about 0.1 ms of CPU). The keeper never allocates, never
+// uses stdio and never calls into the library, so it needs none of them.
+pid_t fork_keeper() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  return _Fork();
+#else
+  return fork();
+#endif
+}
+
 struct KeeperSetup {
   const char* path;
   char* const* argv;
@@ -648,7 +661,7 @@ std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
                             report[1],
                             &relayed_,
                             launch.as_the_shell_would ? &no_signals : &original_mask_};
-    pid = fork();
+    pid = fork_keeper();
     if (pid == 0) {
       close(report[0]);
       close(gone[1]);
