@@ -285,8 +285,19 @@ bool kill_listed_children() {
 // reset them in the child, writing pages that lockable and the keeper then each copy (cli_bench:
 // 15 of the round trip's 258 page faults, about 0.1 ms of CPU). The keeper never allocates, never
 // uses stdio and never calls into the library, so it needs none of them.
+// Sanitizer builds keep fork(): their runtimes take their own locks around it, and a keeper
+// forked past them could find one held by another thread.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define LOCKABLE_KEEPER_PLAIN_FORK 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define LOCKABLE_KEEPER_PLAIN_FORK 1
+#endif
 pid_t fork_keeper() {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34)) && \
+    !defined(LOCKABLE_KEEPER_PLAIN_FORK)
   return _Fork();
 #else
   return fork();
