@@ -1681,13 +1681,14 @@ std::string job_line(const fs::path& dir, const std::vector<std::string>& args,
   return "/bin/sh '" + (dir / "job.sh").string() + "'\n";
 }
 
-// The lockable process the shell's job runs (a child of the job's sh).
+// The lockable process the shell's job runs (the job itself, or a child of the job's sh).
 pid_t lockable_of_job(pid_t shell) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = std::stoi(name);
-    if (read_text(entry.path() / "comm") == "lockable\n" && parent_of(parent_of(pid)) == shell) {
+    if (read_text(entry.path() / "comm") == "lockable\n" &&
+        (parent_of(pid) == shell || parent_of(parent_of(pid)) == shell)) {
       return pid;
     }
   }
@@ -1763,6 +1764,45 @@ TEST_F(CliTest, CtrlZWhileQueuedLetsTheNextWaiterPassAndFgPutsTheJobBackInLine) 
   EXPECT_EQ(read_text(rc_file), "rc=4\n") << shell.shown();
   EXPECT_EQ(read_text(ran), "next\njob\n");
   EXPECT_FALSE(is_flocked(lock_file("dut-b")));
+  EXPECT_EQ(shell.exit_and_wait(), 0) << shell.shown();
+}
+
+TEST_F(CliTest, CtrlZStopsStatusWatchAndFgRedrawsAtOnceAndCtrlCEndsIt) {
+  const auto rc_file = dir_.path() / "rc";
+  // Typed at the prompt, a job of its own: a non-interactive sh around it would die of the
+  // Ctrl-C that lockable takes as "stop watching".
+  std::string line = LOCKABLE_CLI_PATH;
+  for (const auto& word : base({"status", "--watch", "0.2"})) line += " '" + word + "'";
+  JobShell shell(dir_.path());
+  ASSERT_TRUE(shell.started());
+  const auto clears = [&shell] {
+    const std::string shown = shell.shown();
+    std::size_t count = 0;
+    for (auto at = shown.find("\033[H\033[2J"); at != std::string::npos;
+         at = shown.find("\033[H\033[2J", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  shell.type(line + "\n");
+  ASSERT_TRUE(wait_until([&] { return clears() >= 2; })) << shell.shown();
+  const pid_t watcher = lockable_of_job(shell.pid());
+  ASSERT_GT(watcher, 0) << shell.shown();
+
+  shell.type("\x1a");  // Ctrl-Z
+  ASSERT_TRUE(wait_until([&] { return process_state(watcher) == 'T'; })) << shell.shown();
+  const auto stopped_at = clears();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // three refresh periods
+  EXPECT_EQ(clears(), stopped_at) << "a stopped watch drew on the terminal";
+
+  shell.type("fg\n");
+  ASSERT_TRUE(wait_until([&] { return clears() >= stopped_at + 2; })) << shell.shown();
+  EXPECT_NE(shell.shown().rfind("dut-a"), std::string::npos);
+  shell.type("\x03");  // Ctrl-C ends the watch, as it does when never stopped
+  ASSERT_TRUE(wait_until([&] { return process_state(watcher) == '\0'; })) << shell.shown();
+  shell.type("echo \"rc=$?\" > '" + rc_file.string() + "'\n");
+  ASSERT_TRUE(wait_until([&] { return !read_text(rc_file).empty(); })) << shell.shown();
+  EXPECT_EQ(read_text(rc_file), "rc=0\n") << shell.shown();
   EXPECT_EQ(shell.exit_and_wait(), 0) << shell.shown();
 }
 
