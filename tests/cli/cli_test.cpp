@@ -1791,6 +1791,8 @@ TEST_F(CliTest, CtrlZStopsStatusWatchAndFgRedrawsAtOnceAndCtrlCEndsIt) {
 
   shell.type("\x1a");  // Ctrl-Z
   ASSERT_TRUE(wait_until([&] { return process_state(watcher) == 'T'; })) << shell.shown();
+  // A frame written just before the stop may still be on its way through the terminal.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const auto stopped_at = clears();
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // three refresh periods
   EXPECT_EQ(clears(), stopped_at) << "a stopped watch drew on the terminal";
