@@ -30,6 +30,7 @@
 #include "lockable/test/case_name.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/etcd_server.hpp"
+#include "lockable/test/eventually.hpp"
 #include "lockable/test/files.hpp"
 
 namespace {
@@ -38,6 +39,7 @@ namespace fs = std::filesystem;
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using lockable::test::CaseName;
+using lockable::test::eventually;
 using lockable::test::is_flocked;
 using lockable::test::read_text;
 using lockable::test::RunResult;
@@ -84,26 +86,21 @@ RunResult run(std::vector<std::string> args, std::vector<std::string> env = {}, 
 }
 
 bool wait_for_file(const fs::path& path) {
-  const auto deadline = Clock::now() + kGuard;
-  while (!fs::exists(path)) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
+  return eventually([&] { return fs::exists(path); }, kGuard);
 }
 
 // A waiter is in the fair queue once its ticket exists in `locks`/.lockable-queue
 // (lock_folder.hpp).
 bool wait_until_queued(const fs::path& locks) {
-  const auto deadline = Clock::now() + kGuard;
-  for (;;) {
-    std::error_code ignored;
-    for (const auto& entry : fs::directory_iterator(locks / ".lockable-queue", ignored)) {
-      if (entry.path().extension() == ".ticket") return true;
-    }
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  return eventually(
+      [&] {
+        std::error_code ignored;
+        for (const auto& entry : fs::directory_iterator(locks / ".lockable-queue", ignored)) {
+          if (entry.path().extension() == ".ticket") return true;
+        }
+        return false;
+      },
+      kGuard);
 }
 
 // A lockable process that holds a device while its command waits; killed and reaped on
@@ -1658,16 +1655,6 @@ pid_t parent_of(pid_t pid) {
   return parent;
 }
 
-template <typename Condition>
-bool wait_until(Condition condition) {
-  const auto deadline = Clock::now() + kGuard;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 // Writes `<dir>/job.sh`: `lockable <args> --no-shell -- sh <script>`, then lockable's exit code
 // into <rc_file>; returns the line that runs it as a job. A script, not a list typed at the
 // prompt: bash goes on with the rest of a list as soon as its first job stops.
@@ -1705,14 +1692,14 @@ TEST_F(CliTest, CtrlZStopsLockableItsKeeperAndTheCommandWithTheDeviceHeldAndFgRe
   JobShell shell(dir_.path());
   ASSERT_TRUE(shell.started());
   shell.type(job_line(dir_.path(), base({"--requirements", "id=dut-b"}), script, rc_file));
-  ASSERT_TRUE(wait_until([&] { return !read_text(pid_file).empty(); })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return !read_text(pid_file).empty(); })) << shell.shown();
   const pid_t command = std::stoi(read_text(pid_file));
   const pid_t keeper = parent_of(command);
   const pid_t lockable = parent_of(keeper);
   ASSERT_EQ(lockable, lockable_of_job(shell.pid())) << "lockable is not the shell's job";
 
   shell.type("\x1a");  // Ctrl-Z
-  ASSERT_TRUE(wait_until([&] {
+  ASSERT_TRUE(eventually([&] {
     return process_state(lockable) == 'T' && process_state(keeper) == 'T' &&
            process_state(command) == 'T';
   })) << "states "
@@ -1724,12 +1711,12 @@ TEST_F(CliTest, CtrlZStopsLockableItsKeeperAndTheCommandWithTheDeviceHeldAndFgRe
   EXPECT_NE(other.exit_code, 0) << other;
 
   shell.type("fg\n");
-  ASSERT_TRUE(wait_until([&] {
+  ASSERT_TRUE(eventually([&] {
     return process_state(lockable) != 'T' && process_state(keeper) != 'T' &&
            process_state(command) != 'T';
   })) << shell.shown();
   write_file(go, "");
-  ASSERT_TRUE(wait_until([&] { return !read_text(rc_file).empty(); })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return !read_text(rc_file).empty(); })) << shell.shown();
   EXPECT_EQ(read_text(rc_file), "rc=3\n") << shell.shown();
   EXPECT_FALSE(is_flocked(lock_file("dut-b")));
   EXPECT_EQ(shell.exit_and_wait(), 0) << shell.shown();
@@ -1750,7 +1737,7 @@ TEST_F(CliTest, CtrlZWhileQueuedLetsTheNextWaiterPassAndFgPutsTheJobBackInLine) 
   ASSERT_GT(lockable, 0) << shell.shown();
 
   shell.type("\x1a");  // Ctrl-Z while it waits in line
-  ASSERT_TRUE(wait_until([&] { return process_state(lockable) == 'T'; })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return process_state(lockable) == 'T'; })) << shell.shown();
   EXPECT_EQ(holder.signal_and_wait(SIGTERM), 128 + SIGTERM) << holder.log();
   // The stopped job must not keep the device from the next waiter for good (its ticket goes
   // stale; lock_folder.hpp), nor take it while stopped.
@@ -1760,7 +1747,7 @@ TEST_F(CliTest, CtrlZWhileQueuedLetsTheNextWaiterPassAndFgPutsTheJobBackInLine) 
   EXPECT_EQ(read_text(ran), "next\n");
 
   shell.type("fg\n");
-  ASSERT_TRUE(wait_until([&] { return !read_text(rc_file).empty(); })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return !read_text(rc_file).empty(); })) << shell.shown();
   EXPECT_EQ(read_text(rc_file), "rc=4\n") << shell.shown();
   EXPECT_EQ(read_text(ran), "next\njob\n");
   EXPECT_FALSE(is_flocked(lock_file("dut-b")));
@@ -1785,12 +1772,12 @@ TEST_F(CliTest, CtrlZStopsStatusWatchAndFgRedrawsAtOnceAndCtrlCEndsIt) {
     return count;
   };
   shell.type(line + "\n");
-  ASSERT_TRUE(wait_until([&] { return clears() >= 2; })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return clears() >= 2; })) << shell.shown();
   const pid_t watcher = lockable_of_job(shell.pid());
   ASSERT_GT(watcher, 0) << shell.shown();
 
   shell.type("\x1a");  // Ctrl-Z
-  ASSERT_TRUE(wait_until([&] { return process_state(watcher) == 'T'; })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return process_state(watcher) == 'T'; })) << shell.shown();
   // A frame written just before the stop may still be on its way through the terminal.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const auto stopped_at = clears();
@@ -1798,12 +1785,12 @@ TEST_F(CliTest, CtrlZStopsStatusWatchAndFgRedrawsAtOnceAndCtrlCEndsIt) {
   EXPECT_EQ(clears(), stopped_at) << "a stopped watch drew on the terminal";
 
   shell.type("fg\n");
-  ASSERT_TRUE(wait_until([&] { return clears() >= stopped_at + 2; })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return clears() >= stopped_at + 2; })) << shell.shown();
   EXPECT_NE(shell.shown().rfind("dut-a"), std::string::npos);
   shell.type("\x03");  // Ctrl-C ends the watch, as it does when never stopped
-  ASSERT_TRUE(wait_until([&] { return process_state(watcher) == '\0'; })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return process_state(watcher) == '\0'; })) << shell.shown();
   shell.type("echo \"rc=$?\" > '" + rc_file.string() + "'\n");
-  ASSERT_TRUE(wait_until([&] { return !read_text(rc_file).empty(); })) << shell.shown();
+  ASSERT_TRUE(eventually([&] { return !read_text(rc_file).empty(); })) << shell.shown();
   EXPECT_EQ(read_text(rc_file), "rc=0\n") << shell.shown();
   EXPECT_EQ(shell.exit_and_wait(), 0) << shell.shown();
 }

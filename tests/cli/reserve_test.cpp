@@ -20,6 +20,7 @@
 
 #include "lockable/test/child.hpp"
 #include "lockable/test/etcd_server.hpp"
+#include "lockable/test/eventually.hpp"
 #include "lockable/test/files.hpp"
 #include "lockable/test/lock_service.hpp"
 
@@ -49,16 +50,7 @@ RunResult run(std::vector<std::string> args) {
   return run_program(std::move(args));
 }
 
-// Polls `done` until it holds or the guard passes (event ordering, not timing).
-template <typename Predicate>
-bool eventually(Predicate done) {
-  const auto deadline = Clock::now() + kGuard;
-  while (!done()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
+using lockable::test::eventually;
 
 class ReserveTest : public ::testing::Test {
  protected:

@@ -22,6 +22,7 @@
 #include "etcd/etcd_logic.hpp"
 #include "lockable/test/child.hpp"
 #include "lockable/test/etcd_server.hpp"
+#include "lockable/test/eventually.hpp"
 #include "lockable/test/files.hpp"
 #include "lockable/test/http_server.hpp"
 
@@ -43,16 +44,7 @@ HolderInfo holder(const std::string& alloc_id, const std::string& host = "rig-a"
                     Json{{"kind", "etcd-test"}}};
 }
 
-// Waits for `predicate` (a failure guard, not a timing assertion).
-template <class Predicate>
-bool eventually(Predicate predicate, Clock::duration guard = 30s) {
-  const auto deadline = Clock::now() + guard;
-  while (Clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return predicate();
-}
+using test::eventually;
 
 std::string b64(const std::string& text) { return etcd::base64_encode(text); }
 

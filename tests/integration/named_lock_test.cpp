@@ -4,6 +4,7 @@
 #include <lockable/error.hpp>
 #include <lockable/named_lock.hpp>
 
+#include "lockable/test/eventually.hpp"
 #include "lockable/test/lock_service.hpp"
 
 #include <gtest/gtest.h>
@@ -21,16 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Waits (generously) until `condition` holds; false when it never did.
-template <class Condition>
-bool eventually(Condition condition, std::chrono::milliseconds within = 20s) {
-  const auto end = Clock::now() + within;
-  while (Clock::now() < end) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+using test::eventually;
 
 std::shared_ptr<NamedLockStore> store_for(test::LockService& service,
                                           const std::string& token = "test-token",

@@ -4,6 +4,7 @@
 #include <lockable/lockable.hpp>
 #include <lockable/named_lock_backend.hpp>
 
+#include "lockable/test/eventually.hpp"
 #include "lockable/test/lock_service.hpp"
 
 #include <gtest/gtest.h>
@@ -20,15 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-template <class Condition>
-bool eventually(Condition condition, std::chrono::milliseconds within = 20s) {
-  const auto end = Clock::now() + within;
-  while (Clock::now() < end) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
+using test::eventually;
 
 Resource resource(const std::string& id) {
   Resource r;

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "lockable/test/child.hpp"
+#include "lockable/test/eventually.hpp"
 #include "lockable/test/files.hpp"
 #include "lockable/test/hold_ledger.hpp"
 
@@ -32,6 +33,15 @@ ChildOptions piped() {
   options.out = Stream::pipe();
   options.err = Stream::pipe();
   return options;
+}
+
+TEST(Eventually, IsTrueOnceTheConditionHoldsAndFalseWhenItNeverDoes) {
+  int calls = 0;
+  EXPECT_TRUE(eventually([&] { return ++calls == 3; }, 10s, 1ms));
+  EXPECT_EQ(calls, 3);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(eventually([] { return false; }, 50ms, 5ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
 }
 
 TEST(HoldLedger, ReadsEndedHoldsAndTheOnesThatNeverEnded) {
