@@ -36,10 +36,10 @@ void GlobalDeviceEnvironment::SetUp() {
     ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
   }
   if (attempt.error.empty()) {
-    {
-      std::lock_guard<std::mutex> lock(runtime.held_mutex());
-      global.allocations = std::move(attempt.allocations);
-    }
+    // Under the mutex Runtime::release_all takes: Ctrl-C may release them from the signal
+    // thread at any moment.
+    std::lock_guard<std::mutex> lock(runtime.held_mutex());
+    global.allocations = std::move(attempt.allocations);
     detail::record_lock_properties(global.allocations);
     detail::watch_for_loss(global.allocations, global.lost, "the global environment");
     return;
@@ -74,15 +74,16 @@ void GlobalDeviceEnvironment::TearDown() {
 }
 
 bool has_global_device() noexcept {
-  const auto& global = detail::Runtime::instance().global();
+  auto& runtime = detail::Runtime::instance();
+  std::lock_guard<std::mutex> lock(runtime.held_mutex());
+  const auto& global = runtime.global();
   return !global.allocations.empty() && global.allocations.front().held();
 }
 
 Device global_device() {
-  const auto& global = detail::Runtime::instance().global();
-  if (!global.allocations.empty() && global.allocations.front().held()) {
-    return Device(global.allocations.front());
-  }
+  auto& runtime = detail::Runtime::instance();
+  const auto& global = runtime.global();
+  if (has_global_device()) return Device(global.allocations.front());
   if (!global.error.empty()) throw Error("no global device: " + global.error);
   throw Error(
       "no global device: give --lockable_requirements=... (or LOCKABLE_REQUIREMENTS) to a program "

@@ -27,8 +27,10 @@ class GlobalDeviceListener : public ::testing::EmptyTestEventListener {
     const GlobalState& global = Runtime::instance().global();
     // On the test too, where JUnit readers look (1.12 writes <testsuites> properties as
     // attributes that they ignore).
-    if (!global.allocations.empty())
+    if (!global.allocations.empty()) {
+      std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());  // see release_all
       record_lock_properties(global.allocations, kGlobalOnTestPrefix);
+    }
     if (const auto lost = global.lost.get()) {
       fail_running_test(*lost);
       return;

@@ -36,10 +36,10 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
     ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
   }
   if (attempt.error.empty()) {
-    {
-      std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
-      state.allocations = std::move(attempt.allocations);
-    }
+    // Under the mutex Runtime::release_all takes: Ctrl-C may release them from the signal
+    // thread at any moment.
+    std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
+    state.allocations = std::move(attempt.allocations);
     record_lock_properties(state.allocations);
     watch_for_loss(state.allocations, state.lost, "suite " + state.name);
     return;
@@ -74,7 +74,12 @@ void tear_down_suite(SuiteState& state) {
 }
 
 void set_up_test(const SuiteState& state) {
-  if (!state.allocations.empty()) record_lock_properties(state.allocations);
+  if (!state.allocations.empty()) {
+    // The signal thread releases the devices on Ctrl-C (Runtime::release_all), maybe right now:
+    // read them under the mutex it takes.
+    std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
+    record_lock_properties(state.allocations);
+  }
   if (!state.error.empty()) {
     if (state.skipped) {
       skip_running_test(state.error);
@@ -87,9 +92,12 @@ void set_up_test(const SuiteState& state) {
 }
 
 const Allocation& allocation(const SuiteState& state, std::size_t index) {
-  if (index < state.allocations.size() && state.allocations[index].held()) {
-    return state.allocations[index];
+  bool held = false;
+  {
+    std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
+    held = index < state.allocations.size() && state.allocations[index].held();
   }
+  if (held) return state.allocations[index];
   if (!state.error.empty()) {
     throw Error("no device for this suite: " + state.error);
   }
