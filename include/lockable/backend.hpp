@@ -46,6 +46,9 @@ class HeldLock {
   virtual void release() noexcept = 0;
   /// True when the backend knows the lock is no longer ours (lease expired, server said so).
   /// The lock folder's flock is lost when its file is removed or replaced under the holder.
+  /// Never ahead of the handler: when it returns true, the loss handler has run to its end (on
+  /// this thread if this call noticed the loss first), so a caller that acts on `true` finds
+  /// what the handler did already done.
   virtual bool lost() const noexcept { return false; }
   /// Monotonic token issued with the lock by backends that support fencing (etcd revision).
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }

@@ -6,7 +6,10 @@ namespace lockable {
 
 void LockLossSignal::notify(const std::string& reason) noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (lost_) return;
+  if (lost_) {
+    wait_for_other_runner(lock);
+    return;
+  }
   lost_ = true;
   try {
     reason_ = reason;
@@ -35,13 +38,18 @@ void LockLossSignal::disarm() noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
   disarmed_ = true;
   handler_ = nullptr;
-  if (running_ && runner_ == std::this_thread::get_id()) return;
-  idle_.wait(lock, [this] { return !running_; });
+  wait_for_other_runner(lock);
 }
 
 bool LockLossSignal::lost() const noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
+  wait_for_other_runner(lock);
   return lost_;
+}
+
+void LockLossSignal::wait_for_other_runner(std::unique_lock<std::mutex>& lock) const noexcept {
+  // The runner itself may ask (a handler that calls lost()): it must not wait for itself.
+  idle_.wait(lock, [this] { return !running_ || runner_ == std::this_thread::get_id(); });
 }
 
 std::string LockLossSignal::reason() const {

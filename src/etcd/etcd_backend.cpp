@@ -146,6 +146,8 @@ struct LockState {
   std::string key;
   std::int64_t token = 0;  // the key's create revision
   std::int64_t lease = 0;
+  // Set with the lease's loss (Session::take_lost_locked), under the session's mutex.
+  std::string loss_reason;
   LockLossSignal signal;
   std::atomic<bool> released{false};
 };
@@ -298,11 +300,21 @@ class Session : public std::enable_shared_from_this<Session> {
     return ttl_ != Clock::duration{} ? ttl_ : wanted_ttl_;
   }
 
-  // True when locks taken on `lease` must count as lost now.
-  bool lapsed(std::int64_t lease) {
+  // Why the lock `state` is lost, when its lease is gone or may have lapsed (marking every lock
+  // on it lost, as the keepalive thread would a moment later); nullopt while it holds.
+  std::optional<std::string> loss_of(const LockState& state) {
     std::lock_guard<std::mutex> guard(mutex_);
-    return lease != lease_ ||
-           etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), Clock::now());
+    const auto now = Clock::now();
+    if (state.lease == lease_ &&
+        etcd::lease_maybe_lapsed(last_ok_sent_, ttl_, etcd::loss_margin(ttl_), now)) {
+      take_lost_locked(lease_, "no keepalive succeeded for " + seconds_text(now - last_ok_sent_) +
+                                   ", the lease's TTL is " + seconds_text(ttl_));
+    }
+    if (!state.loss_reason.empty()) return state.loss_reason;
+    if (state.lease == lease_) return std::nullopt;
+    return state.id + ": the etcd lease " + etcd::lease_hex(state.lease) +
+           " of this lock is gone at " + client_->describe() +
+           "; the device may be in use by someone else now";
   }
 
   // Deletes a destroyed ticket's queue key now (as delete_key: retried by the keepalive thread
@@ -371,6 +383,7 @@ class Session : public std::enable_shared_from_this<Session> {
                              " of this lock is gone (" + why + ") at " + client_->describe() +
                              "; the device may be in use by someone else now (fencing token " +
                              std::to_string(state->token) + ")";
+        state->loss_reason = reason;
         to_notify_.emplace_back(std::move(state), std::move(reason));
         it = locks_.erase(it);
       } else {
@@ -543,14 +556,19 @@ class EtcdHeldLock final : public HeldLock {
     // Only our own key: compared by create revision, so a later holder's key stays.
     session_->delete_key(state_->key, state_->token);
   }
+  // Whoever learns of the loss first reports it, on its own thread: the handler never lags
+  // behind a lost() that said true (a suite must not run its next test on a lost device).
   bool lost() const noexcept override {
     if (state_->signal.lost()) return true;
     if (state_->released.load()) return false;
     try {
-      return session_->lapsed(state_->lease);
+      const auto why = session_->loss_of(*state_);
+      if (!why) return false;
+      state_->signal.notify(*why);
     } catch (...) {
-      return true;
+      // Out of memory for the reason: the keepalive thread reports it.
     }
+    return true;
   }
   std::optional<std::uint64_t> fencing_token() const noexcept override {
     return static_cast<std::uint64_t>(state_->token);

@@ -448,6 +448,45 @@ TEST_F(EtcdTest, EtcdDownLongerThanTheTtlCountsAsALoss) {
   EXPECT_GT(*next->fencing_token(), *lock->fencing_token());
 }
 
+// The plugin's rule "no test runs after a loss" rests on this: when lost() says true, the
+// handler has run. Two locks share the lease; the keepalive thread is kept busy in the first
+// one's handler, so the second one's loss is noticed first by the test's own lost() call.
+TEST_F(EtcdTest, LostSaysTrueOnlyAfterTheHandlerRan) {
+  auto backend = make_etcd_backend(options());
+  auto first = backend->try_lock(resource("dut-1"), holder("a"));
+  auto second = backend->try_lock(resource("dut-2"), holder("b"));
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  std::promise<void> second_seen_lost;
+  auto second_seen = second_seen_lost.get_future();
+  first->on_lock_loss([&](const std::string&) { second_seen.wait_for(20s); });
+  std::mutex mutex;
+  std::vector<std::string> reasons;
+  second->on_lock_loss([&](const std::string& reason) {
+    std::lock_guard<std::mutex> guard(mutex);
+    reasons.push_back(reason);
+  });
+  const auto leases = post("/v3/lease/leases", "{}");
+  ASSERT_TRUE(leases && leases->status == 200);
+  const Json listed = Json::parse(leases->body);
+  for (const auto& lease : listed.at("leases")) {
+    const auto revoked = post("/v3/lease/revoke", Json{{"ID", lease["ID"]}}.dump());
+    ASSERT_TRUE(revoked && revoked->status == 200) << (revoked ? revoked->body : "no answer");
+  }
+  const bool lost = eventually([&] { return second->lost(); }, 30s, 1ms);
+  second_seen_lost.set_value();
+  ASSERT_TRUE(lost) << "no loss seen";
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    ASSERT_EQ(reasons.size(), 1u) << "lost() said true before the loss handler ran";
+    EXPECT_NE(reasons[0].find("dut-2"), std::string::npos) << reasons[0];
+  }
+  first->release();
+  second->release();
+  std::lock_guard<std::mutex> guard(mutex);
+  EXPECT_EQ(reasons.size(), 1u) << "the handler ran twice";
+}
+
 TEST_F(EtcdTest, InterruptWaitsEndsAWaitAtOnce) {
   auto backend = make_etcd_backend(options());
   auto waiting = std::async(std::launch::async, [&] {

@@ -79,6 +79,43 @@ TEST(LockLossSignalTest, DisarmWaitsForAHandlerRunningOnAnotherThread) {
   keepalive.join();
 }
 
+// A suite that sees lost() say true must also see what the handler did (its test already
+// failed): lost() and a second notify() wait for a run in progress on another thread.
+TEST(LockLossSignalTest, LostAndALaterNotifyWaitForTheHandlerRunningOnAnotherThread) {
+  LockLossSignal signal;
+  std::promise<void> entered;
+  std::promise<void> may_finish;
+  std::atomic<bool> finished{false};
+  signal.set_handler([&](const std::string&) {
+    entered.set_value();
+    may_finish.get_future().wait();
+    finished = true;
+  });
+  std::thread keepalive([&] { signal.notify("lease expired"); });
+  entered.get_future().wait();
+  auto asked = std::async(std::launch::async, [&] { return signal.lost() && finished.load(); });
+  auto told_again = std::async(std::launch::async, [&] {
+    signal.notify("noticed by the test thread too");
+    return finished.load();
+  });
+  // Both must still be waiting: the handler has not returned.
+  EXPECT_EQ(asked.wait_for(50ms), std::future_status::timeout);
+  EXPECT_EQ(told_again.wait_for(1ms), std::future_status::timeout);
+  may_finish.set_value();
+  EXPECT_TRUE(asked.get()) << "lost() said true before the handler finished";
+  EXPECT_TRUE(told_again.get()) << "notify() returned before the handler finished";
+  keepalive.join();
+  EXPECT_EQ(signal.reason(), "lease expired");
+}
+
+TEST(LockLossSignalTest, AHandlerThatAsksLostDoesNotWaitForItself) {
+  LockLossSignal signal;
+  bool seen = false;
+  signal.set_handler([&](const std::string&) { seen = signal.lost(); });
+  signal.notify("lease expired");
+  EXPECT_TRUE(seen);
+}
+
 TEST(LockLossSignalTest, DisarmFromTheHandlerItselfDoesNotDeadlock) {
   LockLossSignal signal;
   signal.set_handler([&](const std::string&) { signal.disarm(); });
