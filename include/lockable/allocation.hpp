@@ -11,6 +11,10 @@
 
 namespace lockable {
 
+namespace detail {
+struct AllocationAccess;  // src/core/allocation_access.hpp: for this library's own front ends
+}  // namespace detail
+
 /// A device handed to the caller. Move-only; releases the device when destroyed or when
 /// `unlock()` is called (the C++ form of Python's `auto_lock`). Releasing twice is harmless.
 /// Timings: `queue_time` runs from the request to the grant; `start_time` is the grant (wall
@@ -62,6 +66,8 @@ class Allocation {
   Json to_json() const;
 
  private:
+  friend struct detail::AllocationAccess;
+
   Json requirements_;
   Resource resource_;
   std::string alloc_id_;

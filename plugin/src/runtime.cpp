@@ -4,6 +4,8 @@
 #include "report.hpp"
 #include "signals.hpp"
 
+#include "core/allocation_access.hpp"
+
 #include <lockable/ctest.hpp>
 #include <lockable/error.hpp>
 #include <lockable/gtest/environment.hpp>
@@ -70,7 +72,9 @@ std::vector<std::string> Runtime::release_all() noexcept {
   const auto release = [&](std::vector<Allocation>& allocations) {
     for (auto& allocation : allocations) {
       if (!allocation.held()) continue;
-      allocation.unlock();
+      // Not unlock(): that destroys the lock object, which a test on the main thread may be
+      // using right now (allocation().lost()); the process ends in a moment anyway.
+      ::lockable::detail::AllocationAccess::release_device(allocation);
       released.push_back(allocation.resource_id());
     }
   };

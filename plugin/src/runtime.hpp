@@ -96,7 +96,9 @@ class Runtime {
   /// it. Never held while waiting for a device.
   std::mutex& held_mutex() noexcept { return held_mutex_; }
 
-  /// Releases every held device; idempotent; returns the ids it released. Takes held_mutex().
+  /// Frees every held device, leaving the allocations themselves as they are for tests still
+  /// reading them on other threads (AllocationAccess::release_device; tear-down's unlock()
+  /// finishes them). Returns the ids of the devices held; safe to call again. Takes held_mutex().
   std::vector<std::string> release_all() noexcept;
 
  private:

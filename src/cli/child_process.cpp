@@ -621,7 +621,8 @@ void SignalRelay::defer_signals() {
 }
 
 std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
-                                                const std::vector<std::string>& environment) {
+                                                const std::vector<std::string>& environment,
+                                                const PeriodicCall& every_interval) {
   // Everything the child needs is built before fork(): between fork and exec only
   // async-signal-safe calls are allowed in a threaded process.
   auto argv = c_strings(launch.argv);
@@ -698,10 +699,24 @@ std::variant<int, LaunchError> SignalRelay::run(const Launch& launch,
   // Until EOF: the keeper holds its end until it exits, the command until it execs.
   int exec_error = 0;
   std::optional<int> command_status;
+  const bool periodic = every_interval.call && every_interval.interval.count() > 0;
+  auto next_call = std::chrono::steady_clock::now() + every_interval.interval;
   for (;;) {
+    int timeout_ms = -1;
+    if (periodic) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_call) {
+        every_interval.call();
+        next_call = now + every_interval.interval;
+      }
+      // Rounded up: a wake-up just before the time would only come back at once.
+      timeout_ms =
+          static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(next_call - now).count());
+    }
     // Without a relay thread, this thread passes signals on while the command runs.
     pollfd ready[2] = {{report[0], POLLIN, 0}, {pending_fd_, POLLIN, 0}};
-    if (poll(ready, pending_fd_ >= 0 ? 2 : 1, -1) < 0) continue;  // EINTR
+    const int polled = poll(ready, pending_fd_ >= 0 ? 2 : 1, timeout_ms);
+    if (polled <= 0) continue;  // EINTR, or time for every_interval.call
     if (ready[1].revents != 0) take_pending_signals();
     if (ready[0].revents == 0) continue;
     KeeperReport message{};

@@ -62,6 +62,12 @@ std::vector<std::string> shell_exported_environment(const std::vector<std::strin
 std::vector<std::string> child_environment(const char* const* environ_entries,
                                            const std::vector<EnvironmentVariable>& overrides);
 
+/// Something to run every `interval` while a thread waits (SignalRelay::run).
+struct PeriodicCall {
+  std::chrono::milliseconds interval{0};
+  std::function<void()> call;
+};
+
 /// Owns lockable's handling of SIGINT, SIGTERM, SIGHUP and SIGQUIT. Construct it first thing in
 /// main, before any thread starts: it blocks those signals in every thread and receives them on
 /// its own thread, so that no library thread can be killed by one while a device is held.
@@ -113,9 +119,11 @@ class SignalRelay {
   /// Starts `launch` with `environment` and the signal mask lockable started with, waits for
   /// it, and returns its exit status as a shell reports it (128+N when killed by signal N).
   /// Returns a LaunchError when it cannot start, and 128+N without starting it when signal N
-  /// arrived after `defer_signals()`.
+  /// arrived after `defer_signals()`. While it waits, `every_interval.call` (when set) runs on
+  /// this thread once per `every_interval.interval`.
   std::variant<int, LaunchError> run(const Launch& launch,
-                                     const std::vector<std::string>& environment);
+                                     const std::vector<std::string>& environment,
+                                     const PeriodicCall& every_interval = {});
 
   /// The lock the command runs under is gone: SIGTERM to the command (its process group when it
   /// has its own), then, if it still runs after `grace`, SIGKILL to its group and to every

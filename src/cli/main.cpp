@@ -9,6 +9,8 @@
 #include "reserve_command.hpp"
 #include "status_report.hpp"
 
+#include "lock_folder/held_files.hpp"
+
 #include <lockable/environment.hpp>
 #include <lockable/lock_folder.hpp>
 #include <lockable/lockable.hpp>
@@ -334,6 +336,9 @@ int run(const CommandLine& line, SignalRelay& relay) {
 
   // A reservation whose holder process ended (a reboot) gets it back before we lock.
   restart_reservation_holders(lock_spec);
+  // The wait for the command below checks the held lock file (folder_backend::HeldFileWatch), so
+  // a run as short as `true` never starts the lock folder's checker thread.
+  folder_backend::check_held_files_on_callers_thread();
   Lockable lockable(std::move(options));
   lockable.add_observer([&relay](const AllocationEvent& event) {
     if (event.kind == AllocationEvent::Kind::kQueued) relay.start_thread();
@@ -374,7 +379,14 @@ int run(const CommandLine& line, SignalRelay& relay) {
           check_exec_size(std::get<Launch>(launch), environment, allocation.resource_id())) {
     result = std::move(*too_large);
   } else {
-    result = relay.run(std::get<Launch>(launch), environment);
+    result = relay.run(std::get<Launch>(launch), environment,
+                       {folder_backend::kHeldFileCheckInterval, [] {
+                          try {
+                            folder_backend::check_held_files_now();
+                          } catch (const std::exception&) {
+                            // Out of memory for the reason's text: the next check tells.
+                          }
+                        }});
   }
   allocation.unlock();
   if (lost) {

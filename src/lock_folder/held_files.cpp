@@ -53,7 +53,7 @@ class Checker {
       if (head_ != nullptr) head_->prev_ = &file;
       head_ = &file;
       file.linked_ = true;
-      if (!started_) {
+      if (!started_ && !callers_check_) {
         started_ = start = true;
       } else if (idle_) {
         idle_ = false;
@@ -88,6 +88,11 @@ class Checker {
         // The note stays; readers ignore it once this process has ended.
       }
     }
+  }
+
+  void let_callers_check() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    callers_check_ = true;
   }
 
   void check() {
@@ -175,7 +180,8 @@ class Checker {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool started_ = false;
-  bool idle_ = false;  // the thread waits on wake_ for a first held file
+  bool callers_check_ = false;  // check_held_files_on_callers_thread()
+  bool idle_ = false;           // the thread waits on wake_ for a first held file
   HeldFileWatch* head_ = nullptr;
 };
 
@@ -199,6 +205,8 @@ fs::path lost_note_path(const fs::path& folder, const std::string& id) {
 }
 
 void check_held_files_now() { Checker::instance().check(); }
+
+void check_held_files_on_callers_thread() { Checker::instance().let_callers_check(); }
 
 std::optional<std::string> read_lost_note(const fs::path& folder, const std::string& id) {
   struct stat st {};

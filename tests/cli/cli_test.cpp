@@ -1300,13 +1300,16 @@ std::size_t threads_not_named(const std::string& names, const std::string& name)
   return count;
 }
 
-TEST_F(CliTest, ALockWithoutWaitStartsNoSignalThreadYetSignalsStillReachTheCommand) {
+TEST_F(CliTest, ALockWithoutWaitStartsNoThreadAtAllYetSignalsStillReachTheCommand) {
   // A thread costs every start (and every unmap after it, in IPIs); the main thread passes
-  // signals on while the command runs, and the relay thread starts only for a wait.
+  // signals on while the command runs, and the relay thread starts only for a wait. The main
+  // thread also checks the held lock file meanwhile, instead of the lock folder's checker thread
+  // (LockFileRemovedUnderTheHolder... shows that the check still works).
   Holder holder(dir_.path(), base({"--requirements", "id=dut-b"}), kWaitForever);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
   const std::string names = thread_names(holder.pid());
   EXPECT_EQ(threads_not_named(names, "lockable-check"), 1u) << names;
+  EXPECT_EQ(names.find("lockable-check"), std::string::npos) << names;
 
   const auto mark = dir_.path() / "ran";
   Holder waiter(dir_.path(), base({"--requirements", "id=dut-b", "--timeout", "60"}),

@@ -650,6 +650,27 @@ TEST_P(SignalTest, ReleasesTheDeviceSaysSoAndDiesByTheSignal) {
   EXPECT_FALSE(fs::exists(xml("signal")));
 }
 
+// The signal's release runs on the plugin's signal thread while the test goes on reading its
+// allocation on the main thread: the lock object must not be destroyed under it (a data race,
+// and a use after free, that TSan reports in the sanitizer stage of CI).
+TEST_F(PluginE2eTest, SigintWhileATestReadsItsAllocationReleasesAndDiesByTheSignal) {
+  const DefaultSignalAction default_action(SIGINT);
+  Child holder(args(FIXTURE_PROGRAM, "reading", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+               program_options({{"E2E_REQUIREMENTS", "kind=a"},
+                                {"E2E_READ_WHILE_HOLDING", "1"},
+                                {"E2E_RELEASE_FILE", (dir() / "never").string()}},
+                               output_file()));
+  holder.wait_for_output("READING");
+  holder.send_signal(SIGINT);
+  EXPECT_EQ(holder.wait(), 128 + SIGINT) << holder.output();
+  EXPECT_EQ(holder.term_signal(), SIGINT) << holder.output();
+  EXPECT_NE(holder.output().find("lockable: SIGINT: released dev-a1; no report is written\n"),
+            std::string::npos)
+      << holder.output();
+  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
+  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Signals, SignalTest,
                          ::testing::Values(SignalCase{"SIGINT", SIGINT},
                                            SignalCase{"SIGTERM", SIGTERM}),

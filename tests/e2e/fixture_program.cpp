@@ -5,6 +5,8 @@
 //   E2E_HOLD_MS       HeldSuite.HoldsTheDevice and ParallelSuite tests sleep this long
 //   E2E_EXIT          ExitingSuite.ExitsMidSuite calls std::exit(3)
 //   E2E_OWN_SIGTERM   main() installs its own SIGTERM handler (prints, exits with 7)
+//   E2E_READ_WHILE_HOLDING  HeldSuite.HoldsTheDevice reads its allocation without pause while it
+//                     holds (a signal's release then runs while the test uses the device)
 #include <lockable/error.hpp>
 #include <lockable/gtest.hpp>
 
@@ -54,6 +56,19 @@ TEST_F(HeldSuite, ReadsTheLockedDevice) {
 }
 
 TEST_F(HeldSuite, HoldsTheDevice) {
+  if (std::getenv("E2E_READ_WHILE_HOLDING") != nullptr) {
+    std::puts("READING");
+    std::fflush(stdout);
+    // What a test checks of its device, through a reference as tests keep one: whether it is
+    // still ours, its token, how long it has been held.
+    const lockable::Allocation& held = allocation();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      EXPECT_FALSE(held.lost());
+      (void)held.fencing_token();
+      EXPECT_GE(held.duration().count(), 0);
+    }
+  }
   hold();
   EXPECT_TRUE(allocation().held());
 }

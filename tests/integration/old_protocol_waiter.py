@@ -71,7 +71,11 @@ def try_lock(path):
         os.close(fd)
         return None
     text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    named = os.stat(path) if os.path.exists(path) else None
+    # The Python package unlinks its file after each hold: the path may go at any moment.
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        named = None
     if (named is None or not os.path.samestat(named, os.fstat(fd)) or
             (text.isdigit() and int(text) != os.getpid() and pid_alive(int(text)))):
         fcntl.flock(fd, fcntl.LOCK_UN)
