@@ -58,54 +58,64 @@ TEST(LockLossSignalTest, NeverRunsAfterDisarm) {
   EXPECT_TRUE(signal.lost());
 }
 
-TEST(LockLossSignalTest, DisarmWaitsForAHandlerRunningOnAnotherThread) {
+// A loss whose handler is running on a "keepalive" thread, held there until let_it_finish().
+class HandlerRunningOnAnotherThread {
+ public:
+  HandlerRunningOnAnotherThread() {
+    signal.set_handler([this](const std::string&) {
+      entered_.set_value();
+      may_finish_.get_future().wait();
+      finished = true;
+    });
+    keepalive_ = std::thread([this] { signal.notify("lease expired"); });
+    entered_.get_future().wait();
+  }
+  ~HandlerRunningOnAnotherThread() {
+    if (!let_go_) let_it_finish();
+    keepalive_.join();
+  }
+  void let_it_finish() {
+    let_go_ = true;
+    may_finish_.set_value();
+  }
+
   LockLossSignal signal;
-  std::promise<void> entered;
-  std::promise<void> may_finish;
   std::atomic<bool> finished{false};
-  signal.set_handler([&](const std::string&) {
-    entered.set_value();
-    may_finish.get_future().wait();
-    finished = true;
-  });
-  std::thread keepalive([&] { signal.notify("lease expired"); });
-  entered.get_future().wait();
-  auto disarm = std::async(std::launch::async, [&] { signal.disarm(); });
+
+ private:
+  std::promise<void> entered_;
+  std::promise<void> may_finish_;
+  bool let_go_ = false;
+  std::thread keepalive_;
+};
+
+TEST(LockLossSignalTest, DisarmWaitsForAHandlerRunningOnAnotherThread) {
+  HandlerRunningOnAnotherThread running;
+  auto disarm = std::async(std::launch::async, [&] { running.signal.disarm(); });
   // disarm() must still be waiting: the handler has not returned.
   EXPECT_EQ(disarm.wait_for(50ms), std::future_status::timeout);
-  may_finish.set_value();
+  running.let_it_finish();
   disarm.get();
-  EXPECT_TRUE(finished);
-  keepalive.join();
+  EXPECT_TRUE(running.finished);
 }
 
 // A suite that sees lost() say true must also see what the handler did (its test already
 // failed): lost() and a second notify() wait for a run in progress on another thread.
 TEST(LockLossSignalTest, LostAndALaterNotifyWaitForTheHandlerRunningOnAnotherThread) {
-  LockLossSignal signal;
-  std::promise<void> entered;
-  std::promise<void> may_finish;
-  std::atomic<bool> finished{false};
-  signal.set_handler([&](const std::string&) {
-    entered.set_value();
-    may_finish.get_future().wait();
-    finished = true;
-  });
-  std::thread keepalive([&] { signal.notify("lease expired"); });
-  entered.get_future().wait();
-  auto asked = std::async(std::launch::async, [&] { return signal.lost() && finished.load(); });
+  HandlerRunningOnAnotherThread running;
+  auto asked = std::async(std::launch::async,
+                          [&] { return running.signal.lost() && running.finished.load(); });
   auto told_again = std::async(std::launch::async, [&] {
-    signal.notify("noticed by the test thread too");
-    return finished.load();
+    running.signal.notify("noticed by the test thread too");
+    return running.finished.load();
   });
   // Both must still be waiting: the handler has not returned.
   EXPECT_EQ(asked.wait_for(50ms), std::future_status::timeout);
   EXPECT_EQ(told_again.wait_for(1ms), std::future_status::timeout);
-  may_finish.set_value();
+  running.let_it_finish();
   EXPECT_TRUE(asked.get()) << "lost() said true before the handler finished";
   EXPECT_TRUE(told_again.get()) << "notify() returned before the handler finished";
-  keepalive.join();
-  EXPECT_EQ(signal.reason(), "lease expired");
+  EXPECT_EQ(running.signal.reason(), "lease expired");
 }
 
 TEST(LockLossSignalTest, AHandlerThatAsksLostDoesNotWaitForItself) {
