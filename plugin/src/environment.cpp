@@ -29,9 +29,10 @@ void GlobalDeviceEnvironment::SetUp() {
   global.unavailable = false;
   global.lost.clear();
 
-  auto attempt = detail::attempt_lock("global environment", [this] {
-    return std::vector<Requirements>{Requirements::parse(requirements_)};
-  });
+  auto attempt = detail::attempt_lock(
+      "global environment",
+      [this] { return std::vector<Requirements>{Requirements::parse(requirements_)}; },
+      global.allocations);
   if (!attempt.requirements.empty()) {
     ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
   }
@@ -39,7 +40,6 @@ void GlobalDeviceEnvironment::SetUp() {
     // Under the mutex Runtime::release_all takes: Ctrl-C may release them from the signal
     // thread at any moment.
     std::lock_guard<std::mutex> lock(runtime.held_mutex());
-    global.allocations = std::move(attempt.allocations);
     detail::record_lock_properties(global.allocations);
     detail::watch_for_loss(global.allocations, global.lost, "the global environment");
     return;

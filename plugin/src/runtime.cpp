@@ -13,7 +13,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <thread>
 #include <utility>
 
 namespace lockable::gtest {
@@ -68,7 +72,18 @@ Runtime::~Runtime() {
 
 std::vector<std::string> Runtime::release_all() noexcept {
   std::vector<std::string> released;
-  std::lock_guard<std::mutex> lock(held_mutex_);
+  std::unique_lock<std::mutex> lock(held_mutex_);
+  releasing_all_ = true;
+  // A lock call in progress may be granted at any moment: end its wait, then let it hand over
+  // what it got. Bounded, so that a signal always ends the program.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (locking_ > 0 && std::chrono::steady_clock::now() < give_up) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);  // the Lockable may be made just now
+      if (lockable_) lockable_->cancel();
+    }
+    locking_done_.wait_for(lock, std::chrono::milliseconds(50));
+  }
   const auto release = [&](std::vector<Allocation>& allocations) {
     for (auto& allocation : allocations) {
       if (!allocation.held()) continue;
@@ -191,6 +206,23 @@ void watch_for_loss(std::vector<Allocation>& allocations, LossRecord& record,
   }
 }
 
+bool Runtime::begin_locking() {
+  std::lock_guard<std::mutex> lock(held_mutex_);
+  if (releasing_all_) return false;
+  ++locking_;
+  return true;
+}
+
+void Runtime::finish_locking(std::vector<Allocation> granted,
+                             std::vector<Allocation>& destination) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(held_mutex_);
+    destination = std::move(granted);
+    --locking_;
+  }
+  locking_done_.notify_all();
+}
+
 SuiteState& Runtime::new_suite_state() {
   std::lock_guard<std::mutex> lock(mutex_);
   return suites_.emplace_back();
@@ -204,9 +236,36 @@ void Runtime::ensure_listener() {
   listener_added_ = true;
 }
 
+namespace {
+
+// One lock call between Runtime::begin_locking() and finish_locking(), the latter also when the
+// call throws.
+class LockingScope {
+ public:
+  explicit LockingScope(std::vector<Allocation>& destination) : destination_(destination) {}
+  ~LockingScope() { hand_over({}); }
+  LockingScope(const LockingScope&) = delete;
+  LockingScope& operator=(const LockingScope&) = delete;
+
+  bool begin() { return began_ = Runtime::instance().begin_locking(); }
+  void hand_over(std::vector<Allocation> granted) noexcept {
+    if (!began_) return;
+    began_ = false;
+    Runtime::instance().finish_locking(std::move(granted), destination_);
+  }
+
+ private:
+  std::vector<Allocation>& destination_;
+  bool began_ = false;
+};
+
+}  // namespace
+
 LockAttempt attempt_lock(const std::string& who,
-                         const std::function<std::vector<Requirements>()>& requirements) {
+                         const std::function<std::vector<Requirements>()>& requirements,
+                         std::vector<Allocation>& destination) {
   LockAttempt attempt;
+  LockingScope locking(destination);
   const auto fail = [&](const std::string& why, bool unavailable) {
     attempt.unavailable = unavailable;
     std::string mode;
@@ -246,17 +305,29 @@ LockAttempt attempt_lock(const std::string& who,
     console(who + ": locking " +
             (wanted.size() == 1 ? "a device" : std::to_string(wanted.size()) + " devices") +
             " for " + attempt.requirements);
+    if (!locking.begin()) {
+      fail("the program is being stopped by a signal", false);
+      return attempt;
+    }
+    std::vector<Allocation> granted;
     if (wanted.size() == 1) {
-      attempt.allocations.push_back(lockable.lock(wanted.front(), configuration.timeout));
+      granted.push_back(lockable.lock(wanted.front(), configuration.timeout));
     } else {
-      attempt.allocations = lockable.lock_many(wanted, configuration.timeout);
+      granted = lockable.lock_many(wanted, configuration.timeout);
+    }
+    // Test hook: a window between the grant and the hand-over, for the signal tests.
+    if (const char* pause = std::getenv("LOCKABLE_TEST_PAUSE_AFTER_LOCK_MS")) {
+      std::fputs("lockable: test pause after the lock\n", stderr);
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(pause)));
     }
     std::string held;
-    for (const auto& a : attempt.allocations) {
+    for (const auto& a : granted) {
       held += (held.empty() ? "" : ", ") + a.resource_id() + " (alloc " + a.alloc_id() + ")";
     }
-    console(who + ": locked " + held + " after " +
-            format_seconds(attempt.allocations.front().queue_time()) + " s");
+    const auto queue_time = granted.front().queue_time();
+    // From here on a signal releases them; announced after, so that "locked" is never a lie.
+    locking.hand_over(std::move(granted));
+    console(who + ": locked " + held + " after " + format_seconds(queue_time) + " s");
   } catch (const NoMatchError& e) {
     fail(e.what(), true);
   } catch (const TimeoutError& e) {

@@ -5,6 +5,7 @@
 #include <lockable/gtest/lockable_test.hpp>
 #include <lockable/lockable.hpp>
 
+#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -101,11 +102,24 @@ class Runtime {
   /// finishes them). Returns the ids of the devices held; safe to call again. Takes held_mutex().
   std::vector<std::string> release_all() noexcept;
 
+  /// Brackets one lock call, so that a signal at any moment releases what it gets. Returns false
+  /// (lock nothing) once a signal is being handled. release_all() waits for a call in progress,
+  /// ending its wait in line (Lockable::cancel).
+  bool begin_locking();
+  /// Ends what begin_locking() began: `granted` goes into `destination` (a suite's or the global
+  /// state's allocations) under held_mutex(), where release_all() finds it.
+  void finish_locking(std::vector<Allocation> granted,
+                      std::vector<Allocation>& destination) noexcept;
+
  private:
   Runtime() = default;
 
   std::mutex mutex_;
   std::mutex held_mutex_;
+  // Under held_mutex_: lock calls in progress, and whether release_all() has begun.
+  int locking_ = 0;
+  bool releasing_all_ = false;
+  std::condition_variable locking_done_;
   std::optional<Config> config_;
   bool configured_by_init_ = false;
   bool listener_added_ = false;

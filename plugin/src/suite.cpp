@@ -31,7 +31,7 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
   state.lost.clear();
   state.name = current_suite_name();
 
-  LockAttempt attempt = attempt_lock("suite " + state.name, requirements);
+  LockAttempt attempt = attempt_lock("suite " + state.name, requirements, state.allocations);
   if (!attempt.requirements.empty()) {
     ::testing::Test::RecordProperty("lockable_requirements", attempt.requirements);
   }
@@ -39,7 +39,6 @@ void set_up_suite(SuiteState& state, std::vector<Requirements> (*requirements)()
     // Under the mutex Runtime::release_all takes: Ctrl-C may release them from the signal
     // thread at any moment.
     std::lock_guard<std::mutex> lock(Runtime::instance().held_mutex());
-    state.allocations = std::move(attempt.allocations);
     record_lock_properties(state.allocations);
     watch_for_loss(state.allocations, state.lost, "suite " + state.name);
     return;

@@ -650,6 +650,26 @@ TEST_P(SignalTest, ReleasesTheDeviceSaysSoAndDiesByTheSignal) {
   EXPECT_FALSE(fs::exists(xml("signal")));
 }
 
+// A signal between the grant and the moment the plugin files the device under its suite (held
+// open here by a test hook) must release it too: "no device was held" and a lock file naming a
+// dead process were the result before (a lease backend would keep the device until its TTL).
+TEST_F(PluginE2eTest, SigtermRightAfterTheGrantReleasesTheDeviceJustGranted) {
+  const DefaultSignalAction default_action(SIGTERM);
+  Child holder(args(FIXTURE_PROGRAM, "granted", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+               program_options({{"E2E_REQUIREMENTS", "kind=a"},
+                                {"LOCKABLE_TEST_PAUSE_AFTER_LOCK_MS", "2000"},
+                                {"E2E_RELEASE_FILE", (dir() / "never").string()}},
+                               output_file()));
+  holder.wait_for_output("lockable: test pause after the lock");
+  holder.send_signal(SIGTERM);
+  EXPECT_EQ(holder.wait(), 128 + SIGTERM) << holder.output();
+  EXPECT_NE(holder.output().find("lockable: SIGTERM: released dev-a1; no report is written\n"),
+            std::string::npos)
+      << holder.output();
+  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
+  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+}
+
 // The signal's release runs on the plugin's signal thread while the test goes on reading its
 // allocation on the main thread: the lock object must not be destroyed under it (a data race,
 // and a use after free, that TSan reports in the sanitizer stage of CI).
