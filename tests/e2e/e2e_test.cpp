@@ -624,6 +624,19 @@ bool flock_is_free(const fs::path& path) {
   return free;
 }
 
+// After the holder of dev-a1 in `locks` was sent `signal` (called `name`): it released the
+// device, said so, and died by that signal.
+void expect_released_dev_a1_and_died_by(Child& holder, const fs::path& locks, int signal,
+                                        const std::string& name) {
+  EXPECT_EQ(holder.wait(), 128 + signal) << holder.output();
+  EXPECT_EQ(holder.term_signal(), signal) << holder.output();
+  EXPECT_NE(holder.output().find("lockable: " + name + ": released dev-a1; no report is written\n"),
+            std::string::npos)
+      << holder.output();
+  EXPECT_EQ(read_text(locks / "dev-a1.pid"), "");
+  EXPECT_TRUE(flock_is_free(locks / "dev-a1.pid"));
+}
+
 class SignalTest : public PluginE2eTest, public ::testing::WithParamInterface<SignalCase> {};
 
 // Ctrl-C, a cancelled CI job, ctest's timeout: the program is killed while it holds a device.
@@ -639,14 +652,7 @@ TEST_P(SignalTest, ReleasesTheDeviceSaysSoAndDiesByTheSignal) {
   ASSERT_EQ(read_text(locks() / "dev-a1.pid"), std::to_string(holder.pid()) + "\n");
 
   holder.send_signal(GetParam().signal);
-  EXPECT_EQ(holder.wait(), 128 + GetParam().signal) << holder.output();
-  EXPECT_EQ(holder.term_signal(), GetParam().signal) << holder.output();
-  EXPECT_NE(holder.output().find("lockable: " + std::string(GetParam().name) +
-                                 ": released dev-a1; no report is written\n"),
-            std::string::npos)
-      << holder.output();
-  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
-  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+  expect_released_dev_a1_and_died_by(holder, locks(), GetParam().signal, GetParam().name);
   EXPECT_FALSE(fs::exists(xml("signal")));
 }
 
@@ -662,12 +668,7 @@ TEST_F(PluginE2eTest, SigtermRightAfterTheGrantReleasesTheDeviceJustGranted) {
                                output_file()));
   holder.wait_for_output("lockable: test pause after the lock");
   holder.send_signal(SIGTERM);
-  EXPECT_EQ(holder.wait(), 128 + SIGTERM) << holder.output();
-  EXPECT_NE(holder.output().find("lockable: SIGTERM: released dev-a1; no report is written\n"),
-            std::string::npos)
-      << holder.output();
-  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
-  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+  expect_released_dev_a1_and_died_by(holder, locks(), SIGTERM, "SIGTERM");
 }
 
 // The signal's release runs on the plugin's signal thread while the test goes on reading its
@@ -682,13 +683,7 @@ TEST_F(PluginE2eTest, SigintWhileATestReadsItsAllocationReleasesAndDiesByTheSign
                                output_file()));
   holder.wait_for_output("READING");
   holder.send_signal(SIGINT);
-  EXPECT_EQ(holder.wait(), 128 + SIGINT) << holder.output();
-  EXPECT_EQ(holder.term_signal(), SIGINT) << holder.output();
-  EXPECT_NE(holder.output().find("lockable: SIGINT: released dev-a1; no report is written\n"),
-            std::string::npos)
-      << holder.output();
-  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
-  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+  expect_released_dev_a1_and_died_by(holder, locks(), SIGINT, "SIGINT");
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, SignalTest,
