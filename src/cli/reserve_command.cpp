@@ -474,14 +474,8 @@ void restart_reservation_holders(const std::string& spec) {
     const fs::path folder = spec.empty() ? default_lock_folder() : fs::path(spec);
     std::error_code error;
     if (spec.find("://") != std::string::npos || !fs::is_directory(folder, error)) return;
-    const std::string suffix = ".reserved.json";
-    for (const auto& entry : fs::directory_iterator(folder, error)) {
-      const std::string name = entry.path().filename().string();
-      if (name.size() <= suffix.size() || name[0] == '.' ||
-          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-        continue;
-      }
-      const std::string id = name.substr(0, name.size() - suffix.size());
+    // The index, not the folder: a default lock folder is /tmp, with thousands of other entries.
+    for (const auto& id : folder_backend::indexed_reservations(folder)) {
       const auto file = folder_backend::read_reservation(folder, id);
       if (!file || file->token.empty() || file->reservation.expired(SystemClock::now())) continue;
       if (folder_backend::read_holder(folder, id)) continue;  // its holder (or a user) holds it

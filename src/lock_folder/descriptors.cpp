@@ -115,6 +115,16 @@ UniqueFd create_shared(const fs::path& path, int flags, mode_t mode) {
   return fd;
 }
 
+void make_shared_dir(const fs::path& dir) {
+  ::mkdir(dir.c_str(), 0777);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (fd && ::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
+      (st.st_mode & 07777) != 01777) {
+    ::fchmod(fd.get(), 01777);
+  }
+}
+
 bool replace_content(int fd, const std::string& content, off_t old_size) {
   std::size_t done = 0;
   while (done < content.size()) {

@@ -59,6 +59,11 @@ UniqueFd open_regular(const fs::path& path, int flags, struct stat& st, int& err
 /// errno is set when the returned UniqueFd is invalid.
 UniqueFd create_shared(const fs::path& path, int flags, mode_t mode);
 
+/// Creates the folder `dir` for every account of the lock folder: mode 1777, like /tmp (anyone may
+/// add an entry, only its owner may remove it). Also widens a folder of ours left narrower (an
+/// older version, a umask). Another account's folder is left as it is.
+void make_shared_dir(const fs::path& dir);
+
 /// Overwrites the file's content from offset 0, truncating only when the old content (`old_size`
 /// bytes, from a fstat the caller made anyway) was longer: a truncation costs as much as the write.
 bool replace_content(int fd, const std::string& content, off_t old_size);

@@ -345,11 +345,13 @@ class LockFolderBackend final : public LockBackend {
     if (const auto current = read_reservation(folder_, resource_id)) file.token = current->token;
     if (file.token.empty()) file.token = new_reservation_token();
     write_reservation(folder_, resource_id, file);
+    reindex_reservations(folder_);  // one an older version wrote: its holder is restarted too
   }
 
   void unreserve(const std::string& resource_id) override {
     check_id(resource_id);
     remove_reservation(folder_, resource_id, "");
+    reindex_reservations(folder_);
   }
 
   std::vector<std::optional<Reservation>> reservations_of(

@@ -4,15 +4,18 @@
 #include "lock_folder/reservation_file.hpp"
 
 #include <lockable/error.hpp>
+#include <lockable/resource.hpp>
 
 #include "core/json_text.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 namespace lockable::folder_backend {
@@ -29,7 +32,69 @@ std::string random_hex() {
   return text;
 }
 
+constexpr const char kReservedSuffix[] = ".reserved.json";
+
+// The ids of every `<id>.reserved.json` in the folder: one pass over its entries, names only.
+std::vector<std::string> all_reserved_ids(const fs::path& folder) {
+  std::vector<std::string> ids;
+  DIR* dir = ::opendir(folder.c_str());
+  if (dir == nullptr) return ids;
+  const std::size_t suffix_size = sizeof kReservedSuffix - 1;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::size_t size = std::strlen(entry->d_name);
+    if (size <= suffix_size || entry->d_name[0] == '.' ||
+        std::memcmp(entry->d_name + size - suffix_size, kReservedSuffix, suffix_size) != 0) {
+      continue;
+    }
+    std::string id(entry->d_name, size - suffix_size);
+    if (invalid_id_reason(id).empty()) ids.push_back(std::move(id));
+  }
+  ::closedir(dir);
+  return ids;
+}
+
+// Best effort: without its entry, a reservation's holder is restarted by `reserve`/`unreserve`
+// (which reindex) rather than by any run.
+void add_index_entry(const fs::path& index, const std::string& id) {
+  make_shared_dir(index);
+  create_shared(index / id, O_WRONLY, 0644);  // EEXIST: already listed
+}
+
 }  // namespace
+
+fs::path reservation_index_dir(const fs::path& folder) { return folder / ".lockable-reserved"; }
+
+std::vector<std::string> indexed_reservations(const fs::path& folder) {
+  const fs::path index = reservation_index_dir(folder);
+  DIR* dir = ::opendir(index.c_str());
+  if (dir == nullptr) {
+    const bool no_index = errno == ENOENT;
+    auto ids = all_reserved_ids(folder);
+    if (no_index) {
+      make_shared_dir(index);
+      for (const auto& id : ids) add_index_entry(index, id);
+    }
+    return ids;
+  }
+  std::vector<std::string> ids;
+  while (const dirent* entry = ::readdir(dir)) {
+    std::string id(entry->d_name);
+    if (id[0] == '.' || !invalid_id_reason(id).empty()) continue;
+    struct stat st {};
+    if (::lstat(reservation_path(folder, id).c_str(), &st) != 0 && errno == ENOENT) {
+      ::unlink((index / id).c_str());  // unreserved by an older version, or by hand
+      continue;
+    }
+    ids.push_back(std::move(id));
+  }
+  ::closedir(dir);
+  return ids;
+}
+
+void reindex_reservations(const fs::path& folder) {
+  const fs::path index = reservation_index_dir(folder);
+  for (const auto& id : all_reserved_ids(folder)) add_index_entry(index, id);
+}
 
 fs::path reservation_path(const fs::path& folder, const std::string& id) {
   return folder / (id + ".reserved.json");
@@ -72,6 +137,7 @@ void write_reservation(const fs::path& folder, const std::string& id, const Rese
                        errno_text(error) + "); in a sticky folder only the owner of " +
                        path.string() + " (or root) may replace it");
   }
+  add_index_entry(reservation_index_dir(folder), id);
 }
 
 std::optional<ReservationFile> read_reservation(const fs::path& folder, const std::string& id) {
@@ -114,7 +180,10 @@ bool remove_reservation(const fs::path& folder, const std::string& id, const std
     const auto current = read_reservation(folder, id);
     if (!current || current->token != token) return false;
   }
-  if (::unlink(path.c_str()) == 0) return true;
+  if (::unlink(path.c_str()) == 0) {
+    ::unlink((reservation_index_dir(folder) / id).c_str());  // best effort: runs skip stale ones
+    return true;
+  }
   if (errno == ENOENT) return false;
   throw BackendError("cannot remove " + path.string() + " (" + errno_text(errno) +
                      ") to unreserve " + id + "; in a sticky folder only its owner (or root) " +

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lockable::folder_backend {
 
@@ -50,6 +51,23 @@ std::optional<ReservationFile> read_reservation_at(const fs::path& path, const s
 /// Removes the reservation of `id` when its token is `token` (any token when empty). True when a
 /// file was removed. Throws BackendError when it cannot be removed.
 bool remove_reservation(const fs::path& folder, const std::string& id, const std::string& token);
+
+/// `<folder>/.lockable-reserved`: one empty entry per reserved id, named by the id, beside the
+/// `<id>.reserved.json` files, which stay the truth. A `lockable COMMAND` run restarts missing
+/// reservation holders (after a reboot) from this short list instead of reading the whole lock
+/// folder, which is /tmp by default and may hold thousands of unrelated entries (measured: about
+/// 1 ms of CPU per 1,000 entries on every run).
+fs::path reservation_index_dir(const fs::path& folder);
+
+/// The ids whose reservation a holder may have to be restarted for: the index's entries whose
+/// reservation file still exists (stale entries are removed, best effort). A folder without an
+/// index (written by an older version, or never reserved in) is read whole once, and the index is
+/// made from what it holds.
+std::vector<std::string> indexed_reservations(const fs::path& folder);
+
+/// Reads the whole folder and adds every `<id>.reserved.json` missing from the index (one an older
+/// version wrote after the index existed). Best effort; for the rare reservation commands.
+void reindex_reservations(const fs::path& folder);
 
 /// Locks `id` for its reservation holder: what `backend.try_lock` does, except that the
 /// reservation file does not stop it. `backend` must be a lock folder backend (else

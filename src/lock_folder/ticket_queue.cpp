@@ -114,15 +114,7 @@ std::vector<std::string> ticket_names(const fs::path& queue_dir, bool* any = nul
 
 bool is_ticket_name(const std::string& name) { return ends_with(name, kTicketSuffix); }
 
-void make_queue_dir(const fs::path& dir) {
-  ::mkdir(dir.c_str(), 0777);
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  struct stat st {};
-  if (fd && ::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
-      (st.st_mode & 07777) != 01777) {
-    ::fchmod(fd.get(), 01777);
-  }
-}
+void make_queue_dir(const fs::path& dir) { make_shared_dir(dir); }
 
 // Remembers that the queue folder held no ticket at a given modification time, so that an
 // uncontended lock skips reading the folder (five system calls) while it is provably unchanged.

@@ -312,6 +312,53 @@ TEST_F(ReserveTest, TheReservationHolderSurvivesTheTerminalAndComesBackAfterAReb
   EXPECT_EQ(python_try("dut-1"), 3);
 }
 
+// The folder as an older version leaves it: reservations, no index. The first run reads the
+// whole folder once, restarts the missing holder and makes the index.
+TEST_F(ReserveTest, AFolderWithoutTheReservationIndexIsReadOnceAndIndexed) {
+  ASSERT_EQ(run(where({"reserve", "dut-1", "--reason", "flaky USB"})).exit_code, 0);
+  const long holder = reservation_holder_pid("dut-1");
+  ASSERT_GT(holder, 0);
+  ASSERT_EQ(::kill(static_cast<pid_t>(holder), SIGKILL), 0);
+  ASSERT_EQ(::waitpid(static_cast<pid_t>(holder), nullptr, 0), static_cast<pid_t>(holder));
+  const fs::path index = locks_ / ".lockable-reserved";
+  ASSERT_TRUE(fs::exists(index / "dut-1")) << "reserve lists the reservation";
+  fs::remove_all(index);
+
+  EXPECT_EQ(lock_and_run("0.5").exit_code, 6);
+  ASSERT_TRUE(eventually([&] { return reservation_holder_holds("dut-1"); }));
+  EXPECT_NE(reservation_holder_pid("dut-1"), holder);
+  EXPECT_TRUE(fs::exists(index / "dut-1"));
+  EXPECT_FALSE(fs::exists(index / "dut-2"));
+}
+
+// Once the index exists, a run reads it, not the lock folder (/tmp by default, thousands of
+// entries): a reservation missing from the index (one an older version wrote) gets no holder from
+// a run, but the next reserve or unreserve lists it; an entry without its file is dropped.
+TEST_F(ReserveTest, ARunFindsReservationsThroughTheIndexOnly) {
+  ASSERT_EQ(run(where({"reserve", "dut-1", "--reason", "flaky USB"})).exit_code, 0);
+  const long holder = reservation_holder_pid("dut-1");
+  ASSERT_GT(holder, 0);
+  ASSERT_EQ(::kill(static_cast<pid_t>(holder), SIGKILL), 0);
+  ASSERT_EQ(::waitpid(static_cast<pid_t>(holder), nullptr, 0), static_cast<pid_t>(holder));
+  const fs::path index = locks_ / ".lockable-reserved";
+  ASSERT_TRUE(fs::remove(index / "dut-1"));
+  write_file(index / "dut-2", "");  // listed, but dut-2 has no reservation
+
+  EXPECT_EQ(lock_and_run("0.5").exit_code, 6) << "the file keeps our lockers off all the same";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(reservation_holder_holds("dut-1"))
+      << "the run read the whole folder, not only the index";
+  EXPECT_FALSE(fs::exists(index / "dut-2")) << "a stale entry was kept";
+
+  ASSERT_EQ(run(where({"reserve", "dut-2", "--reason", "new firmware"})).exit_code, 0);
+  EXPECT_TRUE(fs::exists(index / "dut-1")) << "reserve lists every reservation of the folder";
+  EXPECT_EQ(lock_and_run("0.5").exit_code, 6);
+  EXPECT_TRUE(eventually([&] { return reservation_holder_holds("dut-1"); }));
+
+  ASSERT_EQ(run(where({"unreserve", "dut-2"})).exit_code, 0);
+  EXPECT_FALSE(fs::exists(index / "dut-2")) << "unreserve removes its entry";
+}
+
 TEST_F(ReserveTest, DrainLetsTheHolderFinishThenKeepsEveryoneOff) {
   const fs::path go = dir_.path() / "go";
   const fs::path ready = dir_.path() / "ready";
