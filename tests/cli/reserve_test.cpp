@@ -132,6 +132,20 @@ class ReserveTest : public ::testing::Test {
     return holder_details(id).value("pid", 0L);
   }
 
+  // Reserves `id`, then kills its holder process as a reboot would (the file stays). Returns the
+  // holder's pid, or 0 after a failed assertion.
+  long reserve_then_reboot(const std::string& id) {
+    const auto reserved = run(where({"reserve", id, "--reason", "flaky USB"}));
+    EXPECT_EQ(reserved.exit_code, 0) << reserved;
+    const long holder = reservation_holder_pid(id);
+    EXPECT_GT(holder, 0);
+    if (holder <= 0) return 0;
+    EXPECT_NE(::getsid(static_cast<pid_t>(holder)), ::getsid(0)) << "not detached from our session";
+    EXPECT_EQ(::kill(static_cast<pid_t>(holder), SIGKILL), 0);
+    EXPECT_EQ(::waitpid(static_cast<pid_t>(holder), nullptr, 0), static_cast<pid_t>(holder));
+    return holder;
+  }
+
   TempDir dir_;
   fs::path resources_;
   fs::path locks_;
@@ -292,13 +306,8 @@ TEST_F(ReserveTest, AcrossAccountsAReservationKeepsOthersOffAndOnlyItsOwnerOrRoo
 }
 
 TEST_F(ReserveTest, TheReservationHolderSurvivesTheTerminalAndComesBackAfterAReboot) {
-  ASSERT_EQ(run(where({"reserve", "dut-1", "--reason", "flaky USB"})).exit_code, 0);
-  const long holder = reservation_holder_pid("dut-1");
+  const long holder = reserve_then_reboot("dut-1");
   ASSERT_GT(holder, 0);
-  EXPECT_NE(::getsid(static_cast<pid_t>(holder)), ::getsid(0)) << "not detached from our session";
-  // A reboot: the holder is gone, the file stays.
-  ASSERT_EQ(::kill(static_cast<pid_t>(holder), SIGKILL), 0);
-  ASSERT_EQ(::waitpid(static_cast<pid_t>(holder), nullptr, 0), static_cast<pid_t>(holder));
   ASSERT_FALSE(lockable::test::is_flocked(locks_ / "dut-1.pid"));
   const auto status = run({"status", "--resources", resources_.string(), "--lock-folder",
                            locks_.string(), "--hostname", "rig"});
@@ -315,11 +324,8 @@ TEST_F(ReserveTest, TheReservationHolderSurvivesTheTerminalAndComesBackAfterAReb
 // The folder as an older version leaves it: reservations, no index. The first run reads the
 // whole folder once, restarts the missing holder and makes the index.
 TEST_F(ReserveTest, AFolderWithoutTheReservationIndexIsReadOnceAndIndexed) {
-  ASSERT_EQ(run(where({"reserve", "dut-1", "--reason", "flaky USB"})).exit_code, 0);
-  const long holder = reservation_holder_pid("dut-1");
+  const long holder = reserve_then_reboot("dut-1");
   ASSERT_GT(holder, 0);
-  ASSERT_EQ(::kill(static_cast<pid_t>(holder), SIGKILL), 0);
-  ASSERT_EQ(::waitpid(static_cast<pid_t>(holder), nullptr, 0), static_cast<pid_t>(holder));
   const fs::path index = locks_ / ".lockable-reserved";
   ASSERT_TRUE(fs::exists(index / "dut-1")) << "reserve lists the reservation";
   fs::remove_all(index);
@@ -335,11 +341,7 @@ TEST_F(ReserveTest, AFolderWithoutTheReservationIndexIsReadOnceAndIndexed) {
 // entries): a reservation missing from the index (one an older version wrote) gets no holder from
 // a run, but the next reserve or unreserve lists it; an entry without its file is dropped.
 TEST_F(ReserveTest, ARunFindsReservationsThroughTheIndexOnly) {
-  ASSERT_EQ(run(where({"reserve", "dut-1", "--reason", "flaky USB"})).exit_code, 0);
-  const long holder = reservation_holder_pid("dut-1");
-  ASSERT_GT(holder, 0);
-  ASSERT_EQ(::kill(static_cast<pid_t>(holder), SIGKILL), 0);
-  ASSERT_EQ(::waitpid(static_cast<pid_t>(holder), nullptr, 0), static_cast<pid_t>(holder));
+  ASSERT_GT(reserve_then_reboot("dut-1"), 0);
   const fs::path index = locks_ / ".lockable-reserved";
   ASSERT_TRUE(fs::remove(index / "dut-1"));
   write_file(index / "dut-2", "");  // listed, but dut-2 has no reservation
