@@ -89,6 +89,15 @@ class PluginE2eTest : public ::testing::Test {
 
   fs::path output_file() { return dir() / ("out-" + std::to_string(runs_++) + ".txt"); }
 
+  // The fixture program holding dev-a1 (kind=a) in a test until `release_file` exists, with `env`
+  // beside its requirements, its report named `report`.
+  Child program_holding(const std::string& report, Env env, const fs::path& release_file) {
+    env["E2E_REQUIREMENTS"] = "kind=a";
+    env["E2E_RELEASE_FILE"] = release_file.string();
+    return Child(args(FIXTURE_PROGRAM, report, {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
+                 program_options(env, output_file()));
+  }
+
  private:
   TempDir temp_;
   int runs_ = 0;
@@ -593,7 +602,6 @@ struct SignalCase {
   const char* name;
   int signal;
 };
-void PrintTo(const SignalCase& row, std::ostream* out) { *out << row.name; }
 
 // Restores a signal's default action in this process (and so in the children it starts): a
 // SIGINT that the test's parent ignores (a shell's background job) would be inherited, and the
@@ -624,72 +632,108 @@ bool flock_is_free(const fs::path& path) {
   return free;
 }
 
-// After the holder of dev-a1 in `locks` was sent `signal` (called `name`): it released the
-// device, said so, and died by that signal.
-void expect_released_dev_a1_and_died_by(Child& holder, const fs::path& locks, int signal,
-                                        const std::string& name) {
-  EXPECT_EQ(holder.wait(), 128 + signal) << holder.output();
-  EXPECT_EQ(holder.term_signal(), signal) << holder.output();
-  EXPECT_NE(holder.output().find("lockable: " + name + ": released dev-a1; no report is written\n"),
-            std::string::npos)
-      << holder.output();
-  EXPECT_EQ(read_text(locks / "dev-a1.pid"), "");
-  EXPECT_TRUE(flock_is_free(locks / "dev-a1.pid"));
+// A moment of a program's life with dev-a1, and how a test brings it about: the fixture's
+// settings beside its requirements, and the output that says the moment has come.
+struct HeldMoment {
+  const char* name;
+  Env env;
+  const char* awaited;
+};
+
+// Holding the device in a test.
+const HeldMoment kHolding{"Holding", {}, "suite HeldSuite: locked dev-a1"};
+// Between the grant and the moment the plugin files the device under its suite, held open by a
+// test hook: "no device was held" and a lock file naming a dead process were the result before
+// (a lease backend would keep the device until its TTL).
+const HeldMoment kRightAfterTheGrant{"RightAfterTheGrant",
+                                     {{"LOCKABLE_TEST_PAUSE_AFTER_LOCK_MS", "2000"}},
+                                     "lockable: test pause after the lock"};
+// While a test reads its allocation on the main thread: the release on the plugin's signal thread
+// must not destroy the lock object under it (a data race and a use after free before, which TSan
+// reports in the sanitizer stage of CI).
+const HeldMoment kWhileATestReadsItsAllocation{
+    "WhileATestReadsItsAllocation", {{"E2E_READ_WHILE_HOLDING", "1"}}, "READING"};
+
+struct SignalAtMoment {
+  std::string name;
+  SignalCase signal;
+  HeldMoment moment;
+};
+void PrintTo(const SignalAtMoment& row, std::ostream* out) { *out << row.name; }
+
+std::vector<SignalAtMoment> signals_at_moments() {
+  std::vector<SignalAtMoment> rows;
+  for (const auto& moment : {kHolding, kRightAfterTheGrant, kWhileATestReadsItsAllocation}) {
+    for (const auto& signal : {SignalCase{"SIGINT", SIGINT}, SignalCase{"SIGTERM", SIGTERM}}) {
+      rows.push_back({std::string(moment.name) + "_" + signal.name, signal, moment});
+    }
+  }
+  return rows;
 }
 
-class SignalTest : public PluginE2eTest, public ::testing::WithParamInterface<SignalCase> {};
+class SignalAtMomentTest : public PluginE2eTest,
+                           public ::testing::WithParamInterface<SignalAtMoment> {};
 
-// Ctrl-C, a cancelled CI job, ctest's timeout: the program is killed while it holds a device.
+// Ctrl-C, a cancelled CI job, ctest's timeout: the program is killed at any moment of its hold.
 // GoogleTest writes no report then; the plugin must release the device (the kernel alone would
 // free the flock but leave the dead pid in the lock file), say so, and still die by the signal.
-TEST_P(SignalTest, ReleasesTheDeviceSaysSoAndDiesByTheSignal) {
-  const DefaultSignalAction default_action(GetParam().signal);
-  Child holder(args(FIXTURE_PROGRAM, "signal", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
-               program_options({{"E2E_REQUIREMENTS", "kind=a"},
-                                {"E2E_RELEASE_FILE", (dir() / "never").string()}},
-                               output_file()));
-  holder.wait_for_output("suite HeldSuite: locked dev-a1");
+TEST_P(SignalAtMomentTest, ReleasesTheDeviceSaysSoAndDiesByTheSignal) {
+  const int signal = GetParam().signal.signal;
+  const DefaultSignalAction default_action(signal);
+  Child holder = program_holding("signal", GetParam().moment.env, dir() / "never");
+  holder.wait_for_output(GetParam().moment.awaited);
   ASSERT_EQ(read_text(locks() / "dev-a1.pid"), std::to_string(holder.pid()) + "\n");
 
-  holder.send_signal(GetParam().signal);
-  expect_released_dev_a1_and_died_by(holder, locks(), GetParam().signal, GetParam().name);
+  holder.send_signal(signal);
+  EXPECT_EQ(holder.wait(), 128 + signal) << holder.output();
+  EXPECT_EQ(holder.term_signal(), signal) << holder.output();
+  EXPECT_NE(holder.output().find("lockable: " + std::string(GetParam().signal.name) +
+                                 ": released dev-a1; no report is written\n"),
+            std::string::npos)
+      << holder.output();
+  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
+  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
   EXPECT_FALSE(fs::exists(xml("signal")));
 }
 
-// A signal between the grant and the moment the plugin files the device under its suite (held
-// open here by a test hook) must release it too: "no device was held" and a lock file naming a
-// dead process were the result before (a lease backend would keep the device until its TTL).
-TEST_F(PluginE2eTest, SigtermRightAfterTheGrantReleasesTheDeviceJustGranted) {
-  const DefaultSignalAction default_action(SIGTERM);
-  Child holder(args(FIXTURE_PROGRAM, "granted", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
-               program_options({{"E2E_REQUIREMENTS", "kind=a"},
-                                {"LOCKABLE_TEST_PAUSE_AFTER_LOCK_MS", "2000"},
-                                {"E2E_RELEASE_FILE", (dir() / "never").string()}},
-                               output_file()));
-  holder.wait_for_output("lockable: test pause after the lock");
-  holder.send_signal(SIGTERM);
-  expect_released_dev_a1_and_died_by(holder, locks(), SIGTERM, "SIGTERM");
-}
-
-// The signal's release runs on the plugin's signal thread while the test goes on reading its
-// allocation on the main thread: the lock object must not be destroyed under it (a data race,
-// and a use after free, that TSan reports in the sanitizer stage of CI).
-TEST_F(PluginE2eTest, SigintWhileATestReadsItsAllocationReleasesAndDiesByTheSignal) {
-  const DefaultSignalAction default_action(SIGINT);
-  Child holder(args(FIXTURE_PROGRAM, "reading", {"--gtest_filter=HeldSuite.HoldsTheDevice"}),
-               program_options({{"E2E_REQUIREMENTS", "kind=a"},
-                                {"E2E_READ_WHILE_HOLDING", "1"},
-                                {"E2E_RELEASE_FILE", (dir() / "never").string()}},
-                               output_file()));
-  holder.wait_for_output("READING");
-  holder.send_signal(SIGINT);
-  expect_released_dev_a1_and_died_by(holder, locks(), SIGINT, "SIGINT");
-}
-
-INSTANTIATE_TEST_SUITE_P(Signals, SignalTest,
-                         ::testing::Values(SignalCase{"SIGINT", SIGINT},
-                                           SignalCase{"SIGTERM", SIGTERM}),
+INSTANTIATE_TEST_SUITE_P(Signals, SignalAtMomentTest, ::testing::ValuesIn(signals_at_moments()),
                          CaseName());
+
+// Ctrl-Z right after the grant, then `fg`: stopped, the program keeps the device (another program
+// times out naming it); continued, it runs its tests, reports the device and releases it. SIGSTOP
+// stands for Ctrl-Z's SIGTSTP: the plugin handles neither, and the kernel discards SIGTSTP sent to
+// an orphaned process group (as a test runner's may be).
+TEST_F(PluginE2eTest, StoppedRightAfterTheGrantKeepsTheDeviceAndGoesOnWhenContinued) {
+  const fs::path release = dir() / "release";
+  Child holder = program_holding("stopped", kRightAfterTheGrant.env, release);
+  holder.wait_for_output(kRightAfterTheGrant.awaited);
+  holder.send_signal(SIGSTOP);
+  const auto stop_guard = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (test::process_state(holder.pid()) != 'T' &&
+         std::chrono::steady_clock::now() < stop_guard) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(test::process_state(holder.pid()), 'T');
+  // Longer than the hook's pause: the stop, not the pause, is what keeps the program here.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+
+  const auto other = run_program(
+      args(FIXTURE_PROGRAM, "other",
+           {"--gtest_filter=HeldSuite.ReadsTheLockedDevice", "--lockable_timeout", "0.3"}),
+      {{"E2E_REQUIREMENTS", "kind=a"}});
+  EXPECT_EQ(other.exit_code, 1) << other.output();
+  EXPECT_NE(other.output().find("pid " + std::to_string(holder.pid())), std::string::npos)
+      << other.output();
+  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), std::to_string(holder.pid()) + "\n");
+
+  holder.send_signal(SIGCONT);
+  write_file(release, "");
+  EXPECT_EQ(holder.wait(), 0) << holder.output();
+  EXPECT_EQ(read_xml_report(xml("stopped")).suite("HeldSuite").get("lockable_resource_id"),
+            "dev-a1");
+  EXPECT_EQ(read_text(locks() / "dev-a1.pid"), "");
+  EXPECT_TRUE(flock_is_free(locks() / "dev-a1.pid"));
+}
 
 // A program that handles SIGTERM itself keeps its handler: the plugin installs none over it.
 TEST_F(PluginE2eTest, AProgramsOwnSignalHandlerWins) {

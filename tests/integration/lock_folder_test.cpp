@@ -40,6 +40,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::Child;
 using test::is_flocked;
+using test::process_state;
 using test::read_text;
 using test::TempDir;
 
@@ -772,12 +773,6 @@ TEST_F(LockFolder, MixedFolderOlderVersionsTicketsCountAsPriorityZero) {
 }
 
 // ---- a Python holder in the middle of its release ----------------------------------------------
-
-char process_state(pid_t pid) {
-  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-  const auto paren = stat.rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
-}
 
 TEST_F(LockFolder, PythonHolderStoppedBetweenCloseAndUnlinkIsNeverJoined) {
   // The `pid` package releases by close() then unlink(). A holder descheduled between the two

@@ -73,4 +73,11 @@ bool is_flocked(const std::filesystem::path& path) {
   return locked;
 }
 
+char process_state(int pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  // The command (field 2) may hold spaces and parentheses; the state follows its last ')'.
+  const auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+
 }  // namespace lockable::test

@@ -39,4 +39,8 @@ std::string read_text(const std::filesystem::path& path);
 /// protocol of lockable's lock folder and of the Python `lockable` package.
 bool is_flocked(const std::filesystem::path& path);
 
+/// The state of process `pid` as /proc/<pid>/stat gives it ('R' running, 'S' sleeping, 'T'
+/// stopped, 'Z' ended but not reaped, ...), or '?' when there is no such process.
+char process_state(int pid);
+
 }  // namespace lockable::test
