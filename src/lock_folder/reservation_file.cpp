@@ -53,11 +53,27 @@ std::vector<std::string> all_reserved_ids(const fs::path& folder) {
   return ids;
 }
 
+// The index folder, never through a symlink: in a lock folder every account may write, another
+// account could plant `.lockable-reserved -> /etc` to make us list, create and remove entries
+// there. Every entry is then reached relative to this descriptor (the *at calls). Invalid when
+// the index is missing (errno ENOENT) or is not a folder of its own.
+UniqueFd open_index(const fs::path& folder) {
+  return UniqueFd(::open(reservation_index_dir(folder).c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
 // Best effort: without its entry, a reservation's holder is restarted by `reserve`/`unreserve`
 // (which reindex) rather than by any run.
-void add_index_entry(const fs::path& index, const std::string& id) {
-  make_shared_dir(index);
-  create_shared(index / id, O_WRONLY, 0644);  // EEXIST: already listed
+void add_index_entry(int index, const std::string& id) {
+  UniqueFd entry(::openat(index, id.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644));
+  if (entry) ::fchmod(entry.get(), 0644);  // EEXIST: already listed
+}
+
+// The index, made when missing; invalid when it cannot be used.
+UniqueFd made_index(const fs::path& folder) {
+  make_shared_dir(reservation_index_dir(folder));
+  return open_index(folder);
 }
 
 }  // namespace
@@ -65,24 +81,27 @@ void add_index_entry(const fs::path& index, const std::string& id) {
 fs::path reservation_index_dir(const fs::path& folder) { return folder / ".lockable-reserved"; }
 
 std::vector<std::string> indexed_reservations(const fs::path& folder) {
-  const fs::path index = reservation_index_dir(folder);
-  DIR* dir = ::opendir(index.c_str());
-  if (dir == nullptr) {
+  UniqueFd index = open_index(folder);
+  if (!index) {
     const bool no_index = errno == ENOENT;
     auto ids = all_reserved_ids(folder);
     if (no_index) {
-      make_shared_dir(index);
-      for (const auto& id : ids) add_index_entry(index, id);
+      if (const UniqueFd made = made_index(folder)) {
+        for (const auto& id : ids) add_index_entry(made.get(), id);
+      }
     }
     return ids;
   }
+  DIR* dir = ::fdopendir(index.get());
+  if (dir == nullptr) return all_reserved_ids(folder);
+  index.release();  // the DIR owns it now
   std::vector<std::string> ids;
   while (const dirent* entry = ::readdir(dir)) {
     std::string id(entry->d_name);
     if (id[0] == '.' || !invalid_id_reason(id).empty()) continue;
     struct stat st {};
     if (::lstat(reservation_path(folder, id).c_str(), &st) != 0 && errno == ENOENT) {
-      ::unlink((index / id).c_str());  // unreserved by an older version, or by hand
+      ::unlinkat(::dirfd(dir), id.c_str(), 0);  // unreserved by an older version, or by hand
       continue;
     }
     ids.push_back(std::move(id));
@@ -92,8 +111,11 @@ std::vector<std::string> indexed_reservations(const fs::path& folder) {
 }
 
 void reindex_reservations(const fs::path& folder) {
-  const fs::path index = reservation_index_dir(folder);
-  for (const auto& id : all_reserved_ids(folder)) add_index_entry(index, id);
+  const auto ids = all_reserved_ids(folder);
+  if (ids.empty()) return;
+  if (const UniqueFd index = made_index(folder)) {
+    for (const auto& id : ids) add_index_entry(index.get(), id);
+  }
 }
 
 fs::path reservation_path(const fs::path& folder, const std::string& id) {
@@ -137,7 +159,7 @@ void write_reservation(const fs::path& folder, const std::string& id, const Rese
                        errno_text(error) + "); in a sticky folder only the owner of " +
                        path.string() + " (or root) may replace it");
   }
-  add_index_entry(reservation_index_dir(folder), id);
+  if (const UniqueFd index = made_index(folder)) add_index_entry(index.get(), id);
 }
 
 std::optional<ReservationFile> read_reservation(const fs::path& folder, const std::string& id) {
@@ -181,7 +203,8 @@ bool remove_reservation(const fs::path& folder, const std::string& id, const std
     if (!current || current->token != token) return false;
   }
   if (::unlink(path.c_str()) == 0) {
-    ::unlink((reservation_index_dir(folder) / id).c_str());  // best effort: runs skip stale ones
+    // Best effort: runs drop stale entries.
+    if (const UniqueFd index = open_index(folder)) ::unlinkat(index.get(), id.c_str(), 0);
     return true;
   }
   if (errno == ENOENT) return false;

@@ -361,6 +361,28 @@ TEST_F(ReserveTest, ARunFindsReservationsThroughTheIndexOnly) {
   EXPECT_FALSE(fs::exists(index / "dut-2")) << "unreserve removes its entry";
 }
 
+// Another account may plant `.lockable-reserved -> elsewhere` in a lock folder everyone may
+// write: nothing is then listed, created or removed there (the entry `victim` would read as the
+// stale entry of an id without a reservation), and runs fall back to reading the folder.
+TEST_F(ReserveTest, ASymlinkedReservationIndexIsNeverFollowed) {
+  const fs::path elsewhere = dir_.path() / "elsewhere";
+  fs::create_directories(elsewhere);
+  write_file(elsewhere / "victim", "keep me");
+  fs::create_directories(locks_);
+  fs::create_directory_symlink(elsewhere, locks_ / ".lockable-reserved");
+
+  const long holder = reserve_then_reboot("dut-1");
+  ASSERT_GT(holder, 0);
+  EXPECT_EQ(lock_and_run("0.5").exit_code, 6);
+  EXPECT_TRUE(eventually([&] { return reservation_holder_holds("dut-1"); }))
+      << "the run did not fall back to reading the folder";
+  ASSERT_EQ(run(where({"unreserve", "dut-1"})).exit_code, 0);
+
+  EXPECT_EQ(read_text(elsewhere / "victim"), "keep me");
+  EXPECT_FALSE(fs::exists(elsewhere / "dut-1"));
+  EXPECT_TRUE(fs::is_symlink(locks_ / ".lockable-reserved"));
+}
+
 TEST_F(ReserveTest, DrainLetsTheHolderFinishThenKeepsEveryoneOff) {
   const fs::path go = dir_.path() / "go";
   const fs::path ready = dir_.path() / "ready";
