@@ -110,6 +110,19 @@ std::vector<std::string> ticket_names(const fs::path& queue_dir, bool* any = nul
   return names;
 }
 
+// Removes the ticket `name`, open as `fd`, whose waiter died. Only from the queue folder itself,
+// never through a symlink planted in its place: another account could point that at any folder,
+// and every unlocked `*.ticket` file there would go.
+void sweep_dead_ticket(const fs::path& queue_dir, const std::string& name, int fd) {
+  const UniqueFd dir(::open(queue_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat named {};
+  struct stat opened {};
+  if (dir && ::fstatat(dir.get(), name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+      ::fstat(fd, &opened) == 0 && same_file(named, opened)) {
+    ::unlinkat(dir.get(), name.c_str(), 0);
+  }
+}
+
 }  // namespace
 
 bool is_ticket_name(const std::string& name) { return ends_with(name, kTicketSuffix); }
@@ -407,7 +420,7 @@ class FolderTicket final : public QueueTicket {
       if (!fd) continue;
       if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
         // Nobody holds it: its waiter died without cleaning up.
-        if (same_inode(fd.get(), path)) ::unlink(path.c_str());
+        sweep_dead_ticket(queue_dir_, name, fd.get());
         continue;
       }
       auto parsed = parse_ticket(read_all(fd.get()));
