@@ -92,7 +92,11 @@ std::string unusable_reason(const fs::path& path, int error) {
 }
 
 UniqueFd open_regular(const fs::path& path, int flags, struct stat& st, int& error) {
-  UniqueFd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  return open_regular_at(AT_FDCWD, path.c_str(), flags, st, error);
+}
+
+UniqueFd open_regular_at(int dir, const char* name, int flags, struct stat& st, int& error) {
+  UniqueFd fd(::openat(dir, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
     error = errno;
     return UniqueFd();
@@ -109,15 +113,23 @@ UniqueFd open_regular(const fs::path& path, int flags, struct stat& st, int& err
 }
 
 UniqueFd create_shared(const fs::path& path, int flags, mode_t mode) {
+  return create_shared_at(AT_FDCWD, path.c_str(), flags, mode);
+}
+
+UniqueFd create_shared_at(int dir, const char* name, int flags, mode_t mode) {
   UniqueFd fd(
-      ::open(path.c_str(), flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode));
+      ::openat(dir, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode));
   if (fd) ::fchmod(fd.get(), mode);
   return fd;
 }
 
+UniqueFd open_folder(const fs::path& dir) {
+  return UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
 void make_shared_dir(const fs::path& dir) {
   ::mkdir(dir.c_str(), 0777);
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  const UniqueFd fd = open_folder(dir);
   struct stat st {};
   if (fd && ::fstat(fd.get(), &st) == 0 && st.st_uid == ::geteuid() &&
       (st.st_mode & 07777) != 01777) {

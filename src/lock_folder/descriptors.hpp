@@ -53,11 +53,21 @@ std::string unusable_reason(const fs::path& path, int error);
 /// invalid UniqueFd and sets `error` to the errno, or to kNotRegular for a directory, FIFO or
 /// socket; on success `st` is the entry's fstat.
 UniqueFd open_regular(const fs::path& path, int flags, struct stat& st, int& error);
+/// open_regular for the entry `name` of the folder open as `dir` (see open_folder).
+UniqueFd open_regular_at(int dir, const char* name, int flags, struct stat& st, int& error);
 
 /// Creates `path` (failing with EEXIST when anything is there) with `mode` for every account: the
 /// mode is set after creation because the creator's umask (077 on some accounts) must not apply.
 /// errno is set when the returned UniqueFd is invalid.
 UniqueFd create_shared(const fs::path& path, int flags, mode_t mode);
+/// create_shared for the entry `name` of the folder open as `dir` (see open_folder).
+UniqueFd create_shared_at(int dir, const char* name, int flags, mode_t mode);
+
+/// Opens the folder `dir` for the *at calls, never through a symlink: in a lock folder every
+/// account may write, another account could plant `.lockable-queue -> /etc` to make us create,
+/// read and remove entries there. Invalid, with errno set, when `dir` is missing (ENOENT) or is a
+/// symlink or not a folder (ELOOP, ENOTDIR).
+UniqueFd open_folder(const fs::path& dir);
 
 /// Creates the folder `dir` for every account of the lock folder: mode 1777, like /tmp (anyone may
 /// add an entry, only its owner may remove it). Also widens a folder of ours left narrower (an

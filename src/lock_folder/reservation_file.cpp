@@ -57,17 +57,12 @@ std::vector<std::string> all_reserved_ids(const fs::path& folder) {
 // account could plant `.lockable-reserved -> /etc` to make us list, create and remove entries
 // there. Every entry is then reached relative to this descriptor (the *at calls). Invalid when
 // the index is missing (errno ENOENT) or is not a folder of its own.
-UniqueFd open_index(const fs::path& folder) {
-  return UniqueFd(::open(reservation_index_dir(folder).c_str(),
-                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-}
+UniqueFd open_index(const fs::path& folder) { return open_folder(reservation_index_dir(folder)); }
 
 // Best effort: without its entry, a reservation's holder is restarted by `reserve`/`unreserve`
 // (which reindex) rather than by any run.
 void add_index_entry(int index, const std::string& id) {
-  UniqueFd entry(::openat(index, id.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644));
-  if (entry) ::fchmod(entry.get(), 0644);  // EEXIST: already listed
+  create_shared_at(index, id.c_str(), O_WRONLY, 0644);  // EEXIST: already listed
 }
 
 // The index, made when missing; invalid when it cannot be used.

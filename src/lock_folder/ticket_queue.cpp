@@ -95,31 +95,37 @@ long pid_of(const std::string& name) {
   return std::strtol(name.c_str() + first + 1, nullptr, 10);
 }
 
-// The ticket names in `queue_dir`, in arrival order (the names are zero-padded arrival times).
-std::vector<std::string> ticket_names(const fs::path& queue_dir, bool* any = nullptr) {
+// The ticket names in the queue folder open as `queue` (see open_folder; invalid: none), in
+// arrival order (the names are zero-padded arrival times).
+std::vector<std::string> ticket_names(const UniqueFd& queue, bool* any = nullptr) {
   std::vector<std::string> names;
-  if (DIR* dir = ::opendir(queue_dir.c_str())) {
+  // A descriptor of its own for the DIR, which owns and closes it; rewound, as a dup shares the
+  // reading offset that an earlier listing left at the end.
+  const int listed = queue ? ::fcntl(queue.get(), F_DUPFD_CLOEXEC, 0) : -1;
+  DIR* dir = listed >= 0 ? ::fdopendir(listed) : nullptr;
+  if (dir != nullptr) {
+    ::rewinddir(dir);
     while (const dirent* entry = ::readdir(dir)) {
       std::string name = entry->d_name;
       if (is_ticket_name(name)) names.push_back(std::move(name));
     }
     ::closedir(dir);
+  } else if (listed >= 0) {
+    ::close(listed);
   }
   if (any != nullptr) *any = !names.empty();
   std::sort(names.begin(), names.end());
   return names;
 }
 
-// Removes the ticket `name`, open as `fd`, whose waiter died. Only from the queue folder itself,
-// never through a symlink planted in its place: another account could point that at any folder,
-// and every unlocked `*.ticket` file there would go.
-void sweep_dead_ticket(const fs::path& queue_dir, const std::string& name, int fd) {
-  const UniqueFd dir(::open(queue_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+// Removes the entry `name` of the queue folder open as `queue` if it is still the file open as
+// `fd`: a ticket whose waiter died, or our own. Never another file put in its place.
+void remove_ticket(int queue, const std::string& name, int fd) {
   struct stat named {};
   struct stat opened {};
-  if (dir && ::fstatat(dir.get(), name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+  if (::fstatat(queue, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
       ::fstat(fd, &opened) == 0 && same_file(named, opened)) {
-    ::unlinkat(dir.get(), name.c_str(), 0);
+    ::unlinkat(queue, name.c_str(), 0);
   }
 }
 
@@ -189,7 +195,8 @@ struct TicketState {
   HolderInfo waiter;  // written after the ids
   QueuePlace place;
   std::shared_ptr<const std::atomic<long long>> aging_ms;
-  UniqueFd fd;  // invalid while unpublished, and when the queue folder refused the ticket
+  UniqueFd fd;     // invalid while unpublished, and when the queue folder refused the ticket
+  UniqueFd queue;  // the queue folder `fd`'s ticket is in (see open_folder), while `fd` is valid
   bool published = false;
   bool closed = false;
   Clock::time_point touched{};
@@ -255,7 +262,7 @@ struct TicketState {
     if (closed) return;
     const auto now = Clock::now();
     if (!published) {
-      fd = create_locked(queue_dir, name, ticket_text(wanted, waiter), *warning);
+      write_locked();
       published = true;
       touched = now;
     } else if (fd && now - touched >= kTicketRefresh) {
@@ -264,44 +271,72 @@ struct TicketState {
     }
   }
 
-  // Creates `<queue_dir>/<name>` holding `ids`, locked by the returned descriptor. Returns an
-  // invalid UniqueFd, with one warning per backend, when this account may not write the queue
-  // folder: the waiter then waits without a place in the queue rather than not at all.
-  static UniqueFd create_locked(const fs::path& queue_dir, const std::string& name,
-                                const std::string& content, QueueWarning& warning) {
+  // A written ticket: `fd` locks it, in the folder open as `queue`.
+  struct Written {
+    UniqueFd fd;
+    UniqueFd queue;
+  };
+
+  // Creates `<queue_dir>/<name>` holding `ids`, locked by the returned descriptor. Returns
+  // invalid descriptors, with one warning per backend, when this account may not write the queue
+  // folder or it is not a folder of its own (a symlink another account planted): the waiter then
+  // waits without a place in the queue rather than not at all.
+  static Written create_locked(const fs::path& queue_dir, const std::string& name,
+                               const std::string& content, QueueWarning& warning) {
     static std::atomic<unsigned long> counter{0};
-    const fs::path temp = queue_dir / ("." + name + "." + std::to_string(counter++) + ".tmp");
-    // 0644: every account reads the queue, only the waiter changes its own ticket.
-    UniqueFd fd = create_shared(temp, O_RDWR, 0644);
-    if (!fd && errno == ENOENT) {
-      make_queue_dir(queue_dir);  // someone removed the queue folder (cleaning /tmp)
-      fd = create_shared(temp, O_RDWR, 0644);
+    const std::string temp = "." + name + "." + std::to_string(counter++) + ".tmp";
+    UniqueFd queue;
+    UniqueFd fd;
+    for (int attempt = 0; attempt < 2 && !fd; ++attempt) {
+      queue = open_folder(queue_dir);
+      if (!queue && errno == ENOENT) {
+        make_queue_dir(queue_dir);  // someone removed the queue folder (cleaning /tmp)
+        queue = open_folder(queue_dir);
+      }
+      if (!queue) break;
+      // 0644: every account reads the queue, only the waiter changes its own ticket. ENOENT:
+      // the folder went between the open and this create; once more with the new one.
+      fd = create_shared_at(queue.get(), temp.c_str(), O_RDWR, 0644);
+      if (!fd && errno != ENOENT) break;
     }
-    if (!fd && (errno == EACCES || errno == EPERM || errno == EROFS)) {
-      const int error = errno;
+    const int error = errno;
+    // A symlink is never followed (another account may have planted it); open_folder says
+    // ENOTDIR (or ELOOP) for it. A file in the folder's place is thrown below, as any error.
+    struct stat entry {};
+    const bool link = !queue && (error == ENOTDIR || error == ELOOP) &&
+                      ::lstat(queue_dir.c_str(), &entry) == 0 && S_ISLNK(entry.st_mode);
+    if (!fd && (error == EACCES || error == EPERM || error == EROFS || link)) {
       if (!warning.said.exchange(true) && warning.log) {
         warning.log("lockable: warning: cannot queue in " + queue_dir.string() + " (" +
-                    errno_text(error) +
+                    (link ? std::string("a symbolic link, not a folder") : errno_text(error)) +
                     "), so waiting without a place in the fair queue: later arrivals may be "
-                    "served first; have its owner or root run chmod 1777 " +
-                    queue_dir.string());
+                    "served first; " +
+                    (link ? "remove " + queue_dir.string() + " (lockable makes the folder)"
+                          : "have its owner or root run chmod 1777 " + queue_dir.string()));
       }
-      return UniqueFd();
+      return Written{};
     }
     if (!fd) {
       throw BackendError("cannot create a queue ticket in " + queue_dir.string() + " (" +
-                         errno_text(errno) + "); remove " + queue_dir.string() +
+                         errno_text(error) + "); remove " + queue_dir.string() +
                          " if it is not a folder, or pass another --lock-folder");
     }
     ::flock(fd.get(), LOCK_EX);  // nobody else knows the temp name: cannot block
     const bool written = write_all(fd.get(), content);
-    if (!written || ::rename(temp.c_str(), (queue_dir / name).c_str()) != 0) {
-      const int error = errno;
-      ::unlink(temp.c_str());
+    if (!written || ::renameat(queue.get(), temp.c_str(), queue.get(), name.c_str()) != 0) {
+      const int write_error = errno;
+      ::unlinkat(queue.get(), temp.c_str(), 0);
       throw BackendError("cannot write the queue ticket " + (queue_dir / name).string() + " (" +
-                         errno_text(error) + "); free space in " + queue_dir.string());
+                         errno_text(write_error) + "); free space in " + queue_dir.string());
     }
-    return fd;
+    return Written{std::move(fd), std::move(queue)};
+  }
+
+  // Writes the ticket anew; on an error (thrown) the one in place stays. Caller holds `mutex`.
+  void write_locked() {
+    auto written = create_locked(queue_dir, name, ticket_text(wanted, waiter), *warning);
+    fd = std::move(written.fd);
+    queue = std::move(written.queue);
   }
 };
 
@@ -337,9 +372,10 @@ class FolderTicket final : public QueueTicket {
     std::lock_guard<std::mutex> guard(state_->mutex);
     state_->closed = true;
     if (state_->fd) {
-      ::unlink((queue_dir_ / name_).c_str());  // IN_DELETE: the next waiter moves up
+      remove_ticket(state_->queue.get(), name_, state_->fd.get());  // IN_DELETE: the next moves up
     }
     state_->fd.reset();
+    state_->queue.reset();
   }
 
   void update_wanted(const std::vector<std::string>& resource_ids) override {
@@ -348,22 +384,24 @@ class FolderTicket final : public QueueTicket {
     if (state_->fd) {
       // Same name (same place in the queue), new inode locked before it becomes visible, so a
       // reader never sees a torn or unlocked ticket.
-      state_->fd = TicketState::create_locked(
-          queue_dir_, name_, ticket_text(resource_ids, state_->waiter), *state_->warning);
+      state_->write_locked();
       state_->touched = Clock::now();
     }
   }
 
   std::vector<std::vector<std::string>> wanted_by_earlier_waiters() override {
     struct stat folder {};
-    const bool have_folder = ::stat(queue_dir_.c_str(), &folder) == 0;
+    const bool have_folder =
+        ::fstatat(AT_FDCWD, queue_dir_.c_str(), &folder, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISDIR(folder.st_mode);
     if (have_folder && state_->empty_queue->known_empty(folder)) {
       std::lock_guard<std::mutex> guard(state_->mutex);
       state_->remember_look({});
       return {};
     }
     bool any_ticket = false;
-    const auto names = ticket_names(queue_dir_, &any_ticket);
+    const UniqueFd queue = open_folder(queue_dir_);
+    const auto names = ticket_names(queue, &any_ticket);
     if (have_folder && !any_ticket) state_->empty_queue->found_empty(folder);
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
@@ -412,15 +450,14 @@ class FolderTicket final : public QueueTicket {
         }
         read_tickets_.erase(cached);  // replaced or abandoned: read the path afresh
       }
-      const fs::path path = queue_dir_ / name;
       struct stat st {};
       int error = 0;
       // Not a regular file (a FIFO, a directory): nobody's ticket, and never opened blocking.
-      UniqueFd fd = open_regular(path, O_RDONLY, st, error);
+      UniqueFd fd = open_regular_at(queue.get(), name.c_str(), O_RDONLY, st, error);
       if (!fd) continue;
       if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
         // Nobody holds it: its waiter died without cleaning up.
-        sweep_dead_ticket(queue_dir_, name, fd.get());
+        remove_ticket(queue.get(), name, fd.get());
         continue;
       }
       auto parsed = parse_ticket(read_all(fd.get()));
@@ -601,11 +638,11 @@ std::unique_ptr<QueueTicket> make_no_ticket() { return std::make_unique<NoTicket
 
 std::vector<QueuedRequest> read_queue(const fs::path& queue_dir) {
   std::vector<QueuedRequest> queued;
-  for (const auto& name : ticket_names(queue_dir)) {
-    const fs::path path = queue_dir / name;
+  const UniqueFd queue = open_folder(queue_dir);
+  for (const auto& name : ticket_names(queue)) {
     struct stat st {};
     int error = 0;
-    UniqueFd fd = open_regular(path, O_RDONLY, st, error);
+    UniqueFd fd = open_regular_at(queue.get(), name.c_str(), O_RDONLY, st, error);
     if (!fd) continue;
     if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) continue;  // its waiter died; closing unlocks
     auto parsed = parse_ticket(read_all(fd.get()));

@@ -50,9 +50,13 @@ Watcher::Watcher(const fs::path& folder, fs::path queue_dir, const LockFolderLog
   // has no watch left, and the first plan drops what nobody needs.
   if (!watch_folder() || !watch_queue()) {
     const int error = errno;
+    // ENOTDIR: a symlink or a file where .lockable-queue should be (never followed).
     fall_back(folder, error,
-              error == ENOSPC ? "raise fs.inotify.max_user_watches"
-                              : "check that the lock folder and its .lockable-queue exist",
+              error == ENOSPC    ? "raise fs.inotify.max_user_watches"
+              : error == ENOTDIR ? "remove " + queue_dir_.string() +
+                                       " if it is a symbolic link or a file (lockable makes the "
+                                       "folder)"
+                                 : "check that the lock folder and its .lockable-queue exist",
               log);
     return;
   }

@@ -898,20 +898,49 @@ TEST_F(LockFolder, SymlinkedQueueFolderOrTicketIsNeverFollowed) {
   test::write_file(outside / "precious", "keep me");
   // Named and left like a dead waiter's ticket: a sweep through the link would remove it.
   test::write_file(outside / "00000000000000000001-1-1.ticket", "[\"dut\"]");
+  // And one like a live waiter's, flock-ed: read through the link, it would hold us back.
+  const auto live_ticket = outside / "00000000000000000002-1-1.ticket";
+  test::write_file(live_ticket, "[\"dut\"]");
+  const posix::UniqueFd live(::open(live_ticket.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_EQ(::flock(live.get(), LOCK_EX), 0);
+  const std::vector<std::string> planted{"00000000000000000001-1-1.ticket",
+                                         "00000000000000000002-1-1.ticket", "precious"};
+  const auto outside_names = [&] {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(outside)) {
+      names.push_back(entry.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  };
   const auto folder = dir_.path() / "locks";
   std::filesystem::create_directory(folder);
   std::filesystem::create_directory_symlink(outside, folder / ".lockable-queue");
-  auto backend = make_lock_folder_backend(folder, [](const std::string&) {});
+  std::vector<std::string> log;
+  auto backend =
+      make_lock_folder_backend(folder, [&](const std::string& line) { log.push_back(line); });
   auto held = backend->try_lock(resource("dut"), me());
   ASSERT_NE(held, nullptr);
-  try {
+  {
     auto ticket = backend->enqueue({"dut"}, me());
-    backend->wait_for_change(std::chrono::steady_clock::now() + 10ms);
-    ticket->wanted_by_earlier_waiters();  // reads the queue, and sweeps dead waiters' tickets
-  } catch (const BackendError&) {
-    // Refusing the queue is fine too; following the link is not.
+    backend->wait_for_change(std::chrono::steady_clock::now() + 10ms);  // publishes the ticket
+    EXPECT_EQ(outside_names(), planted) << "a ticket was created through the link";
+    // Reads the queue, and sweeps dead waiters' tickets.
+    EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty())
+        << "the queue was read through the link";
+    EXPECT_TRUE(backend->queued().empty()) << "status read the queue through the link";
   }
   held->release();
+  // Said once, naming the fix; the watcher, which cannot watch there, names the same fix.
+  const auto queue_dir = (folder / ".lockable-queue").string();
+  const auto said = std::count_if(log.begin(), log.end(), [&](const std::string& line) {
+    return line.find("cannot queue in " + queue_dir + " (a symbolic link, not a folder)") !=
+               std::string::npos &&
+           line.find("remove " + queue_dir) != std::string::npos;
+  });
+  EXPECT_EQ(said, 1) << ::testing::PrintToString(log);
+  for (const auto& line : log)
+    EXPECT_NE(line.find("remove " + queue_dir), std::string::npos) << line;
   // A real queue folder with a ticket that is a symlink to our file.
   std::filesystem::remove(folder / ".lockable-queue");
   std::filesystem::create_directory(folder / ".lockable-queue");
@@ -922,12 +951,7 @@ TEST_F(LockFolder, SymlinkedQueueFolderOrTicketIsNeverFollowed) {
     again->wait_for_change(std::chrono::steady_clock::now() + 10ms);
     EXPECT_TRUE(ticket->wanted_by_earlier_waiters().empty());
   }
-  std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(outside)) {
-    names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"00000000000000000001-1-1.ticket", "precious"}));
+  EXPECT_EQ(outside_names(), planted);
   EXPECT_EQ(read_text(outside / "precious"), "keep me");
 }
 
