@@ -3,6 +3,7 @@
 //      measured in the same run, iterations interleaved: what any flock-based pid file lock must
 //      do, in C (open, flock, write the pid, ftruncate, unlock, close of one file)
 //      and the lock folder backend alone (try_lock + release, no Lockable layer above it)
+//      and this lock folder protocol's own floor: its system calls alone, in C (see below)
 //   2. handoff: release in one process to grant in another, both waiting through the library
 // Usage: lock_bench [uncontended-iterations=2000] [handoffs=300]
 #include <lockable/lock_folder.hpp>
@@ -10,6 +11,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +51,35 @@ void floor_lock_unlock(const char* path, const std::string& pid_text) {
   ::close(fd);
 }
 
+// One lock+unlock as the lock folder protocol makes it, with no library work around it: the 13
+// system calls of Lockable::lock + unlock on an uncontended device (strace), each of which keeps
+// a promise. Descriptors the library keeps across locks (the read-only probe that holds the flock,
+// the details file) are kept here too.
+struct ProtocolFloor {
+  int probe;    // `<id>.pid`, read-only, flock-ed
+  int details;  // `<id>.pid.json`
+  std::string queue, pid, reservation;
+  std::string pid_text, details_text;
+
+  void lock_unlock() const {
+    struct stat st {};
+    ::fstatat(AT_FDCWD, queue.c_str(), &st, AT_SYMLINK_NOFOLLOW);  // fair queue: any waiter?
+    ::flock(probe, LOCK_EX | LOCK_NB);
+    char first = 0;
+    if (::pread(probe, &first, 1, 0) != 0) std::abort();  // emptied on release: no holder pid
+    ::fstatat(AT_FDCWD, reservation.c_str(), &st, AT_SYMLINK_NOFOLLOW);  // reserved? (ENOENT)
+    const int write_fd = ::open(pid.c_str(), O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    ::fstat(write_fd, &st);  // still the file the flock is on (the Python package unlinks)
+    if (::pwrite(write_fd, pid_text.data(), pid_text.size(), 0) < 0) std::abort();
+    ::fstat(details, &st);  // longer details left by another holder are truncated
+    if (::pwrite(details, details_text.data(), details_text.size(), 0) < 0) std::abort();
+    ::fstat(probe, &st);                              // release: removed while held? (a warning)
+    if (::ftruncate(write_fd, 0) != 0) std::abort();  // the Python package reads no live pid
+    ::flock(probe, LOCK_UN);
+    ::close(write_fd);  // IN_CLOSE_WRITE wakes the head of the queue, in every version
+  }
+};
+
 struct Event {
   int process;
   int kind;  // 0 = granted, 1 = about to release
@@ -81,13 +112,32 @@ int main(int argc, char** argv) {
     holder.alloc_id = "00000000-0000-4000-8000-000000000000";
     holder.requirements = lockable::Json::object();
     for (int i = 0; i < 50; ++i) backend->try_lock(backend_device, holder)->release();
+    // Its own device's files, made as the library makes them.
+    backend->try_lock(lockable::Resource{"bench-protocol", lockable::Json::object()}, holder)
+        ->release();
+    const std::string protocol_pid = (folder / "bench-protocol.pid").string();
+    const ProtocolFloor protocol{
+        ::open(protocol_pid.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC),
+        ::open((folder / "bench-protocol.pid.json").c_str(),
+               O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC),
+        (folder / ".lockable-queue").string(),
+        protocol_pid,
+        (folder / "bench-protocol.reserved.json").string(),
+        pid_text,
+        std::string(152, ' ')};
+    if (protocol.probe < 0 || protocol.details < 0) return 1;
+    for (int i = 0; i < 50; ++i) protocol.lock_unlock();
     std::vector<double> micros;
     std::vector<double> floor_micros;
+    std::vector<double> protocol_micros;
     std::vector<double> backend_micros;
     for (int i = 0; i < iterations; ++i) {
       auto start = monotonic_ns();
       floor_lock_unlock(floor_path.c_str(), pid_text);
       floor_micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
+      start = monotonic_ns();
+      protocol.lock_unlock();
+      protocol_micros.push_back(static_cast<double>(monotonic_ns() - start) / 1e3);
       start = monotonic_ns();
       auto allocation = lockable.lock("");
       allocation.unlock();
@@ -103,6 +153,12 @@ int main(int argc, char** argv) {
         "  floor, same run (C: open+flock+write+ftruncate+unlock+close): median %.1f us, "
         "p90 %.1f us\n",
         percentile(floor_micros, 0.5), percentile(floor_micros, 0.9));
+    std::printf(
+        "  floor of this lock folder protocol, same run (C: its 13 system calls, no library "
+        "work): median %.1f us, p90 %.1f us\n",
+        percentile(protocol_micros, 0.5), percentile(protocol_micros, 0.9));
+    ::close(protocol.probe);
+    ::close(protocol.details);
     std::printf("  lock folder backend alone (try_lock+release): median %.1f us, p90 %.1f us\n",
                 percentile(backend_micros, 0.5), percentile(backend_micros, 0.9));
   }
