@@ -202,6 +202,11 @@ class LockBackend {
   /// Where the locks live, for messages (`lock folder /tmp`).
   virtual std::string describe() const = 0;
 
+  /// What is wrong with the store that makes it work worse than it should, each a sentence that
+  /// names the entry and the fix (the lock folder: a symlink where its queue folder belongs, so
+  /// waiters cannot queue fairly), for `lockable status`. The default: nothing known.
+  virtual std::vector<std::string> problems() const { return {}; }
+
   /// Takes `resource_id` out of service until `unreserve` or `reservation.until`: once this
   /// returns, `try_lock` of it returns nullptr on every backend object, thread and process of the
   /// store (the lock folder: of this library; see make_lock_folder_backend for the Python

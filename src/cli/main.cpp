@@ -254,6 +254,7 @@ int status(const CommandLine& line, const std::string& resources, Options option
     auto report = make_status_report(statuses, reservations, store.queued(), lockable.hostname(),
                                      store.describe(), std::chrono::system_clock::now(), aging);
     report.reservations_unknown = reservations_unknown;
+    report.problems = store.problems();
     std::string text =
         line.json ? status_json(report).dump(2, ' ', false, Json::error_handler_t::replace) + "\n"
                   : status_text(report);

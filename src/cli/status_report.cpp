@@ -172,9 +172,9 @@ std::string status_text(const StatusReport& report) {
   if (!report.reservations_unknown.empty()) {
     text += "reservations: unknown (" + report.reservations_unknown + ")\n";
   }
-  if (report.queue.empty()) return text + "queue: empty\n";
-  text +=
-      "queue, next served first (higher priority first, aged +1 per aging period of waiting):\n";
+  text += report.queue.empty() ? "queue: empty\n"
+                               : "queue, next served first (higher priority first, aged +1 per "
+                                 "aging period of waiting):\n";
   for (std::size_t i = 0; i < report.queue.size(); ++i) {
     const auto& entry = report.queue[i];
     const auto& waiter = entry.request.waiter;
@@ -194,6 +194,7 @@ std::string status_text(const StatusReport& report) {
     }
     text += line + "\n";
   }
+  for (const auto& problem : report.problems) text += "warning: " + problem + "\n";
   return text;
 }
 
@@ -235,7 +236,8 @@ Json status_json(const StatusReport& report) {
   }
   return Json{{"schema", kStatusSchema},       {"time", format_iso8601(report.time)},
               {"hostname", report.this_host},  {"backend", report.backend},
-              {"devices", std::move(devices)}, {"queue", std::move(queue)}};
+              {"devices", std::move(devices)}, {"queue", std::move(queue)},
+              {"problems", report.problems}};
 }
 
 }  // namespace lockable::cli

@@ -48,6 +48,8 @@ struct StatusReport {
   std::vector<QueuedStatus> queue;
   /// Set when the store could not say which devices are reserved (the table says so).
   std::string reservations_unknown;
+  /// What is wrong with the store (LockBackend::problems), each naming the fix.
+  std::vector<std::string> problems;
 };
 
 /// Builds the snapshot from the library's answers. `queued` is in arrival order (as
@@ -70,7 +72,8 @@ bool for_this_host(const Resource& resource, const std::string& this_host);
 /// The table: one line per device (id, host, state, details: the holder, since when and for how
 /// long, for which requirement, allocation, fencing token; "not for this host" for another
 /// host's device), then the queue in service order (position, priority, who, waiting time,
-/// wanted ids, requirement) or "queue: empty". Ends with a newline.
+/// wanted ids, requirement) or "queue: empty", then a "warning: " line per problem of the store.
+/// Ends with a newline.
 std::string status_text(const StatusReport& report);
 
 /// The schema documented in README "Status":
@@ -83,7 +86,8 @@ std::string status_text(const StatusReport& report);
 ///                                        "draining", "problem"?},
 ///                 "lost": null | "who lost the lock and why (may still use the device)"}],
 ///    "queue": [{"position": 1.., "pid", "hostname", "since", "waited": seconds,
-///               "priority", "effective_priority", "requirements", "wants": [ids]}]}
+///               "priority", "effective_priority", "requirements", "wants": [ids]}],
+///    "problems": [text naming the fix]}
 /// Attributes are left out: they may hold credentials.
 Json status_json(const StatusReport& report);
 

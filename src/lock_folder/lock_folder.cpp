@@ -112,24 +112,53 @@ struct ProbeCache {
 };
 
 // A folder every account may write without the sticky bit lets any account delete or replace
-// another's lock files, and so take its devices (and, with rename(), plant any file there). Said
-// once per folder per process: a program makes many backends on one folder.
-void warn_if_not_sticky(const fs::path& folder, const Log& log) {
+// another's lock files, and so take its devices (and, with rename(), plant any file there). The
+// sentence `lockable status` and the first backend say of it, else "".
+std::string not_sticky_problem(const fs::path& folder) {
   struct stat st {};
   if (::stat(folder.c_str(), &st) != 0 || (st.st_mode & S_IWOTH) == 0 ||
       (st.st_mode & S_ISVTX) != 0) {
-    return;
+    return "";
   }
+  return folder.string() +
+         " is writable by every account but not sticky, so any account can remove or replace "
+         "the lock files of others and get their devices; make it sticky: chmod +t " +
+         folder.string();
+}
+
+// Said once per folder per process: a program makes many backends on one folder.
+void warn_if_not_sticky(const fs::path& folder, const Log& log) {
+  const auto problem = not_sticky_problem(folder);
+  if (problem.empty()) return;
   static std::mutex mutex;
   static auto* warned = new std::set<std::string>();  // never destroyed, as the registry
   {
     std::lock_guard<std::mutex> guard(mutex);
     if (!warned->insert(folder.string()).second) return;
   }
-  log("lockable: warning: lock folder " + folder.string() +
-      " is writable by every account but not sticky, so any account can remove or replace "
-      "the lock files of others and get their devices; make it sticky: chmod +t " +
-      folder.string());
+  log("lockable: warning: lock folder " + problem);
+}
+
+// What `lockable status` says is wrong with `folder` (LockBackend::problems): the entries this
+// library makes there, found to be something else (another account may have planted a symlink,
+// which is never followed), and a folder every account may write without the sticky bit.
+std::vector<std::string> folder_problems(const fs::path& folder) {
+  std::vector<std::string> problems;
+  if (auto problem = not_sticky_problem(folder); !problem.empty()) {
+    problems.push_back(std::move(problem));
+  }
+  const auto not_a_folder = [&](const fs::path& path, const std::string& effect) {
+    struct stat entry {};
+    if (::lstat(path.c_str(), &entry) != 0 || S_ISDIR(entry.st_mode)) return;
+    problems.push_back(
+        path.string() + " is " + (S_ISLNK(entry.st_mode) ? "a symbolic link" : "not a folder") +
+        " (never followed), so " + effect + "; remove it (lockable makes the folder)");
+  };
+  not_a_folder(folder / kQueueDir,
+               "waiters cannot queue fairly: later arrivals may be served first");
+  not_a_folder(reservation_index_dir(folder),
+               "every run reads the whole lock folder to find reservations");
+  return problems;
 }
 
 // The standing reservations of `ids`; each says when its holder process (which keeps the Python
@@ -337,6 +366,7 @@ class LockFolderBackend final : public LockBackend {
   }
 
   std::string describe() const override { return "lock folder " + folder_.string(); }
+  std::vector<std::string> problems() const override { return folder_problems(folder_); }
 
   void reserve(const std::string& resource_id, const Reservation& reservation) override {
     check_id(resource_id);
@@ -564,6 +594,7 @@ class FolderObserver final : public LockBackend {
     return read_reservations(folder_, ids);
   }
   std::string describe() const override { return "lock folder " + folder_.string(); }
+  std::vector<std::string> problems() const override { return folder_problems(folder_); }
 
  private:
   fs::path folder_;

@@ -1387,6 +1387,50 @@ TEST_F(CliTest, StatusListsFreeHeldWithHolderAndOffline) {
   }
 }
 
+// What another account (or a careless admin) may leave in a shared lock folder, said by status
+// with each fix: the library itself never follows the links, so it only works worse.
+TEST_F(CliTest, StatusNamesWhatIsWrongWithTheLockFolderAndEachFix) {
+  const auto queue = locks_ / ".lockable-queue";
+  const auto index = locks_ / ".lockable-reserved";
+  std::filesystem::create_directories(locks_);
+  std::filesystem::remove_all(queue);
+  std::filesystem::remove_all(index);
+  std::filesystem::create_directory_symlink(dir_.path(), queue);
+  lockable::test::write_file(index, "");
+  std::filesystem::permissions(locks_, std::filesystem::perms::all);  // 0777: not sticky
+  const auto result = run(base({"status"}));
+  ASSERT_EQ(result.exit_code, 0) << result;
+  EXPECT_NE(result.out.find("\nwarning: " + queue.string() +
+                            " is a symbolic link (never followed), so waiters cannot queue "
+                            "fairly: later arrivals may be served first; remove it (lockable "
+                            "makes the folder)\n"),
+            std::string::npos)
+      << result;
+  EXPECT_NE(result.out.find("\nwarning: " + index.string() +
+                            " is not a folder (never followed), so every run reads the whole "
+                            "lock folder to find reservations; remove it"),
+            std::string::npos)
+      << result;
+  EXPECT_NE(result.out.find("\nwarning: " + locks_.string() +
+                            " is writable by every account but not sticky, so any account can "
+                            "remove or replace the lock files of others and get their devices; "
+                            "make it sticky: chmod +t " +
+                            locks_.string() + "\n"),
+            std::string::npos)
+      << result;
+  const auto json = run(base({"status", "--json"}));
+  ASSERT_EQ(json.exit_code, 0) << json;
+  EXPECT_EQ(Json::parse(json.out).at("problems").size(), 3u) << json;
+  // Put right, status says nothing more.
+  std::filesystem::remove(queue);
+  std::filesystem::remove(index);
+  std::filesystem::permissions(locks_, std::filesystem::perms::sticky_bit,
+                               std::filesystem::perm_options::add);
+  const auto fixed = run(base({"status"}));
+  ASSERT_EQ(fixed.exit_code, 0) << fixed;
+  EXPECT_EQ(fixed.out.find("warning:"), std::string::npos) << fixed;
+}
+
 TEST_F(CliTest, StatusJsonGivesTheDocumentedSchema) {
   Holder holder(dir_.path(), base({"--requirements", "id=dut-a"}), kWaitForever);
   ASSERT_TRUE(holder.wait_until_locked()) << holder.log();
@@ -1398,6 +1442,7 @@ TEST_F(CliTest, StatusJsonGivesTheDocumentedSchema) {
   EXPECT_NE(status.at("backend").get<std::string>().find(locks_.string()), std::string::npos);
   EXPECT_TRUE(status.at("time").is_string());
   EXPECT_EQ(status.at("queue"), Json::array());
+  EXPECT_EQ(status.at("problems"), Json::array());
   std::map<std::string, Json> by_id;
   for (const auto& entry : status.at("devices")) by_id[entry.at("id").get<std::string>()] = entry;
   ASSERT_EQ(by_id.size(), 3u) << result;
