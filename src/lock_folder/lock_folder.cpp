@@ -147,17 +147,22 @@ std::vector<std::string> folder_problems(const fs::path& folder) {
   if (auto problem = not_sticky_problem(folder); !problem.empty()) {
     problems.push_back(std::move(problem));
   }
-  const auto not_a_folder = [&](const fs::path& path, const std::string& effect) {
+  // A symlink is never followed; a file in the queue folder's place fails every wait instead.
+  const auto not_a_folder = [&](const fs::path& path, const std::string& link_effect,
+                                const std::string& file_effect) {
     struct stat entry {};
     if (::lstat(path.c_str(), &entry) != 0 || S_ISDIR(entry.st_mode)) return;
-    problems.push_back(
-        path.string() + " is " + (S_ISLNK(entry.st_mode) ? "a symbolic link" : "not a folder") +
-        " (never followed), so " + effect + "; remove it (lockable makes the folder)");
+    const bool link = S_ISLNK(entry.st_mode);
+    problems.push_back(path.string() +
+                       (link ? " is a symbolic link (never followed), so " + link_effect
+                             : " is not a folder, so " + file_effect) +
+                       "; remove it (lockable makes the folder)");
   };
   not_a_folder(folder / kQueueDir,
-               "waiters cannot queue fairly: later arrivals may be served first");
-  not_a_folder(reservation_index_dir(folder),
-               "every run reads the whole lock folder to find reservations");
+               "waiters cannot queue fairly: later arrivals may be served first",
+               "every wait for a busy device fails with an error");
+  const std::string read_all = "every run reads the whole lock folder to find reservations";
+  not_a_folder(reservation_index_dir(folder), read_all, read_all);
   return problems;
 }
 

@@ -1407,7 +1407,7 @@ TEST_F(CliTest, StatusNamesWhatIsWrongWithTheLockFolderAndEachFix) {
             std::string::npos)
       << result;
   EXPECT_NE(result.out.find("\nwarning: " + index.string() +
-                            " is not a folder (never followed), so every run reads the whole "
+                            " is not a folder, so every run reads the whole "
                             "lock folder to find reservations; remove it"),
             std::string::npos)
       << result;
